@@ -1,0 +1,345 @@
+"""The only module that speaks HTTP: auth, timeouts, retries and error mapping for Cekura's API.
+
+Retry rules (cekura-api.md section 9):
+
+* GETs are idempotent: retried on transport errors, 5xx and 429, with full-jitter backoff, and
+  ``Retry-After`` honoured.
+* A run-starting POST costs money and Cekura has no idempotency key, so it is re-sent only when
+  the server cannot have acted on it: the connection was never made, or the server answered 429
+  (it rejected the request). After any other failure the caller must look for the result
+  instead of posting again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from .errors import (
+    ApiError,
+    AuthError,
+    CekuraError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from .models import Result, Run
+from .secret import Secret, redact
+
+DEFAULT_BASE_URL = "https://api.cekura.ai"
+API_KEY_HEADER = "X-CEKURA-API-KEY"
+#: The bulk endpoint's id limit is undocumented; 50 ids keep the URL well under 2 KB.
+BULK_CHUNK_SIZE = 50
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A run-starting endpoint and the body family it takes (cekura-api.md section 2)."""
+
+    name: str
+    path: str
+
+
+#: Providers whose run-starting endpoint takes ``{"scenarios": [{"scenario": id}], ...}``.
+PROVIDERS: Mapping[str, Provider] = {
+    "livekit": Provider(
+        "livekit", "/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/"
+    ),
+    "pipecat": Provider("pipecat", "/test_framework/v1/scenarios/run_scenarios_pipecat_v2/"),
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    #: A Retry-After longer than this is not waited for: the call fails at once instead.
+    max_retry_after: float = 120.0
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: Callable[[], float]) -> float:
+    """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
+    return rng() * min(policy.max_delay, policy.initial_delay * 2**attempt)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """One bulk answer: the runs that parsed, and the ids whose entries did not (with why)."""
+
+    runs: list[Run] = field(default_factory=list)
+    invalid: dict[int, str] = field(default_factory=dict)
+
+
+class _ApiKeyAuth(httpx.Auth):
+    # The key is added at send time so no request object we build, log or show holds it.
+    def __init__(self, key: Secret) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[API_KEY_HEADER] = self._key.reveal()
+        yield request
+
+
+def _user_agent() -> str:
+    try:
+        return f"pytest-cekura/{version('pytest-cekura')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "pytest-cekura"
+
+
+class CekuraClient:
+    """A small synchronous client for the parts of Cekura's API a test runner needs.
+
+    Thread-safe: the poller thread and the main thread share one instance.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=_ApiKeyAuth(api_key),
+            timeout=timeout,
+            transport=transport,
+            headers={"User-Agent": _user_agent(), "Accept": "application/json"},
+            # Redirects could turn a POST into a GET; paths carry the documented trailing slash.
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"CekuraClient(base_url={self.base_url!r})"
+
+    @property
+    def request_counts(self) -> dict[str, int]:
+        """Requests sent so far, by HTTP method (retries included)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> CekuraClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def start_runs(self, provider: str, body: Mapping[str, Any]) -> Result:
+        """POST a run-starting request. Never re-sent once it may have reached the server."""
+        path = PROVIDERS[provider].path
+        data = self._request("POST", path, json=dict(body), idempotent=False)
+        return _parse(Result, data, f"POST {path}")
+
+    def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:
+        path = f"/test_framework/v1/results/{result_id}/"
+        return _parse(Result, self._request("GET", path, deadline=deadline), f"GET {path}")
+
+    def get_runs(self, run_ids: Sequence[int], *, deadline: float | None = None) -> RunBatch:
+        """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids."""
+        if len(run_ids) > BULK_CHUNK_SIZE:
+            raise ValueError(f"get_runs takes at most {BULK_CHUNK_SIZE} ids, got {len(run_ids)}")
+        ids = ",".join(str(i) for i in run_ids)
+        # The docs name the parameter run_ids, the official SDK sends ids: send both.
+        data = self._request(
+            "GET",
+            "/test_framework/v1/runs/bulk/",
+            params={"run_ids": ids, "ids": ids},
+            deadline=deadline,
+        )
+        entries = data.get("results") if isinstance(data, Mapping) else data
+        if not isinstance(entries, list):
+            raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
+        return _parse_runs(entries)
+
+    def end_call(self, run_id: int) -> None:
+        """Ask Cekura to end a call in progress; a run that no longer exists is ignored."""
+        with contextlib.suppress(NotFoundError):
+            self._request(
+                "POST", f"/test_framework/v1/runs-external/{run_id}/end_call/", idempotent=True
+            )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        deadline: float | None = None,
+    ) -> Any:
+        idempotent = method == "GET" if idempotent is None else idempotent
+        attempt = 0
+        while True:
+            try:
+                with self._lock:
+                    self._counts[method] += 1
+                response = self._http.request(method, path, params=params, json=json)
+            except httpx.TransportError as exc:
+                error = _transport_error(exc, method, path)
+                retriable = idempotent or not error.may_have_reached_server
+                delay = backoff_delay(attempt, self._retry, self._rng)
+                if not retriable or not self._may_retry(attempt, delay, deadline):
+                    raise error from None
+            else:
+                if response.status_code < 400:
+                    return _json_body(response, method, path)
+                status_error = _status_error(response, method, path, self._key)
+                delay = backoff_delay(attempt, self._retry, self._rng)
+                if isinstance(status_error, RateLimitedError) and status_error.retry_after:
+                    if status_error.retry_after > self._retry.max_retry_after:
+                        raise status_error
+                    delay = status_error.retry_after
+                if not _status_retriable(status_error, idempotent) or not self._may_retry(
+                    attempt, delay, deadline
+                ):
+                    raise status_error
+            self._sleep(delay)
+            attempt += 1
+
+    def _may_retry(self, attempt: int, delay: float, deadline: float | None) -> bool:
+        if attempt + 1 >= self._retry.max_attempts:
+            return False
+        # Sleeping past the caller's deadline only delays the error it will report anyway.
+        return deadline is None or self._clock() + delay < deadline
+
+
+def _status_retriable(error: ApiError, idempotent: bool) -> bool:
+    if isinstance(error, RateLimitedError):
+        return True  # the server says it did nothing, so even a POST may be re-sent
+    return idempotent and error.status_code in {500, 502, 503, 504}
+
+
+_STATUS_ERRORS: Mapping[int, type[ApiError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+}
+
+
+def _status_error(response: httpx.Response, method: str, path: str, key: Secret) -> ApiError:
+    body = redact(response.text, key)
+    status = response.status_code
+    if status == 429:
+        return RateLimitedError(
+            status,
+            body,
+            method=method,
+            path=path,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+    if status >= 500:
+        return ServerError(status, body, method=method, path=path)
+    return _STATUS_ERRORS.get(status, ApiError)(status, body, method=method, path=path)
+
+
+def _transport_error(exc: httpx.TransportError, method: str, path: str) -> TransportError:
+    # Only a failure to get a connection at all proves no byte of the request was sent.
+    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    reason = type(exc).__name__
+    detail = str(exc) or "no detail"
+    return TransportError(
+        f"{method} {path} failed ({reason}: {detail})", may_have_reached_server=not unsent
+    )
+
+
+def _json_body(response: httpx.Response, method: str, path: str) -> Any:
+    if response.status_code == 204 or not response.content:
+        return {}
+    try:
+        return response.json()
+    except ValueError:
+        snippet = " ".join(response.text.split())[:200]
+        raise ProtocolError(
+            f"{method} {path}: HTTP {response.status_code} with a body that is not JSON: "
+            f"{snippet!r}"
+        ) from None
+
+
+def _parse(model: type[Result], data: Any, what: str) -> Result:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"{what}: unexpected response shape: {_first_error(exc)}") from None
+
+
+def _parse_runs(entries: Iterable[Any]) -> RunBatch:
+    batch = RunBatch()
+    for entry in entries:
+        try:
+            batch.runs.append(Run.model_validate(entry))
+        except ValidationError as exc:
+            run_id = entry.get("id") if isinstance(entry, Mapping) else None
+            if isinstance(run_id, int):
+                batch.invalid[run_id] = _first_error(exc)
+    return batch
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
+
+
+__all__ = [
+    "BULK_CHUNK_SIZE",
+    "DEFAULT_BASE_URL",
+    "PROVIDERS",
+    "CekuraClient",
+    "CekuraError",
+    "RetryPolicy",
+    "RunBatch",
+]

@@ -1,0 +1,261 @@
+"""Typed, lenient models of Cekura's result and run objects.
+
+Cekura's schema types many computed fields as strings, adds fields over time, and documents
+statuses loosely (``cekura-api.md`` sections 3-5). So parsing never rejects an unknown field or
+status value: unknown fields are kept (``extra="allow"``), statuses are kept as lower-case
+strings and classified by ``is_terminal``, and numbers may arrive as strings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+#: Statuses after which a run or result never changes again.
+TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
+#: Terminal statuses meaning Cekura could not complete the call (an infrastructure error).
+ERROR_STATUSES = frozenset({"failed", "timeout", "cancelled"})
+#: Every status value documented in the reference; anything else is "unknown".
+KNOWN_STATUSES = TERMINAL_STATUSES | {"pending", "in_queue", "running", "in_progress", "evaluating"}
+
+
+def _lenient_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _lenient_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _status(value: Any) -> str:
+    # The SDK upper-cases before comparing; we lower-case once here.
+    return "" if value is None else str(value).strip().lower()
+
+
+def _string_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _dict_or_none(value: Any) -> Any:
+    return value if isinstance(value, Mapping) else None
+
+
+LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
+LenientFloat = Annotated[float | None, BeforeValidator(_lenient_float)]
+Status = Annotated[str, BeforeValidator(_status)]
+StringList = Annotated[list[str], BeforeValidator(_string_list)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Metric(_Model):
+    """One entry of ``evaluation.metrics``."""
+
+    id: LenientInt = None
+    name: str = ""
+    type: str = ""
+    score: LenientFloat = None
+    explanation: StringList = Field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """True for a binary metric that scored zero (Cekura's "did not adhere")."""
+        return self.type.startswith("binary") and self.score is not None and self.score <= 0
+
+
+class Evaluation(_Model):
+    metrics: list[Metric] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_bad_metrics(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            metrics = data.get("metrics")
+            good = (
+                [m for m in metrics if isinstance(m, Mapping)] if isinstance(metrics, list) else []
+            )
+            return {**data, "metrics": good}
+        return {}
+
+
+class ExpectedOutcome(_Model):
+    score: LenientFloat = None
+    explanation: StringList = Field(default_factory=list)
+
+
+class TranscriptLine(_Model):
+    role: str = ""
+    content: str = ""
+    timestamp: LenientFloat = None
+
+
+def _transcript_lines(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        return []
+    return [line for line in value if isinstance(line, Mapping)]
+
+
+class Run(_Model):
+    """One call: a scenario played once against the agent."""
+
+    id: int
+    scenario: LenientInt = None
+    scenario_name: str | None = None
+    status: Status = "pending"
+    success: bool | None = None
+    expected_outcome: Annotated[ExpectedOutcome | None, BeforeValidator(_dict_or_none)] = None
+    evaluation: Annotated[Evaluation | None, BeforeValidator(_dict_or_none)] = None
+    transcript: str | None = None
+    transcript_object: Annotated[list[TranscriptLine], BeforeValidator(_transcript_lines)] = Field(
+        default_factory=list
+    )
+    duration: str | None = None
+    error_message: str | None = None
+    test_profile_data: Annotated[dict[str, Any] | None, BeforeValidator(_dict_or_none)] = None
+    voice_recording_url: str | None = None
+    personality_name: str | None = None
+    timestamp: str | None = None
+    executed_at: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def is_known_status(self) -> bool:
+        return self.status in KNOWN_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        """Completed and judged successful by Cekura's evaluation."""
+        return self.status == "completed" and self.success is True
+
+    @property
+    def duration_s(self) -> float | None:
+        """The call length in seconds, parsed from Cekura's ``"MM:SS"`` (or ``"H:MM:SS"``)."""
+        return parse_duration(self.duration)
+
+    @property
+    def failing_metrics(self) -> list[Metric]:
+        return [m for m in self.evaluation.metrics if m.failed] if self.evaluation else []
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``"01:42"`` -> 102.0; ``"1:02:03"`` -> 3723.0; anything else -> None."""
+    if not text:
+        return None
+    match = _DURATION.match(text)
+    if match is None:
+        return _lenient_float(text)
+    hours, minutes, seconds = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _runs(value: Any) -> list[Any]:
+    # cekura-api.md 3.1: a list on create, a dict keyed by run id on detail, a bare object in
+    # some old examples.
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, Mapping):
+        return [value] if "id" in value else list(value.values())
+    return []
+
+
+class Result(_Model):
+    """One batch of runs, created by one run-starting POST."""
+
+    id: int
+    name: str | None = None
+    agent: LenientInt = None
+    status: Status = "pending"
+    raw_success_rate: LenientFloat = Field(default=None, alias="success_rate")
+    runs: Annotated[list[Run], BeforeValidator(_runs)] = Field(default_factory=list)
+    total_runs_count: LenientInt = None
+    success_runs_count: LenientInt = None
+    completed_runs_count: LenientInt = None
+    failed_runs_count: LenientInt = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _result_id_fallback(cls, data: Any) -> Any:
+        # The CLI docs describe a top-level ``result_id``; ``id`` is preferred (section 2.7).
+        if isinstance(data, Mapping) and data.get("id") is None and "result_id" in data:
+            return {**data, "id": data["result_id"]}
+        return data
+
+    @property
+    def success_rate(self) -> float | None:
+        """The success rate as a fraction in [0, 1], whatever form the server used."""
+        return normalise_success_rate(
+            self.raw_success_rate, self.success_runs_count, self.total_runs_count
+        )
+
+
+def normalise_success_rate(
+    value: float | None, success_count: int | None, total_count: int | None
+) -> float | None:
+    """Return a fraction in [0, 1] from a percent, a fraction or the run counts.
+
+    The live service sends a percent but parts of the docs say fraction (cekura-api.md 5.3), so
+    the counts win when present; otherwise values above 1 are read as percents.
+    """
+    if success_count is not None and total_count:
+        return max(0.0, min(1.0, success_count / total_count))
+    if value is None:
+        return None
+    fraction = value / 100.0 if value > 1.0 else value
+    return max(0.0, min(1.0, fraction))
+
+
+@dataclass(frozen=True)
+class CekuraResult:
+    """What one test gets from Cekura: its runs and their success rate.
+
+    ``runs`` are the runs of this test's scenarios (``len(scenario_ids) * frequency`` of them),
+    in scenario order. ``success_rate`` is the fraction of them that succeeded.
+    """
+
+    scenario_ids: tuple[int, ...]
+    runs: tuple[Run, ...]
+    min_success_rate: float
+    result_ids: tuple[int, ...]
+
+    @property
+    def success_rate(self) -> float:
+        if not self.runs:
+            return 0.0
+        return sum(run.succeeded for run in self.runs) / len(self.runs)
+
+    @property
+    def passed(self) -> bool:
+        """True when the success rate reaches the test's ``min_success_rate``."""
+        return bool(self.runs) and self.success_rate >= self.min_success_rate

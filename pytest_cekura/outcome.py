@@ -1,0 +1,97 @@
+"""Decide a test's outcome from its runs: passed, failed (the agent misbehaved) or error.
+
+A run either succeeded, failed its evaluation (the agent's fault), or is *undecided*: Cekura
+could not run it (``failed``/``timeout``/``cancelled``), its answer was unreadable, it was not
+scored, or it had not finished by the deadline. Undecided runs only make the test an error when
+they could change the verdict: if the test fails even were they all to succeed, the agent's
+failure is reported; if it passes even were they all to fail, it passes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .models import KNOWN_STATUSES, Run
+from .poller import RunState
+
+#: Tolerance for comparing rates such as 2/3 against a threshold written as 0.6667.
+_EPSILON = 1e-9
+
+
+class Outcome(enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class RunIssue:
+    """A run that did not succeed, and why, in words a person can act on."""
+
+    run: Run
+    reason: str
+    undecided: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    succeeded: int
+    total: int
+    min_success_rate: float
+    issues: tuple[RunIssue, ...] = ()
+    #: Problems not tied to one run (submission failed, runs missing from the answer).
+    problems: tuple[str, ...] = ()
+
+    @property
+    def success_rate(self) -> float:
+        return self.succeeded / self.total if self.total else 0.0
+
+
+def judge(
+    states: Sequence[RunState], min_success_rate: float, problems: Sequence[str] = ()
+) -> Verdict:
+    issues = tuple(issue for state in states if (issue := _issue(state)) is not None)
+    succeeded = len(states) - len(issues)
+    total = len(states)
+    undecided = sum(issue.undecided for issue in issues)
+    if problems or total == 0:
+        outcome = Outcome.ERROR
+    elif succeeded / total + _EPSILON >= min_success_rate:
+        outcome = Outcome.PASSED
+    elif (succeeded + undecided) / total + _EPSILON < min_success_rate:
+        outcome = Outcome.FAILED
+    else:
+        outcome = Outcome.ERROR
+    return Verdict(outcome, succeeded, total, min_success_rate, issues, tuple(problems))
+
+
+def _issue(state: RunState) -> RunIssue | None:
+    run = state.run
+    if state.invalid is not None:
+        return RunIssue(
+            run, f"Cekura's answer for this run could not be read: {state.invalid}", True
+        )
+    if run.succeeded:
+        return None
+    if not run.is_terminal:
+        return RunIssue(run, _unfinished(state), True)
+    if run.status != "completed":
+        detail = f": {run.error_message}" if run.error_message else ""
+        return RunIssue(
+            run, f"Cekura could not complete the call (status {run.status}){detail}", True
+        )
+    if run.success is None:
+        return RunIssue(run, "the call completed but Cekura reported no success/failure", True)
+    return RunIssue(run, "the agent did not meet the scenario's expectations", False)
+
+
+def _unfinished(state: RunState) -> str:
+    status = state.run.status or "missing"
+    known = "" if state.run.status in KNOWN_STATUSES else " (a status pytest-cekura does not know)"
+    reason = f"not finished by the deadline; last status {status!r}{known}"
+    if state.poll_error:
+        reason += f"; last polling error: {state.poll_error}"
+    return reason

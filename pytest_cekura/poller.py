@@ -1,0 +1,146 @@
+"""One background poller per session: fetches every outstanding run in bulk until a deadline.
+
+Tests block in ``Poller.wait`` for their own runs only, so a test whose runs finish early is
+reported early, and the number of GETs depends on the number of runs, not of tests.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .client import BULK_CHUNK_SIZE, CekuraClient
+from .errors import CekuraError
+from .models import Run
+
+#: How long the main thread blocks at a time, so signals (Ctrl-C, pytest-timeout) land promptly.
+WAIT_SLICE = 0.25
+JITTER = 0.1  # +/- 10 % on each interval, so many CI jobs don't poll in lock-step
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The latest known state of one run."""
+
+    run: Run
+    #: Why Cekura's answer for this run could not be read (the run counts as broken).
+    invalid: str | None = None
+    #: The last polling error, if the last attempt to refresh this run failed.
+    poll_error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.invalid is not None or self.run.is_terminal
+
+
+class Poller:
+    def __init__(
+        self,
+        client: CekuraClient,
+        *,
+        interval: float,
+        deadline: float,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self._interval = interval
+        self._deadline = deadline
+        self._clock = clock
+        self._rng = rng
+        self._states: dict[int, RunState] = {}
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="cekura-poller", daemon=True)
+
+    @property
+    def deadline(self) -> float:
+        return self._deadline
+
+    def track(self, runs: Iterable[Run]) -> None:
+        with self._changed:
+            for run in runs:
+                self._states.setdefault(run.id, RunState(run))
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def outstanding(self) -> list[int]:
+        with self._changed:
+            return [run_id for run_id, state in self._states.items() if not state.done]
+
+    def wait(self, run_ids: Sequence[int]) -> dict[int, RunState]:
+        """Block until every run in ``run_ids`` is done or the deadline passes."""
+        with self._changed:
+            while not self._all_done(run_ids) and self._clock() < self._deadline:
+                if self._stop.is_set():
+                    break
+                self._changed.wait(min(WAIT_SLICE, max(0.0, self._deadline - self._clock())))
+            return {run_id: self._states[run_id] for run_id in run_ids}
+
+    def _all_done(self, run_ids: Sequence[int]) -> bool:
+        return all(self._states[run_id].done for run_id in run_ids)
+
+    # -- background thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            remaining = self._deadline - self._clock()
+            if remaining <= 0:
+                break
+            jitter = 1.0 + JITTER * (2 * self._rng() - 1)
+            if self._stop.wait(min(self._interval * jitter, remaining)):
+                break
+            self.poll_once()
+        with self._changed:
+            self._changed.notify_all()
+
+    def poll_once(self) -> None:
+        """Fetch every outstanding run once, in chunks; record errors instead of raising."""
+        pending = self.outstanding()
+        for start in range(0, len(pending), BULK_CHUNK_SIZE):
+            if self._stop.is_set():
+                return
+            chunk = pending[start : start + BULK_CHUNK_SIZE]
+            try:
+                batch = self._client.get_runs(chunk, deadline=self._deadline)
+            except CekuraError as exc:
+                self._record_error(chunk, str(exc))
+                continue
+            self._update(chunk, batch.runs, batch.invalid)
+
+    def _update(
+        self, asked: Iterable[int], runs: Iterable[Run], invalid: Mapping[int, str]
+    ) -> None:
+        with self._changed:
+            answered = {run.id for run in runs} | set(invalid)
+            for run_id in set(asked) - answered:
+                old = self._states[run_id]
+                self._states[run_id] = RunState(
+                    old.run, poll_error="missing from Cekura's last bulk answer"
+                )
+            for run in runs:
+                # Ids we did not ask for are ignored: never attribute a stranger's run to a test.
+                if run.id in self._states:
+                    self._states[run.id] = RunState(run)
+            for run_id, reason in invalid.items():
+                if run_id in self._states:
+                    old = self._states[run_id]
+                    self._states[run_id] = RunState(old.run, invalid=reason)
+            self._changed.notify_all()
+
+    def _record_error(self, run_ids: Iterable[int], message: str) -> None:
+        with self._changed:
+            for run_id in run_ids:
+                old = self._states[run_id]
+                self._states[run_id] = RunState(old.run, old.invalid, poll_error=message)

@@ -1,0 +1,137 @@
+"""Text for people: a failing test's report and the session's terminal summary lines."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .markers import ScenarioSpec
+from .models import Run
+from .outcome import Outcome, RunIssue, Verdict
+
+TRANSCRIPT_TAIL = 6
+
+
+def run_url(template: str, result_id: int | None, run_id: int) -> str:
+    return template.format(result_id="" if result_id is None else result_id, run_id=run_id)
+
+
+def failure_text(
+    spec: ScenarioSpec, verdict: Verdict, *, result_id: int | None, dashboard_url: str
+) -> str:
+    lines = [_headline(spec, verdict), _scope(spec, result_id)]
+    lines += [f"  ! {problem}" for problem in verdict.problems]
+    for issue in verdict.issues:
+        lines.append("")
+        lines += _run_block(issue, run_url(dashboard_url, result_id, issue.run.id))
+    return "\n".join(lines)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
+    need = f"this test needs {_percent(spec.min_success_rate)}"
+    if verdict.outcome is Outcome.ERROR:
+        undecided = sum(issue.undecided for issue in verdict.issues)
+        if verdict.problems and not verdict.total:
+            return "Cekura could not run this test."
+        return (
+            f"Cekura could not decide this test: {verdict.succeeded} of {verdict.total} runs "
+            f"succeeded and {undecided} could not be run or finished; {need}."
+        )
+    return (
+        f"Cekura: {verdict.succeeded} of {verdict.total} runs succeeded "
+        f"({_percent(verdict.success_rate)}); {need}."
+    )
+
+
+def _scope(spec: ScenarioSpec, result_id: int | None) -> str:
+    ids = ", ".join(str(i) for i in spec.scenario_ids)
+    profile = f", test profile {spec.test_profile}" if spec.test_profile is not None else ""
+    result = f" · result {result_id}" if result_id is not None else ""
+    return f"scenarios {ids} x {spec.frequency} ({spec.provider}{profile}){result}"
+
+
+def _run_block(issue: RunIssue, link: str) -> list[str]:
+    run = issue.run
+    name = f' "{run.scenario_name}"' if run.scenario_name else ""
+    success = {True: "success", False: "not successful", None: "not scored"}[run.success]
+    lines = [f"run {run.id} · scenario {run.scenario}{name} · {run.status or '?'}, {success}"]
+    lines.append(f"  why: {issue.reason}")
+    if run.error_message and run.error_message not in issue.reason:
+        lines.append(f"  error: {run.error_message}")
+    lines += _expected_outcome(run)
+    lines += _metrics(run)
+    lines += _transcript(run)
+    lines.append(f"  link: {link}")
+    return lines
+
+
+def _expected_outcome(run: Run) -> list[str]:
+    outcome = run.expected_outcome
+    if outcome is None or (outcome.score is None and not outcome.explanation):
+        return []
+    score = "?" if outcome.score is None else f"{outcome.score:g}"
+    return [f"  expected outcome: {score}/100"] + [f"    - {line}" for line in outcome.explanation]
+
+
+def _metrics(run: Run) -> list[str]:
+    failing = run.failing_metrics
+    if not failing:
+        return []
+    lines = ["  failing metrics:"]
+    for metric in failing:
+        explanation = " ".join(metric.explanation)
+        score = "?" if metric.score is None else f"{metric.score:g}"
+        because = f": {explanation}" if explanation else ""
+        lines.append(f"    - {metric.name} (score {score}){because}")
+    return lines
+
+
+def _transcript(run: Run) -> list[str]:
+    if run.transcript_object:
+        lines = [
+            f"    [{_clock(e.timestamp)}] {e.role}: {e.content}"
+            if e.timestamp is not None
+            else f"    {e.role}: {e.content}"
+            for e in run.transcript_object
+        ]
+    elif run.transcript:
+        lines = [f"    {line}" for line in run.transcript.splitlines() if line.strip()]
+    else:
+        return []
+    tail = lines[-TRANSCRIPT_TAIL:]
+    return [f"  transcript (last {len(tail)} of {len(lines)} lines):", *tail]
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    nodeid: str
+    spec: ScenarioSpec
+    verdict: Verdict | None
+    outcome: str  # pytest's final word: passed, failed, error, skipped
+
+
+def summary_lines(rows: list[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:
+    lines = []
+    for row in rows:
+        ids = ",".join(str(i) for i in row.spec.scenario_ids)
+        if row.verdict is None:
+            runs = "runs -"
+        else:
+            v = row.verdict
+            runs = f"runs {v.succeeded}/{v.total} ({_percent(v.success_rate)})"
+        need = _percent(row.spec.min_success_rate)
+        lines.append(
+            f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}"
+        )
+    calls = ", ".join(f"{count} {method}" for method, count in sorted(request_counts.items()))
+    lines.append(f"cekura: {len(rows)} test(s); API requests: {calls or 'none'}")
+    return lines

@@ -1,0 +1,110 @@
+"""Turn the selected tests' markers into as few run-starting POSTs as the API allows.
+
+Tests whose markers agree on everything that shapes the request (``GroupKey``) share one POST;
+a scenario wanted by several tests in a group is requested once and its runs are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import CekuraClient
+from .errors import ApiError, AuthError, CekuraError, TransportError
+from .markers import GroupKey, ScenarioSpec
+from .models import Run
+
+
+@dataclass(frozen=True)
+class Group:
+    key: GroupKey
+    scenario_ids: tuple[int, ...]
+    name: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What one group's POST produced: its result and runs, or why there are none."""
+
+    group: Group
+    result_id: int | None = None
+    runs_by_scenario: Mapping[int, tuple[Run, ...]] = field(default_factory=dict)
+    error: str | None = None
+
+    def runs_for(self, spec: ScenarioSpec) -> tuple[tuple[Run, ...], list[str]]:
+        """The runs of ``spec``'s scenarios, and a problem line per scenario short of runs."""
+        runs: list[Run] = []
+        problems: list[str] = []
+        for scenario_id in spec.scenario_ids:
+            found = self.runs_by_scenario.get(scenario_id, ())
+            if len(found) != spec.frequency:
+                problems.append(
+                    f"Cekura started {len(found)} run(s) for scenario {scenario_id}, "
+                    f"expected {spec.frequency} (result {self.result_id})"
+                )
+            runs.extend(found)
+        return tuple(runs), problems
+
+
+def plan_groups(specs: Iterable[ScenarioSpec], session_id: str) -> list[Group]:
+    """Group specs by request shape; scenario ids keep first-seen order and appear once."""
+    by_key: dict[GroupKey, dict[int, None]] = {}
+    for spec in specs:
+        by_key.setdefault(spec.group_key, {}).update(dict.fromkeys(spec.scenario_ids))
+    return [
+        Group(key, tuple(ids), _group_name(session_id, index, key))
+        for index, (key, ids) in enumerate(by_key.items(), start=1)
+    ]
+
+
+def _group_name(session_id: str, index: int, key: GroupKey) -> str:
+    # Unique per session and group: the handle to find the result after an ambiguous failure.
+    profile = f" profile {key.test_profile}" if key.test_profile is not None else ""
+    return f"pytest-cekura {session_id} #{index} {key.provider} x{key.frequency}{profile}"
+
+
+def request_body(group: Group) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": group.name,
+        "scenarios": [{"scenario": scenario_id} for scenario_id in group.scenario_ids],
+        "frequency": group.key.frequency,
+    }
+    if group.key.test_profile is not None:
+        body["test_profile_ids"] = [group.key.test_profile]
+    return body
+
+
+def submit_group(client: CekuraClient, group: Group) -> Submission:
+    """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group."""
+    try:
+        result = client.start_runs(group.key.provider, request_body(group))
+    except AuthError:
+        raise
+    except ApiError as exc:
+        if exc.status_code >= 500:
+            return Submission(group, error=_maybe_started(group, exc))
+        return Submission(group, error=f"Cekura rejected the request; nothing was started: {exc}")
+    except TransportError as exc:
+        if not exc.may_have_reached_server:
+            return Submission(group, error=f"could not reach Cekura; nothing was started: {exc}")
+        return Submission(group, error=_maybe_started(group, exc))
+    except CekuraError as exc:  # ProtocolError: 2xx we cannot read, so runs may exist
+        return Submission(group, error=_maybe_started(group, exc))
+    runs: dict[int, list[Run]] = {}
+    for run in result.runs:
+        if run.scenario is not None:
+            runs.setdefault(run.scenario, []).append(run)
+    return Submission(
+        group,
+        result_id=result.id,
+        runs_by_scenario={sid: tuple(found) for sid, found in runs.items()},
+    )
+
+
+def _maybe_started(group: Group, exc: Exception) -> str:
+    return (
+        f"the request to start runs failed after it may have reached Cekura ({exc}). "
+        "It was not re-sent, so you are not charged twice; runs may still exist: look for the "
+        f"result named {group.name!r} in Cekura's dashboard."
+    )

@@ -1,0 +1,233 @@
+"""The transport layer's retry and error rules, at the httpx transport seam.
+
+These faults (dropped connections, 5xx after the fact) are produced here with
+``httpx.MockTransport`` because they concern one request at a time; the plugin-level tests run
+the same client against the emulator over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from pytest_cekura.client import (
+    API_KEY_HEADER,
+    CekuraClient,
+    RetryPolicy,
+    backoff_delay,
+    parse_retry_after,
+)
+from pytest_cekura.errors import (
+    AuthError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from pytest_cekura.secret import Secret
+
+KEY = "sk-client-sentinel-7f3a9c"
+RESULT = {"id": 5000, "status": "pending", "runs": [{"id": 1, "scenario": 30}]}
+
+
+def make_client(
+    handler: Callable[[httpx.Request], httpx.Response],
+) -> tuple[CekuraClient, list[httpx.Request], list[float]]:
+    seen: list[httpx.Request] = []
+    sleeps: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    client = CekuraClient(
+        "https://cekura.test",
+        Secret(KEY),
+        transport=httpx.MockTransport(record),
+        sleep=sleeps.append,
+        rng=lambda: 1.0,
+        retry=RetryPolicy(max_attempts=4),
+    )
+    return client, seen, sleeps
+
+
+def responses(*items: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
+    queue = list(items)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        item = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    return handler
+
+
+def test_key_is_sent_in_header_and_absent_from_reprs() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(200, json=[])))
+    client.get_runs([1])
+    assert seen[0].headers[API_KEY_HEADER] == KEY
+    assert KEY not in repr(client)
+    assert KEY not in repr(seen[0])
+    assert KEY not in repr(Secret(KEY))
+    assert KEY not in str(Secret(KEY))
+
+
+def test_bulk_get_sends_both_query_names() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(200, json=[])))
+    client.get_runs([1, 2, 3])
+    assert seen[0].url.path == "/test_framework/v1/runs/bulk/"
+    assert seen[0].url.params["run_ids"] == "1,2,3"
+    assert seen[0].url.params["ids"] == "1,2,3"
+
+
+def test_bulk_get_accepts_paginated_shape_and_skips_bad_entries() -> None:
+    body = {"results": [{"id": 1, "status": "running"}, {"id": "x"}, {"id": 2, "status": 5}]}
+    client, _, _ = make_client(responses(httpx.Response(200, json=body)))
+    batch = client.get_runs([1, 2])
+    assert [r.id for r in batch.runs] == [1, 2]
+    assert batch.runs[1].status == "5"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_get_is_retried_on_server_errors(status: int) -> None:
+    client, seen, sleeps = make_client(
+        responses(httpx.Response(status), httpx.Response(200, json=[]))
+    )
+    client.get_runs([1])
+    assert len(seen) == 2
+    assert sleeps == [0.5]
+
+
+def test_get_honours_retry_after_seconds_and_date() -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    client, seen, sleeps = make_client(
+        responses(
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(429, headers={"Retry-After": later}),
+            httpx.Response(200, json=[]),
+        )
+    )
+    client.get_runs([1])
+    assert len(seen) == 3
+    assert sleeps[0] == 2.0
+    assert 25 < sleeps[1] <= 30
+
+
+def test_get_gives_up_after_max_attempts() -> None:
+    client, seen, sleeps = make_client(responses(httpx.Response(503, text="busy")))
+    with pytest.raises(ServerError, match="HTTP 503: busy"):
+        client.get_runs([1])
+    assert len(seen) == 4
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_retry_after_beyond_the_cap_fails_at_once() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(429, headers={"Retry-After": "3600"})))
+    with pytest.raises(RateLimitedError) as info:
+        client.get_runs([1])
+    assert info.value.retry_after == 3600
+    assert len(seen) == 1
+
+
+def test_get_never_sleeps_past_the_callers_deadline() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(503)))
+    with pytest.raises(ServerError):
+        client.get_runs([1], deadline=0.0)  # already past
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(500, text="boom"),
+        httpx.ReadTimeout("timed out"),
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.WriteError("broken pipe"),
+    ],
+    ids=["500", "read-timeout", "dropped", "write-error"],
+)
+def test_start_runs_is_never_resent_once_it_may_have_arrived(
+    failure: httpx.Response | Exception,
+) -> None:
+    client, seen, _ = make_client(responses(failure, httpx.Response(201, json=RESULT)))
+    with pytest.raises((ServerError, TransportError)) as info:
+        client.start_runs("livekit", {"scenarios": [{"scenario": 30}]})
+    assert len(seen) == 1
+    if isinstance(info.value, TransportError):
+        assert info.value.may_have_reached_server
+
+
+def test_start_runs_is_resent_when_the_connection_was_never_made() -> None:
+    client, seen, _ = make_client(
+        responses(httpx.ConnectError("refused"), httpx.Response(201, json=RESULT))
+    )
+    result = client.start_runs("livekit", {"scenarios": [{"scenario": 30}]})
+    assert result.id == 5000
+    assert len(seen) == 2
+
+
+def test_start_runs_is_resent_after_429_because_the_server_did_nothing() -> None:
+    client, seen, sleeps = make_client(
+        responses(
+            httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(201, json=RESULT)
+        )
+    )
+    client.start_runs("livekit", {"scenarios": [{"scenario": 30}]})
+    assert len(seen) == 2
+    assert sleeps == [1.0]
+
+
+def test_start_runs_posts_to_documented_livekit_path_with_slash() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(201, json=RESULT)))
+    client.start_runs("livekit", {"scenarios": [{"scenario": 30}], "frequency": 2})
+    assert seen[0].method == "POST"
+    assert seen[0].url.path == ("/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/")
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, AuthError), (403, AuthError), (404, NotFoundError)]
+)
+def test_status_errors_are_typed_and_not_retried(status: int, error: type[Exception]) -> None:
+    client, seen, _ = make_client(responses(httpx.Response(status, json={"detail": "nope"})))
+    with pytest.raises(error, match=f"HTTP {status}"):
+        client.get_result(1)
+    assert len(seen) == 1
+
+
+def test_error_bodies_are_redacted() -> None:
+    client, _, _ = make_client(responses(httpx.Response(400, text=f"bad key {KEY}")))
+    with pytest.raises(Exception) as info:
+        client.get_result(1)
+    assert KEY not in str(info.value)
+
+
+def test_malformed_json_is_a_protocol_error() -> None:
+    client, _, _ = make_client(responses(httpx.Response(200, text="<html>oops")))
+    with pytest.raises(ProtocolError, match="not JSON"):
+        client.get_result(1)
+
+
+def test_request_counts_include_retries() -> None:
+    client, _, _ = make_client(responses(httpx.Response(503), httpx.Response(200, json=[])))
+    client.get_runs([1])
+    assert client.request_counts == {"GET": 2}
+
+
+def test_backoff_is_full_jitter_and_capped() -> None:
+    policy = RetryPolicy(initial_delay=0.5, max_delay=8.0)
+    assert backoff_delay(0, policy, lambda: 1.0) == 0.5
+    assert backoff_delay(10, policy, lambda: 1.0) == 8.0
+    assert backoff_delay(3, policy, lambda: 0.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"), [("3", 3.0), ("0.5", 0.5), ("-1", 0.0), ("soon", None), (None, None)]
+)
+def test_parse_retry_after(header: str | None, expected: float | None) -> None:
+    assert parse_retry_after(header) == expected

@@ -1,0 +1,127 @@
+"""Parsing of Cekura's result and run objects: lenient where the reference says it must be."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_cekura.models import CekuraResult, Result, Run, normalise_success_rate, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("value", "success", "total", "expected"),
+    [
+        (50.0, None, None, 0.5),  # percent, as the live service sends it
+        (0.5, None, None, 0.5),  # fraction, as parts of the docs say
+        (100.0, None, None, 1.0),
+        (1.0, None, None, 1.0),
+        (0.0, None, None, 0.0),
+        (12.5, 1, 4, 0.25),  # counts win over an inconsistent rate
+        (None, 3, 4, 0.75),
+        (None, None, None, None),
+        (None, 0, 0, None),
+        (250.0, None, None, 1.0),  # clamped
+    ],
+)
+def test_success_rate_normalised(
+    value: float | None, success: int | None, total: int | None, expected: float | None
+) -> None:
+    assert normalise_success_rate(value, success, total) == expected
+
+
+def test_result_accepts_runs_as_list_dict_or_single_object() -> None:
+    stub = {"id": 1, "scenario": 30, "status": "running"}
+    as_list = Result.model_validate({"id": 9, "runs": [stub]})
+    as_dict = Result.model_validate({"id": 9, "runs": {"1": stub}})
+    as_object = Result.model_validate({"id": 9, "runs": stub})
+    assert [r.id for r in as_list.runs] == [r.id for r in as_dict.runs] == [1]
+    assert [r.id for r in as_object.runs] == [1]
+
+
+def test_result_reads_result_id_when_id_is_absent() -> None:
+    assert Result.model_validate({"result_id": 77, "runs": []}).id == 77
+
+
+def test_numbers_as_strings_and_unknown_fields_are_accepted() -> None:
+    result = Result.model_validate(
+        {
+            "id": "5",
+            "status": "COMPLETED",
+            "success_rate": "75",
+            "total_runs_count": "4",
+            "success_runs_count": "3",
+            "brand_new_field": {"nested": True},
+            "runs": [],
+        }
+    )
+    assert result.id == 5
+    assert result.status == "completed"
+    assert result.success_rate == 0.75
+    assert result.model_extra == {"brand_new_field": {"nested": True}}
+
+
+def test_unknown_status_is_kept_and_not_terminal() -> None:
+    run = Run.model_validate({"id": 1, "status": "Paused"})
+    assert run.status == "paused"
+    assert not run.is_terminal
+    assert not run.is_known_status
+
+
+def test_odd_shapes_in_optional_objects_do_not_crash() -> None:
+    run = Run.model_validate(
+        {
+            "id": 1,
+            "status": "completed",
+            "success": False,
+            "expected_outcome": "n/a",
+            "evaluation": {"metrics": ["junk", {"name": "Tone", "type": "binary_qualitative"}]},
+            "transcript_object": {"not": "a list"},
+            "test_profile_data": "none",
+        }
+    )
+    assert run.expected_outcome is None
+    assert run.evaluation is not None
+    assert [m.name for m in run.evaluation.metrics] == ["Tone"]
+    assert run.transcript_object == []
+    assert run.test_profile_data is None
+
+
+def test_failing_metrics_are_binary_metrics_scoring_zero() -> None:
+    run = Run.model_validate(
+        {
+            "id": 1,
+            "evaluation": {
+                "metrics": [
+                    {"name": "Follows script", "type": "binary_workflow_adherence", "score": 0},
+                    {"name": "Polite", "type": "binary_qualitative", "score": 1},
+                    {"name": "Latency", "type": "numeric", "score": 0},
+                ]
+            },
+        }
+    )
+    assert [m.name for m in run.failing_metrics] == ["Follows script"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("01:42", 102.0),
+        ("1:02:03", 3723.0),
+        ("00:07.5", 7.5),
+        ("95", 95.0),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_duration_parsing(text: str | None, seconds: float | None) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_cekura_result_success_rate_counts_only_completed_successes() -> None:
+    runs = (
+        Run.model_validate({"id": 1, "status": "completed", "success": True}),
+        Run.model_validate({"id": 2, "status": "completed", "success": False}),
+        Run.model_validate({"id": 3, "status": "failed", "success": True}),
+    )
+    result = CekuraResult((30,), runs, min_success_rate=0.3, result_ids=(9,))
+    assert result.success_rate == pytest.approx(1 / 3)
+    assert result.passed
