@@ -1,0 +1,33 @@
+"""A local emulator of the Cekura REST API, for offline, free and deterministic test runs.
+
+Use it in-process::
+
+    from pytest_cekura.emulator import Emulator, load_catalogue
+
+    with Emulator(load_catalogue("cekura-catalogue.toml")) as emulator:
+        ...  # talk to emulator.url with header X-CEKURA-API-KEY: emulator-key
+
+or standalone: ``python -m pytest_cekura.emulator --port 8765``.
+"""
+
+from __future__ import annotations
+
+from pytest_cekura.emulator.catalogue import (
+    Catalogue,
+    CatalogueError,
+    ScenarioEntry,
+    TestProfileEntry,
+    load_catalogue,
+)
+from pytest_cekura.emulator.server import Emulator
+from pytest_cekura.emulator.state import RequestRecord
+
+__all__ = [
+    "Catalogue",
+    "CatalogueError",
+    "Emulator",
+    "RequestRecord",
+    "ScenarioEntry",
+    "TestProfileEntry",
+    "load_catalogue",
+]

@@ -1,0 +1,163 @@
+"""Deterministic, plausible call content for emulated runs: transcripts, metrics, outcomes.
+
+Everything here is a pure function of the scenario, the run id and the verdict, so a run
+shows the same transcript on every read and tests can assert on it. Nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pytest_cekura.emulator.catalogue import ScenarioEntry, TestProfileEntry
+
+Verdict = Literal["pass", "fail"]
+
+MAIN_AGENT = "Main Agent"
+TESTING_AGENT = "Testing Agent"
+
+INSTRUCTION_FOLLOWING_ID = 2
+LATENCY_ID = 55
+
+
+def unit_hash(*parts: object) -> float:
+    """Map ``parts`` to a stable number in [0, 1) (sha256, so it is the same on every host)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def flaky_passes(scenario_id: int, run_id: int, success_probability: float) -> bool:
+    """The documented rule: ``sha256(f"{scenario_id}:{run_id}")`` mapped to [0, 1) < p."""
+    return unit_hash(scenario_id, run_id) < success_probability
+
+
+def format_duration(seconds: float) -> str:
+    """Cekura's ``duration`` format, ``"MM:SS"`` (minutes may exceed 59 for long calls)."""
+    total = max(0, round(seconds))
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def transcript_object(
+    scenario: ScenarioEntry,
+    run_id: int,
+    profile: TestProfileEntry | None,
+    verdict: Verdict,
+) -> list[dict[str, Any]]:
+    """4-8 alternating lines, timestamps spread over the scenario's emulated duration."""
+    lines = _script(scenario, run_id, profile, verdict)
+    count = len(lines)
+    return [
+        {
+            "role": role,
+            "content": text,
+            "timestamp": round(scenario.duration_s * (index + 0.5) / count, 1),
+        }
+        for index, (role, text) in enumerate(lines)
+    ]
+
+
+def transcript_text(lines: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{line['role']}: {line['content']}" for line in lines)
+
+
+def _script(
+    scenario: ScenarioEntry,
+    run_id: int,
+    profile: TestProfileEntry | None,
+    verdict: Verdict,
+) -> list[tuple[str, str]]:
+    topic = scenario.name[:1].lower() + scenario.name[1:]
+    caller = _caller_name(profile)
+    opening = [
+        (MAIN_AGENT, "Thank you for calling, this is Ava. How can I help you today?"),
+        (TESTING_AGENT, f"Hi, I'm calling about {topic}."),
+    ]
+    middle = [
+        (MAIN_AGENT, "I can help with that. Could I have your full name, please?"),
+        (TESTING_AGENT, f"Sure, it's {caller}."),
+        (MAIN_AGENT, f"Thanks, {caller.split()[0]}. Let me pull up your account."),
+        (TESTING_AGENT, "Okay, take your time."),
+    ]
+    if verdict == "pass":
+        closing = [
+            (MAIN_AGENT, f"All done: {topic} is sorted, and I've sent you a confirmation."),
+            (TESTING_AGENT, "Great, thank you. Goodbye!"),
+        ]
+    else:
+        closing = [
+            (MAIN_AGENT, "I'm afraid I can't do anything more about that today. Goodbye."),
+            (TESTING_AGENT, "Wait, you haven't confirmed anything yet..."),
+        ]
+    middle_count = int(unit_hash("transcript", scenario.id, run_id) * (len(middle) + 1))
+    return opening + middle[:middle_count] + closing
+
+
+def _caller_name(profile: TestProfileEntry | None) -> str:
+    if profile is not None:
+        name = profile.information.get("customer_name")
+        if isinstance(name, str) and name.strip():
+            return name.strip()
+    return "Alex Morgan"
+
+
+def expected_outcome_prompt(scenario: ScenarioEntry) -> str:
+    return (
+        f'The agent resolves the caller\'s request ("{scenario.name}") and confirms '
+        "the result before ending the call."
+    )
+
+
+def expected_outcome(scenario: ScenarioEntry, verdict: Verdict) -> dict[str, Any]:
+    aligned = verdict == "pass"
+    if aligned:
+        explanation = [
+            f'✅ Agent resolved "{scenario.name}" and confirmed the result to the caller',
+            "✅ Agent ended the call politely",
+        ]
+    else:
+        explanation = [
+            f'❌ Agent did not confirm the resolution of "{scenario.name}" before ending the call',
+        ]
+    return {
+        "score": 100 if aligned else 0,
+        "explanation": explanation,
+        "outcome_alignments": [
+            {
+                "outcome": f'"{scenario.name}" resolved and confirmed',
+                "prompt_part": "confirms the result before ending the call",
+                "aligned": aligned,
+            }
+        ],
+    }
+
+
+def metrics(scenario: ScenarioEntry, run_id: int, verdict: Verdict) -> list[dict[str, Any]]:
+    return [_instruction_following(scenario, verdict), _latency(scenario, run_id)]
+
+
+def _instruction_following(scenario: ScenarioEntry, verdict: Verdict) -> dict[str, Any]:
+    passed = verdict == "pass"
+    explanation = (
+        f'Agent followed the workflow for "{scenario.name}".'
+        if passed
+        else f'Agent skipped the confirmation step of the "{scenario.name}" workflow.'
+    )
+    return {
+        "id": INSTRUCTION_FOLLOWING_ID,
+        "name": "Instruction Following",
+        "type": "binary_workflow_adherence",
+        "score": 100 if passed else 0,
+        "explanation": explanation,
+    }
+
+
+def _latency(scenario: ScenarioEntry, run_id: int) -> dict[str, Any]:
+    p50 = 600 + int(unit_hash("latency", scenario.id, run_id) * 600)
+    return {
+        "id": LATENCY_ID,
+        "name": "Latency",
+        "type": "numeric",
+        "score": p50,
+        "explanation": f"p50 response latency {p50} ms (threshold 1500 ms)",
+        "extra": {"percentiles": {"p50": p50, "p90": p50 + 400}},
+    }

@@ -1,0 +1,475 @@
+"""The emulator's in-memory state: results, runs and the request log, behind one lock.
+
+Lifecycles are derived from the clock whenever a run is read instead of being advanced by
+background threads: a run stores only what it was created with (scenario, profile, result,
+creation time) plus a cancellation time, and its status, transcript and scores are rebuilt on
+demand. That keeps 10,000 runs cheap, makes a fake clock enough to step tests
+deterministically, and means there is nothing to stop or join.
+
+Run lifecycle (``real seconds = emulated seconds * time_scale``): ``pending`` until 10 % of the
+scenario's duration has passed, then ``running``, then terminal at the full duration:
+``completed`` (pass/fail), ``failed`` (error). ``hang`` runs stay ``running``; an ended call
+becomes ``cancelled``. Error and cancelled runs carry ``expected_outcome: null`` and no metrics,
+as nothing was evaluated.
+
+Result counts: ``completed_runs_count`` counts terminal runs, ``success_runs_count`` runs with
+``success: true`` and ``failed_runs_count`` terminal runs with ``success: false``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pytest_cekura.emulator import content
+from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
+
+SuccessRateFormat = Literal["percent", "fraction"]
+Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+TerminalVerdict = Literal["pass", "fail", "error", "cancelled"]
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+FIRST_RESULT_ID = 5000
+FIRST_RUN_ID = 90000
+RUNNING_AFTER = 0.1  # fraction of the call's duration spent "pending" (room setup, dialling)
+ERROR_MESSAGE = "Agent did not join the room within 30 s"
+CANCELLED_MESSAGE = "Call ended by user"
+DEFAULT_PERSONALITY_ID = 1
+RECORDING_URL = "https://recordings.emulator.invalid/runs/{run_id}.wav"
+CREATE_RESPONSE_KEYS = (
+    "id",
+    "name",
+    "agent",
+    "status",
+    "success_rate",
+    "run_as_text",
+    "is_cronjob",
+    "runs",
+    "created_at",
+)
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request to a Cekura path as the emulator saw it (``path`` excludes the query)."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    status: int
+
+
+@dataclass(frozen=True)
+class NewResult:
+    """A validated run-starting request."""
+
+    scenario_ids: Sequence[int]  # one per request element; each gets ``frequency`` runs
+    frequency: int = 1
+    name: str | None = None
+    agent: int | None = None
+    test_profile_id: int | None = None
+    personality_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ResultFilter:
+    agent_id: int | None = None
+    name: str | None = None
+    scenario_ids: frozenset[int] | None = None
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    count: int
+    items: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _RunRecord:
+    run_id: int
+    result_id: int
+    scenario_id: int
+    profile_id: int | None
+    created: float
+    cancelled_at: float | None = None
+
+
+@dataclass(slots=True)
+class _ResultRecord:
+    result_id: int
+    name: str
+    agent: int
+    personality_id: int
+    created: float
+    run_ids: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Phase:
+    status: Status
+    started_at: float | None  # clock time the call connected ("running")
+    ended_at: float | None  # clock time it became terminal
+    verdict: TerminalVerdict | None  # None while non-terminal
+
+    @property
+    def last_change(self) -> float | None:
+        return self.ended_at if self.ended_at is not None else self.started_at
+
+
+class Store:
+    """Thread-safe state of one emulator. Every public method takes the lock once."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        time_scale: float,
+        success_rate_format: SuccessRateFormat,
+        clock: Callable[[], float],
+    ) -> None:
+        self._catalogue = catalogue
+        self._time_scale = time_scale
+        self._success_rate_format = success_rate_format
+        self._clock = clock
+        # Timestamps in responses are wall-clock; lifecycles use the (possibly fake) clock.
+        self._wall_offset = datetime.now(UTC).timestamp() - clock()
+        self._lock = threading.Lock()
+        self._results: dict[int, _ResultRecord] = {}
+        self._runs: dict[int, _RunRecord] = {}
+        self._requests: list[RequestRecord] = []
+        self._next_result_id = FIRST_RESULT_ID
+        self._next_run_id = FIRST_RUN_ID
+
+    # ----------------------------------------------------------------- commands
+
+    def create_result(self, new: NewResult) -> dict[str, Any]:
+        """Create a result and its runs; returns the short form a run-starting POST answers."""
+        with self._lock:
+            now = self._clock()
+            result = self._new_result_record(new, now)
+            for scenario_id in new.scenario_ids:
+                for _ in range(new.frequency):
+                    run = _RunRecord(
+                        self._next_run_id, result.result_id, scenario_id, new.test_profile_id, now
+                    )
+                    self._next_run_id += 1
+                    self._runs[run.run_id] = run
+                    result.run_ids.append(run.run_id)
+            self._results[result.result_id] = result
+            view = self._result_view(result, now, detail=False)
+        return {key: view[key] for key in CREATE_RESPONSE_KEYS}
+
+    def end_call(self, run_id: int) -> bool:
+        """Cancel a non-terminal run; False if unknown. Terminal runs are left unchanged."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return False
+            self._cancel(run, self._clock())
+            return True
+
+    def end_calls(self, result_id: int) -> bool:
+        """Cancel every non-terminal run of a result; False if the result is unknown."""
+        with self._lock:
+            result = self._results.get(result_id)
+            if result is None:
+                return False
+            now = self._clock()
+            for run_id in result.run_ids:
+                self._cancel(self._runs[run_id], now)
+            return True
+
+    def log_request(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def reset(self) -> None:
+        """Forget results, runs and requests; ids keep counting so old ids never come back."""
+        with self._lock:
+            self._results.clear()
+            self._runs.clear()
+            self._requests.clear()
+
+    # ------------------------------------------------------------------ queries
+
+    def result_detail(self, result_id: int) -> dict[str, Any] | None:
+        with self._lock:
+            result = self._results.get(result_id)
+            if result is None:
+                return None
+            return self._result_view(result, self._clock(), detail=True)
+
+    def list_results(self, where: ResultFilter, page: int, page_size: int) -> ResultPage | None:
+        """Newest first, like the API's default ordering; None if ``page`` is out of range."""
+        with self._lock:
+            matching = [r for r in reversed(self._results.values()) if self._matches(r, where)]
+            last_page = max(1, -(-len(matching) // page_size))
+            if page > last_page:
+                return None
+            now = self._clock()
+            chosen = matching[(page - 1) * page_size : page * page_size]
+            items = [self._result_view(r, now, detail=False) for r in chosen]
+            return ResultPage(len(matching), items)
+
+    def runs(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Full run objects for the ids that exist, in the order given."""
+        with self._lock:
+            now = self._clock()
+            return [self._run_view(self._runs[i], now) for i in run_ids if i in self._runs]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        found = self.runs([run_id])
+        return found[0] if found else None
+
+    def debug_runs(self) -> list[dict[str, Any]]:
+        """Every run with the LiveKit job/room metadata Cekura would dispatch it with."""
+        with self._lock:
+            now = self._clock()
+            return [self._with_dispatch_metadata(run, now) for run in self._runs.values()]
+
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._requests)
+
+    # ---------------------------------------------------------------- internals
+
+    def _new_result_record(self, new: NewResult, now: float) -> _ResultRecord:
+        result_id = self._next_result_id
+        self._next_result_id += 1
+        # Cekura takes the agent from the scenarios when the request names none.
+        agent = new.agent or self._catalogue.scenario(new.scenario_ids[0]).agent
+        return _ResultRecord(
+            result_id=result_id,
+            name=new.name if new.name is not None else f"Emulated result {result_id}",
+            agent=agent,
+            personality_id=new.personality_id or DEFAULT_PERSONALITY_ID,
+            created=now,
+            run_ids=[],
+        )
+
+    def _cancel(self, run: _RunRecord, now: float) -> None:
+        phase = self._phase(run, self._catalogue.scenario(run.scenario_id), now)
+        if phase.verdict is None:
+            run.cancelled_at = now
+
+    def _matches(self, result: _ResultRecord, where: ResultFilter) -> bool:
+        if where.agent_id is not None and result.agent != where.agent_id:
+            return False
+        if where.name is not None and result.name != where.name:
+            return False
+        if where.scenario_ids is None:
+            return True
+        # Scanning the runs is fine: filtering by scenario is rare and results are small.
+        return any(self._runs[i].scenario_id in where.scenario_ids for i in result.run_ids)
+
+    def _phase(self, run: _RunRecord, scenario: ScenarioEntry, now: float) -> _Phase:
+        duration = scenario.duration_s * self._time_scale
+        start = run.created + RUNNING_AFTER * duration
+        end = run.created + duration
+        if run.cancelled_at is not None:
+            started = start if run.cancelled_at >= start else None
+            return _Phase("cancelled", started, run.cancelled_at, "cancelled")
+        if now < start:
+            return _Phase("pending", None, None, None)
+        if scenario.outcome == "hang" or now < end:
+            return _Phase("running", start, None, None)
+        verdict = self._verdict(run, scenario)
+        return _Phase("failed" if verdict == "error" else "completed", start, end, verdict)
+
+    @staticmethod
+    def _verdict(run: _RunRecord, scenario: ScenarioEntry) -> TerminalVerdict:
+        if scenario.outcome == "flaky":
+            probability = scenario.success_probability or 0.0
+            passed = content.flaky_passes(scenario.id, run.run_id, probability)
+            return "pass" if passed else "fail"
+        if scenario.outcome in ("pass", "fail", "error"):
+            return scenario.outcome
+        raise AssertionError(f"outcome {scenario.outcome!r} has no verdict")
+
+    def _iso(self, clock_time: float) -> str:
+        moment = datetime.fromtimestamp(self._wall_offset + clock_time, tz=UTC)
+        return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+    # ------------------------------------------------------------------- views
+
+    def _run_view(self, run: _RunRecord, now: float) -> dict[str, Any]:
+        scenario = self._catalogue.scenario(run.scenario_id)
+        return self._run_view_at(run, scenario, self._phase(run, scenario, now))
+
+    def _run_view_at(
+        self, run: _RunRecord, scenario: ScenarioEntry, phase: _Phase
+    ) -> dict[str, Any]:
+        result = self._results[run.result_id]
+        profile = self._profile(run)
+        view: dict[str, Any] = {
+            "id": run.run_id,
+            "scenario": scenario.id,
+            "scenario_name": scenario.name,
+            "agent": result.agent,
+            "personality": result.personality_id,
+            "personality_name": _personality_name(result.personality_id),
+            "status": phase.status,
+            "success": None,
+            "expected_outcome_prompt": content.expected_outcome_prompt(scenario),
+            "expected_outcome": None,
+            "evaluation": None,
+            "transcript": "",
+            "transcript_object": [],
+            "duration": None,
+            "voice_recording_url": None,
+            "number": None,
+            "inbound_number": None,
+            "error_message": "",
+            "run_as_text": False,
+            "test_profile_data": profile.as_api_dict() if profile is not None else None,
+            "trace_id": "",
+            "metadata": {},
+            "timestamp": self._iso(run.created),
+            "executed_at": self._iso(phase.started_at) if phase.started_at is not None else None,
+        }
+        if phase.verdict is not None:
+            self._fill_terminal(view, run, scenario, profile, phase)
+        return view
+
+    def _fill_terminal(
+        self,
+        view: dict[str, Any],
+        run: _RunRecord,
+        scenario: ScenarioEntry,
+        profile: TestProfileEntry | None,
+        phase: _Phase,
+    ) -> None:
+        view["success"] = phase.verdict == "pass"
+        view["evaluation"] = {"metrics": []}
+        if phase.verdict == "error":
+            view.update(duration="00:00", error_message=ERROR_MESSAGE)
+            return
+        if phase.verdict == "cancelled":
+            talked = self._emulated_seconds_talked(phase)
+            lines = content.transcript_object(scenario, run.run_id, profile, "pass")
+            lines = [line for line in lines if line["timestamp"] <= talked]
+            view.update(
+                duration=content.format_duration(talked),
+                error_message=CANCELLED_MESSAGE,
+                transcript=content.transcript_text(lines),
+                transcript_object=lines,
+            )
+            return
+        verdict: content.Verdict = "pass" if phase.verdict == "pass" else "fail"
+        lines = content.transcript_object(scenario, run.run_id, profile, verdict)
+        view.update(
+            duration=content.format_duration(scenario.duration_s),
+            transcript=content.transcript_text(lines),
+            transcript_object=lines,
+            voice_recording_url=RECORDING_URL.format(run_id=run.run_id),
+            expected_outcome=content.expected_outcome(scenario, verdict),
+            evaluation={"metrics": content.metrics(scenario, run.run_id, verdict)},
+        )
+
+    def _emulated_seconds_talked(self, phase: _Phase) -> float:
+        if phase.started_at is None or phase.ended_at is None or self._time_scale <= 0:
+            return 0.0
+        return (phase.ended_at - phase.started_at) / self._time_scale
+
+    def _profile(self, run: _RunRecord) -> TestProfileEntry | None:
+        if run.profile_id is None:
+            return None
+        return self._catalogue.test_profile(run.profile_id)
+
+    def _result_view(self, result: _ResultRecord, now: float, *, detail: bool) -> dict[str, Any]:
+        runs = [self._runs[run_id] for run_id in result.run_ids]
+        scenarios = [self._catalogue.scenario(run.scenario_id) for run in runs]
+        phases = [self._phase(r, s, now) for r, s in zip(runs, scenarios, strict=True)]
+        verdicts = [p.verdict for p in phases]
+        successes = verdicts.count("pass")
+        terminal = len(verdicts) - verdicts.count(None)
+        changes = [p.last_change for p in phases if p.last_change is not None]
+        triples = list(zip(runs, scenarios, phases, strict=True))
+        return {
+            "id": result.result_id,
+            "name": result.name,
+            "agent": result.agent,
+            "status": _result_status(phases),
+            "success_rate": self._success_rate(successes, len(runs)),
+            "run_as_text": False,
+            "is_cronjob": False,
+            # Full run objects only in the detail view: building transcripts for every run of
+            # every listed result would make list pages and large POST answers slow.
+            "runs": (
+                {str(r.run_id): self._run_view_at(r, s, p) for r, s, p in triples}
+                if detail
+                else [self._run_stub(r, s, p) for r, s, p in triples]
+            ),
+            "met_expected_outcome_count": successes,
+            "total_expected_outcome_count": successes + verdicts.count("fail"),
+            "total_runs_count": len(runs),
+            "completed_runs_count": terminal,
+            "success_runs_count": successes,
+            "failed_runs_count": terminal - successes,
+            "scenarios": {str(s.id): {"id": s.id, "name": s.name} for s in scenarios},
+            "overall_evaluation": None,
+            "failed_reasons": _failed_reasons(triples) or None,
+            "created_at": self._iso(result.created),
+            "updated_at": self._iso(max([result.created, *changes])),
+        }
+
+    def _run_stub(self, run: _RunRecord, scenario: ScenarioEntry, phase: _Phase) -> dict[str, Any]:
+        profile = self._profile(run)
+        return {
+            "id": run.run_id,
+            "status": phase.status,
+            "scenario": scenario.id,
+            "number": None,
+            "inbound_number": None,
+            "scenario_name": scenario.name,
+            "test_profile_data": profile.as_api_dict() if profile is not None else None,
+        }
+
+    def _success_rate(self, successes: int, total: int) -> float:
+        fraction = successes / total if total else 0.0
+        scale = 100.0 if self._success_rate_format == "percent" else 1.0
+        return round(fraction * scale, 2)
+
+    def _with_dispatch_metadata(self, run: _RunRecord, now: float) -> dict[str, Any]:
+        view = self._run_view(run, now)
+        job: dict[str, Any] = {"scenario_id": run.scenario_id, "run_id": run.run_id}
+        if view["test_profile_data"] is not None:
+            job["test_profile_data"] = view["test_profile_data"]
+        # room_metadata is the agent's LiveKit Config JSON string; emulated agents have none.
+        return {**view, "job_metadata": job, "room_metadata": "{}"}
+
+
+def _result_status(phases: list[_Phase]) -> str:
+    if all(p.status == "pending" for p in phases):
+        return "pending"
+    if any(p.verdict is None for p in phases):
+        return "in_progress"
+    return "failed" if all(p.status == "failed" for p in phases) else "completed"
+
+
+def _failed_reasons(triples: list[tuple[_RunRecord, ScenarioEntry, _Phase]]) -> list[str]:
+    return [
+        f"Run {run.run_id} ({scenario.name}): {reason}"
+        for run, scenario, phase in triples
+        if (reason := _failure_reason(scenario, phase.verdict)) is not None
+    ]
+
+
+def _failure_reason(scenario: ScenarioEntry, verdict: TerminalVerdict | None) -> str | None:
+    if verdict == "fail":
+        explanation: list[str] = content.expected_outcome(scenario, "fail")["explanation"]
+        return explanation[0]
+    if verdict == "error":
+        return ERROR_MESSAGE
+    if verdict == "cancelled":
+        return CANCELLED_MESSAGE
+    return None
+
+
+def _personality_name(personality_id: int) -> str:
+    if personality_id == DEFAULT_PERSONALITY_ID:
+        return "Normal caller"
+    return f"Personality {personality_id}"

@@ -1,0 +1,70 @@
+"""Shared fixtures: a real emulator on loopback, and a pytester wired to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_cekura.emulator import Emulator, load_catalogue
+
+#: A sentinel key: tests grep every output for it to prove it never leaks.
+SENTINEL_KEY = "sk-cekura-SENTINEL-3f9b2c71d4e8"
+#: Emulated call length is multiplied by this: a 30 s call takes 30 ms.
+TIME_SCALE = 0.001
+FAST = ("--cekura-poll-interval=0.02", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def make_emulator(tmp_path: Path) -> Iterator[Callable[[str], Emulator]]:
+    """Start an emulator whose catalogue is the given TOML text."""
+    started: list[Emulator] = []
+
+    def start(catalogue_toml: str = "") -> Emulator:
+        path = tmp_path / f"catalogue-{len(started)}.toml"
+        path.write_text(catalogue_toml)
+        emulator = Emulator(load_catalogue(path), api_key=SENTINEL_KEY, time_scale=TIME_SCALE)
+        started.append(emulator.start())
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[[str], Emulator]) -> Emulator:
+    return make_emulator("")
+
+
+class Suite:
+    """A pytester project pointed at an emulator through the environment, as a user would."""
+
+    def __init__(self, pytester: pytest.Pytester, emulator: Emulator) -> None:
+        self.pytester = pytester
+        self.emulator = emulator
+
+    def run(self, *args: str, subprocess: bool = False) -> pytest.RunResult:
+        if subprocess:
+            return self.pytester.runpytest_subprocess(*FAST, *args)
+        return self.pytester.runpytest(*FAST, *args)
+
+    def posts(self) -> int:
+        return self.emulator.count("POST", "run_scenarios")
+
+    def gets(self) -> int:
+        return self.emulator.count("GET")
+
+
+@pytest.fixture
+def suite(
+    pytester: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> Suite:
+    return wire(pytester, emulator, monkeypatch)
+
+
+def wire(pytester: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Suite:
+    monkeypatch.setenv("CEKURA_API_KEY", SENTINEL_KEY)
+    monkeypatch.setenv("CEKURA_API_URL", emulator.url)
+    return Suite(pytester, emulator)

@@ -1,0 +1,264 @@
+"""Pass, fail and error as a user sees them, with reports a person can act on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Suite, wire
+from pytest_cekura.emulator import Emulator
+
+CATALOGUE = """
+[[scenario]]
+id = 30
+name = "Refill a prescription"
+outcome = "pass"
+
+[[scenario]]
+id = 31
+name = "Billing dispute"
+outcome = "fail"
+
+[[scenario]]
+id = 32
+name = "Agent never joins"
+outcome = "error"
+
+[[scenario]]
+id = 33
+name = "Endless hold music"
+outcome = "hang"
+
+[[scenario]]
+id = 34
+name = "Coin toss"
+outcome = "flaky"
+success_probability = 0.5
+
+[[test_profile]]
+id = 7
+name = "Jane"
+information = { customer_name = "Jane Doe" }
+"""
+
+
+@pytest.fixture
+def catalogued(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Suite:
+    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+
+
+def test_passing_scenarios_pass_without_a_body(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, frequency=3)
+        def test_refill_flow():
+            '''No body needed.'''
+        """
+    )
+    result = catalogued.run()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= cekura =*",
+            "PASSED  test_passing_scenarios_pass_without_a_body.py::test_refill_flow"
+            " · scenarios 30 · runs 3/3 (100%), needs 100%",
+            "cekura: 1 test(s); API requests: * GET, 1 POST",
+        ]
+    )
+
+
+def test_agent_failure_fails_with_an_actionable_report(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 31, frequency=2)
+        def test_billing():
+            pass
+        """
+    )
+    result = catalogued.run()
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*Cekura: 2 of 4 runs succeeded (50%); this test needs 100%.",
+            "*scenarios 30, 31 x 2 (livekit) · result *",
+            '*run * · scenario 31 "Billing dispute" · completed, not successful',
+            "*why: the agent did not meet the scenario's expectations",
+            "*expected outcome: 0/100",
+            "*failing metrics:",
+            "*transcript (last * of * lines):",
+            "*link: https://dashboard.cekura.ai/results/*?run=*",
+        ]
+    )
+    # Only the two failing runs are detailed, each with its own link.
+    assert out.count('scenario 31 "Billing dispute" · completed, not successful') == 2
+    assert "Refill a prescription" not in out
+    assert re.search(r"\[\d\d:\d\d\.\d\] (Main|Testing) Agent: ", out)
+
+
+def test_threshold_lets_a_partly_failing_test_pass(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 31, frequency=2, min_success_rate=0.5)
+        def test_billing(cekura_result):
+            assert cekura_result.success_rate == 0.5
+            assert all(r.duration_s is not None and r.duration_s < 300 for r in cekura_result.runs)
+        """
+    )
+    catalogued.run().assert_outcomes(passed=1)
+
+
+def test_cekura_could_not_run_it_is_an_error(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 32)
+        def test_unlucky():
+            pass
+
+        @pytest.mark.cekura_scenario(30)
+        def test_fine():
+            pass
+        """
+    )
+    result = catalogued.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_unlucky*",
+            "*Cekura could not decide this test: 1 of 2 runs succeeded and 1 could not be run*",
+            '*run * · scenario 32 "Agent never joins" · failed, not successful',
+            "*why: Cekura could not complete the call (status failed): Agent did not join*",
+        ]
+    )
+
+
+def test_unfinished_runs_error_at_the_deadline_naming_them(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(33)
+        def test_stuck():
+            pass
+
+        @pytest.mark.cekura_scenario(30)
+        def test_fine():
+            pass
+        """
+    )
+    result = catalogued.run("--cekura-timeout=0.5")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            '*run * · scenario 33 "Endless hold music" · running, not scored',
+            "*why: not finished by the deadline; last status 'running'",
+        ]
+    )
+    # The stuck call is ended at session end so it stops costing money.
+    assert catalogued.emulator.count("POST", "end_call") == 1
+
+
+def test_flaky_scenario_is_judged_on_the_threshold(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(34, frequency=10, min_success_rate=0.0)
+        def test_coin(cekura_result):
+            wins = sum(r.success is True for r in cekura_result.runs)
+            assert 0 < wins < 10  # deterministic per run id, and not all alike
+            assert cekura_result.success_rate == wins / 10
+        """
+    )
+    catalogued.run().assert_outcomes(passed=1)
+
+
+def test_body_assertions_run_after_a_pass_and_can_fail_it(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, frequency=2, test_profile=7)
+        def test_profile(cekura_result):
+            assert len(cekura_result.runs) == 2
+            assert cekura_result.runs[0].test_profile_data["name"] == "Jane"
+
+        @pytest.mark.cekura_scenario(30)
+        def test_strict(cekura_result):
+            assert cekura_result.runs[0].duration_s < 1, "calls must be short"
+        """
+    )
+    result = catalogued.run()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: calls must be short*"])
+    result.stdout.fnmatch_lines(["FAILED  *::test_strict · scenarios 30 · runs 1/1 (100%)*"])
+
+
+def test_cekura_client_fixture_reads_the_same_result(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, frequency=2)
+        def test_lookup(cekura_result, cekura_client):
+            (result_id,) = cekura_result.result_ids
+            result = cekura_client.get_result(result_id)
+            assert sorted(r.id for r in result.runs) == sorted(r.id for r in cekura_result.runs)
+            assert result.success_rate == 1.0
+        """
+    )
+    catalogued.run().assert_outcomes(passed=1)
+
+
+def test_cekura_result_without_marker_is_a_clear_error(suite: Suite) -> None:
+    suite.pytester.makepyfile("def test_unmarked(cekura_result): pass")
+    result = suite.run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*cekura_result fixture needs @pytest.mark.cekura_scenario*"])
+
+
+def test_gets_do_not_grow_with_the_number_of_tests(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slow = "".join(f"[[scenario]]\nid = {i}\nduration_s = 300\n" for i in range(100, 130))
+    suite = wire(pytester, make_emulator(slow), monkeypatch)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("sid", range(100, 130))
+        def test_many(sid):
+            pass
+        """
+    )
+    suite.pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.cekura_scenario(item.callspec.params["sid"]))
+        """
+    )
+    suite.run("--cekura-poll-interval=0.1").assert_outcomes(passed=30)
+    gets = [r for r in suite.emulator.requests if r.method == "GET"]
+    # Calls last 0.3 s and the poller asks every 0.1 s for all outstanding runs at once:
+    # a handful of GETs, not one (or more) per test.
+    assert 1 <= len(gets) <= 8
+    assert len(gets[0].query["run_ids"].split(",")) == 30

@@ -1,0 +1,181 @@
+"""What gets submitted, and when: one POST per request shape, nothing for unselected tests."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from conftest import Suite
+
+
+def runs_per_scenario(suite: Suite) -> Counter[int]:
+    return Counter(run["scenario"] for run in suite.emulator.runs)
+
+
+def test_marker_is_listed_by_pytest_markers(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.cekura_scenario(*scenario_ids, frequency=1, *"])
+
+
+def test_twenty_scenarios_in_one_group_make_one_post(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(*range(200, 210))
+        def test_ten_at_once():
+            pass
+
+        @pytest.mark.parametrize("sid", range(210, 220))
+        def test_one_each(sid):
+            pass
+        """
+    )
+    suite.pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            # Markers added by other plugins during collection are honoured too.
+            for item in items:
+                callspec = getattr(item, "callspec", None)
+                if callspec is not None:
+                    item.add_marker(pytest.mark.cekura_scenario(callspec.params["sid"]))
+        """
+    )
+    result = suite.run()
+    result.assert_outcomes(passed=11)
+    assert suite.posts() == 1
+    assert runs_per_scenario(suite) == Counter({sid: 1 for sid in range(200, 220)})
+
+
+def test_groups_split_only_on_request_shape(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, frequency=3)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31, 32, frequency=2, min_success_rate=0.5)
+        def test_b(): pass
+
+        @pytest.mark.cekura_scenario(33, frequency=2)
+        def test_c(): pass
+
+        @pytest.mark.cekura_scenario(34, frequency=2, test_profile=7)
+        def test_d(): pass
+        """
+    )
+    suite.run().assert_outcomes(passed=4)
+    assert suite.posts() == 3  # x3; x2; x2 with a test profile
+    assert runs_per_scenario(suite) == Counter({30: 3, 31: 2, 32: 2, 33: 2, 34: 2})
+
+
+def test_tests_sharing_a_scenario_share_its_runs(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("variant", ["a", "b"])
+        @pytest.mark.cekura_scenario(30, frequency=2)
+        def test_shared(variant, cekura_result):
+            assert [r.scenario for r in cekura_result.runs] == [30, 30]
+
+        @pytest.mark.cekura_scenario(30, 31, frequency=2)
+        def test_overlapping(cekura_result):
+            assert sorted(r.scenario for r in cekura_result.runs) == [30, 30, 31, 31]
+        """
+    )
+    suite.run().assert_outcomes(passed=3)
+    assert suite.posts() == 1
+    assert runs_per_scenario(suite) == Counter({30: 2, 31: 2})
+
+
+def test_collect_only_submits_nothing(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    result = suite.run("--collect-only")
+    assert result.ret == 0
+    assert suite.emulator.requests == []
+
+
+def test_only_selected_tests_are_submitted(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_kept(): pass
+
+        @pytest.mark.cekura_scenario(31)
+        def test_dropped(): pass
+
+        @pytest.mark.skip(reason="not today")
+        @pytest.mark.cekura_scenario(32)
+        def test_skipped(): pass
+        """
+    )
+    suite.run("-k", "kept or skipped").assert_outcomes(passed=1, skipped=1, deselected=1)
+    assert runs_per_scenario(suite) == Counter({30: 1})
+
+
+def test_no_marked_test_means_no_request_and_no_section(suite: Suite) -> None:
+    suite.pytester.makepyfile("def test_plain(): pass")
+    result = suite.run()
+    result.assert_outcomes(passed=1)
+    assert suite.emulator.requests == []
+    result.stdout.no_fnmatch_line("*= cekura =*")
+
+
+def test_missing_api_key_is_one_clear_error(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CEKURA_API_KEY")
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31)
+        def test_b(): pass
+        """
+    )
+    result = suite.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.str().count("CEKURA_API_KEY environment variable is not set") == 1
+    assert "--cekura-emulator" in result.stderr.str()
+    assert suite.emulator.requests == []
+
+
+def test_rejected_api_key_stops_the_session_once(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEKURA_API_KEY", "wrong-key")
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31, frequency=2)
+        def test_b(): pass
+        """
+    )
+    result = suite.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert err.count("Cekura rejected the API key") == 1
+    assert "CEKURA_API_KEY" in err
+    assert "passed" not in result.stdout.str()
+    assert suite.posts() == 1  # the first 401 stops the session: no second group is tried
