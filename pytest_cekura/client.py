@@ -75,7 +75,7 @@ class RetryPolicy:
 
 def backoff_delay(attempt: int, policy: RetryPolicy, rng: Callable[[], float]) -> float:
     """Full-jitter exponential backoff for retry number ``attempt`` (0-based)."""
-    return rng() * min(policy.max_delay, policy.initial_delay * 2**attempt)
+    return rng() * min(policy.max_delay, policy.initial_delay * 2.0**attempt)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -58,9 +58,7 @@ class Suite:
 
 
 @pytest.fixture
-def suite(
-    pytester: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
-) -> Suite:
+def suite(pytester: pytest.Pytester, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Suite:
     return wire(pytester, emulator, monkeypatch)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import Suite
 
 
@@ -54,7 +53,10 @@ def test_bad_marker_argument_errors_that_test_alone(
         (["--cekura-timeout=soon"], "--cekura-timeout='soon' is invalid: use a positive number"),
         (["--cekura-url=api.cekura.ai"], "--cekura-url='api.cekura.ai' is not a valid URL"),
         (["-o", "cekura_timeout=0"], "ini key cekura_timeout='0' is invalid"),
-        (["--cekura-dashboard-url=https://x/{bad}"], "use only the fields {result_id} and {run_id}"),
+        (
+            ["--cekura-dashboard-url=https://x/{bad}"],
+            "use only the fields {result_id} and {run_id}",
+        ),
         (["--cekura-emulator-catalogue=missing.toml"], "'missing.toml': no such file"),
     ],
 )

@@ -22,6 +22,7 @@ from pytest_cekura.client import (
     parse_retry_after,
 )
 from pytest_cekura.errors import (
+    ApiError,
     AuthError,
     NotFoundError,
     ProtocolError,
@@ -202,9 +203,10 @@ def test_status_errors_are_typed_and_not_retried(status: int, error: type[Except
 
 def test_error_bodies_are_redacted() -> None:
     client, _, _ = make_client(responses(httpx.Response(400, text=f"bad key {KEY}")))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ApiError, match="HTTP 400: bad key") as info:
         client.get_result(1)
     assert KEY not in str(info.value)
+    assert KEY not in info.value.body
 
 
 def test_malformed_json_is_a_protocol_error() -> None:

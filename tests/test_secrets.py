@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SENTINEL_KEY, Suite
 
 
@@ -59,14 +58,13 @@ def test_emulator_mode_never_uses_the_users_real_key(
 ) -> None:
     monkeypatch.setenv("CEKURA_API_KEY", SENTINEL_KEY)
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
         @pytest.mark.cekura_scenario(30)
         def test_a(cekura_client):
-            assert cekura_client._key.reveal() != %r
+            assert cekura_client._key.reveal() != {SENTINEL_KEY!r}
         """
-        % SENTINEL_KEY
     )
     result = pytester.runpytest("--cekura-emulator", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)

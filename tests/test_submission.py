@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from conftest import Suite
 
 
@@ -135,9 +134,7 @@ def test_no_marked_test_means_no_request_and_no_section(suite: Suite) -> None:
     result.stdout.no_fnmatch_line("*= cekura =*")
 
 
-def test_missing_api_key_is_one_clear_error(
-    suite: Suite, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_api_key_is_one_clear_error(suite: Suite, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CEKURA_API_KEY")
     suite.pytester.makepyfile(
         """

@@ -1,0 +1,1 @@
+"""Tests of the Cekura API emulator (pytest_cekura.emulator)."""

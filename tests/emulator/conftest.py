@@ -1,0 +1,35 @@
+"""Fixtures for the emulator tests: a fake clock and an emulator reached over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from pytest_cekura.emulator import Catalogue, Emulator
+from pytest_cekura.emulator.catalogue import parse_catalogue
+
+from .helpers import API_KEY, CATALOGUE, FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def catalogue() -> Catalogue:
+    return parse_catalogue(CATALOGUE, source="test-catalogue")
+
+
+@pytest.fixture
+def emulator(catalogue: Catalogue, clock: FakeClock) -> Iterator[Emulator]:
+    with Emulator(catalogue, clock=clock, time_scale=1.0) as emu:
+        yield emu
+
+
+@pytest.fixture
+def api(emulator: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulator.url, headers={"X-CEKURA-API-KEY": API_KEY}) as client:
+        yield client

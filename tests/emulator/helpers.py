@@ -1,0 +1,60 @@
+"""Shared helpers of the emulator tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+API_KEY = "emulator-key"
+LIVEKIT = "/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/"
+
+# Scenario ids by behaviour; durations are emulated seconds (time_scale=1 in these tests, so
+# they equal fake-clock seconds).
+PASS, FAIL, ERROR, FLAKY, HANG = 31, 32, 33, 34, 35
+CATALOGUE: dict[str, Any] = {
+    "scenario": [
+        {"id": PASS, "name": "Refund request", "outcome": "pass", "duration_s": 100},
+        {"id": FAIL, "name": "Billing dispute", "outcome": "fail", "duration_s": 120, "agent": 9},
+        {"id": ERROR, "name": "Address change", "outcome": "error", "duration_s": 40},
+        {
+            "id": FLAKY,
+            "name": "Flaky lookup",
+            "outcome": "flaky",
+            "duration_s": 50,
+            "success_probability": 0.5,
+        },
+        {"id": HANG, "name": "Endless hold", "outcome": "hang", "duration_s": 60},
+    ],
+    "test_profile": [
+        {"id": 7, "name": "Jane", "information": {"customer_name": "Jane Doe"}},
+    ],
+}
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand, so lifecycles step without sleeping."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def start_runs(client: httpx.Client, *scenario_ids: int, **extra: Any) -> dict[str, Any]:
+    """POST the documented LiveKit v2 body and return the 201 answer."""
+    body = {"scenarios": [{"scenario": s} for s in scenario_ids], **extra}
+    response = client.post(LIVEKIT, json=body)
+    assert response.status_code == 201, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def get_json(client: httpx.Client, path: str, **params: Any) -> Any:
+    response = client.get(path, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
