@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from collections import Counter
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -15,10 +19,24 @@ from .models import CekuraResult
 from .options import Settings, add_options
 from .outcome import Outcome
 from .report import SummaryRow, failure_text, summary_lines
-from .session import CekuraSession
+from .secret import Secret
+from .session import CekuraSession, TestRecord
+from .xdist import SubmitOnce, is_worker, worker_input
 
-SESSION_KEY = pytest.StashKey[CekuraSession]()
 MARKER_ERROR_KEY = pytest.StashKey[str]()
+#: Name of the attribute carrying a test's summary row on its report (survives xdist).
+REPORT_ATTR = "cekura"
+
+
+@dataclass
+class _State:
+    cekura: CekuraSession
+    rows: list[SummaryRow] = field(default_factory=list)
+    worker_counts: Counter[str] = field(default_factory=Counter)
+    shared_dirs: set[str] = field(default_factory=set)
+
+
+STATE_KEY = pytest.StashKey[_State]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,15 +49,34 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_config(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SESSION_KEY] = CekuraSession(settings, _session_id())
+    state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
 
 
-def _session_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
+    if not is_worker(config):
+        session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        return CekuraSession(settings, session_id)
+    given = worker_input(config)
+    uid = str(given["testrunuid"])
+    emulator = given.get("cekura_emulator")
+    return CekuraSession(
+        settings,
+        uid[:12],
+        submit_once=SubmitOnce(uid),
+        emulator=(emulator[0], Secret(emulator[1])) if emulator else None,
+        lazy=True,
+    )
+
+
+def _state(config: pytest.Config) -> _State:
+    return config.stash[STATE_KEY]
 
 
 def _cekura(config: pytest.Config) -> CekuraSession:
-    return config.stash[SESSION_KEY]
+    return config.stash[STATE_KEY].cekura
 
 
 @pytest.hookimpl(trylast=True)
@@ -48,11 +85,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     specs = _selected_specs(session.items)
     if not specs or _submits_nothing(session.config):
         return
-    if hasattr(session.config, "workerinput"):
-        raise pytest.UsageError(
-            "pytest-cekura does not support pytest-xdist yet: each worker would start (and "
-            "bill) the same runs. Run Cekura tests without -n."
-        )
     try:
         _cekura(session.config).submit(specs)
     except ConfigError as exc:
@@ -92,24 +124,26 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.nodeid not in cekura.records:
         return
     record = cekura.verdict(item.nodeid)
-    assert record.verdict is not None
-    if record.verdict.outcome is Outcome.ERROR:
-        pytest.fail(_text(cekura, item.nodeid), pytrace=False)
+    if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
+        pytest.fail(_text(cekura, record), pytrace=False)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """The agent misbehaved: FAIL before the body runs, with the runs that show why."""
-    record = _cekura(item.config).records.get(item.nodeid)
+    cekura = _cekura(item.config)
+    record = cekura.records.get(item.nodeid)
     if record is not None and record.verdict and record.verdict.outcome is Outcome.FAILED:
-        pytest.fail(_text(_cekura(item.config), item.nodeid), pytrace=False)
+        pytest.fail(_text(cekura, record), pytrace=False)
 
 
-def _text(cekura: CekuraSession, nodeid: str) -> str:
-    record = cekura.records[nodeid]
+def _text(cekura: CekuraSession, record: TestRecord) -> str:
     assert record.verdict is not None
     return failure_text(
-        record.spec, record.verdict, result_id=record.result_id, dashboard_url=cekura.dashboard_url
+        record.spec,
+        record.verdict,
+        result_id=record.assignment.result_id,
+        dashboard_url=cekura.dashboard_url,
     )
 
 
@@ -119,39 +153,92 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     record = _cekura(item.config).records.get(item.nodeid)
-    if record is not None and (report.when == "call" or not report.passed):
-        record.outcome = "error" if report.when != "call" and report.failed else report.outcome
+    # The phase that decides the test's outcome carries its summary row to the reporting
+    # process (the xdist controller, or this one).
+    deciding = report.when == "call" or (report.when == "setup" and not report.passed)
+    if record is not None and deciding:
+        setattr(report, REPORT_ATTR, _row(item.nodeid, record, report).to_json())
     return report
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    cekura = _cekura(terminalreporter.config)
-    if not cekura.records:
-        return
-    rows = [
-        SummaryRow(nodeid, record.spec, record.verdict, record.outcome)
-        for nodeid, record in cekura.records.items()
-    ]
-    terminalreporter.section("cekura")
-    for line in summary_lines(rows, cekura.request_counts):
-        terminalreporter.write_line(line)
+def _row(nodeid: str, record: TestRecord, report: pytest.TestReport) -> SummaryRow:
+    verdict = record.verdict
+    outcome = "error" if report.when == "setup" and report.failed else report.outcome
+    return SummaryRow(
+        nodeid=nodeid,
+        scenario_ids=record.spec.scenario_ids,
+        min_success_rate=record.spec.min_success_rate,
+        succeeded=None if verdict is None else verdict.succeeded,
+        total=None if verdict is None else verdict.total,
+        outcome=outcome,
+    )
+
+
+class SummaryHooks:
+    """Collects summary rows from reports (local or from xdist workers) and prints them."""
+
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        row = getattr(report, REPORT_ATTR, None)
+        if isinstance(row, dict):
+            self._state.rows.append(SummaryRow.from_json(row))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self._state.rows:
+            return
+        counts = Counter(self._state.cekura.request_counts) + self._state.worker_counts
+        terminalreporter.section("cekura")
+        for line in summary_lines(self._state.rows, counts):
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if SESSION_KEY in session.config.stash:
-        _cekura(session.config).close()
+    if STATE_KEY not in session.config.stash:
+        return
+    state = _state(session.config)
+    state.cekura.close()
+    if is_worker(session.config):
+        output: dict[str, Any] = getattr(session.config, "workeroutput", {})
+        output["cekura_request_counts"] = state.cekura.request_counts
+    for directory in state.shared_dirs:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+class XdistHooks:
+    """Registered only when pytest-xdist is installed; runs in the controller."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    def pytest_configure_node(self, node: Any) -> None:
+        state = _state(self._config)
+        uid = str(node.workerinput["testrunuid"])
+        state.shared_dirs.add(str(SubmitOnce(uid).directory))
+        if state.cekura.settings.emulator:
+            # One emulator for the whole run: runs started by one worker must be visible to all.
+            try:
+                url, key = state.cekura.start_emulator()
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            node.workerinput["cekura_emulator"] = [url, key.reveal()]
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}) or {}
+        _state(self._config).worker_counts.update(output.get("cekura_request_counts", {}))
 
 
 @pytest.fixture
 def cekura_result(request: pytest.FixtureRequest) -> CekuraResult:
     """The runs of this test's ``cekura_scenario`` marker and their success rate."""
-    record = _cekura(request.config).records.get(request.node.nodeid)
-    if record is None:
+    cekura = _cekura(request.config)
+    if request.node.nodeid not in cekura.records:
         pytest.fail(
             f"the cekura_result fixture needs @pytest.mark.{MARKER}(...) on the test",
             pytrace=False,
         )
-    record = _cekura(request.config).verdict(request.node.nodeid)
+    record = cekura.verdict(request.node.nodeid)
     assert record.result is not None
     return record.result
 

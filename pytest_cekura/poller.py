@@ -54,22 +54,26 @@ class Poller:
         self._states: dict[int, RunState] = {}
         self._changed = threading.Condition()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set to poll now rather than at the next interval
         self._thread = threading.Thread(target=self._loop, name="cekura-poller", daemon=True)
 
     @property
     def deadline(self) -> float:
         return self._deadline
 
-    def track(self, runs: Iterable[Run]) -> None:
+    def track(self, runs: Iterable[Run], *, poll_now: bool = False) -> None:
         with self._changed:
             for run in runs:
                 self._states.setdefault(run.id, RunState(run))
+        if poll_now:
+            self._wake.set()
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._wake.set()
         with self._changed:
             self._changed.notify_all()
         if self._thread.is_alive():
@@ -99,7 +103,9 @@ class Poller:
             if remaining <= 0:
                 break
             jitter = 1.0 + JITTER * (2 * self._rng() - 1)
-            if self._stop.wait(min(self._interval * jitter, remaining)):
+            self._wake.wait(min(self._interval * jitter, remaining))
+            self._wake.clear()
+            if self._stop.is_set():
                 break
             self.poll_once()
         with self._changed:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from .markers import ScenarioSpec
 from .models import Run
@@ -113,22 +114,32 @@ def _clock(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class SummaryRow:
+    """One Cekura test in the terminal summary; plain data so it can travel from xdist workers."""
+
     nodeid: str
-    spec: ScenarioSpec
-    verdict: Verdict | None
+    scenario_ids: tuple[int, ...]
+    min_success_rate: float
+    succeeded: int | None
+    total: int | None
     outcome: str  # pytest's final word: passed, failed, error, skipped
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-def summary_lines(rows: list[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
+        return cls(**{**data, "scenario_ids": tuple(data["scenario_ids"])})
+
+
+def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:
     lines = []
     for row in rows:
-        ids = ",".join(str(i) for i in row.spec.scenario_ids)
-        if row.verdict is None:
+        ids = ",".join(str(i) for i in row.scenario_ids)
+        if row.succeeded is None or not row.total:
             runs = "runs -"
         else:
-            v = row.verdict
-            runs = f"runs {v.succeeded}/{v.total} ({_percent(v.success_rate)})"
-        need = _percent(row.spec.min_success_rate)
+            runs = f"runs {row.succeeded}/{row.total} ({_percent(row.succeeded / row.total)})"
+        need = _percent(row.min_success_rate)
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}"
         )

@@ -1,4 +1,4 @@
-"""One pytest session's Cekura work: client, optional emulator, submission, poller, verdicts.
+"""One pytest process's Cekura work: client, optional emulator, submission, poller, verdicts.
 
 Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSession``.
 """
@@ -12,16 +12,21 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
-from .markers import ScenarioSpec
+from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
-from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, Settings
+from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
 from .outcome import Verdict, judge
 from .poller import Poller
 from .secret import Secret
 from .submit import Submission, plan_groups, submit_group
+from .xdist import SubmitOnce
+
+if TYPE_CHECKING:
+    from .emulator import Emulator
 
 MISSING_KEY = (
     f"pytest-cekura: the {ENV_API_KEY} environment variable is not set, and the selected tests "
@@ -35,27 +40,68 @@ AUTH_FAILED = (
 )
 #: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
 CANCEL_BUDGET = 10.0
+EMULATOR_DASHBOARD = "/_emulator/dashboard/results/{result_id}?run={run_id}#run-{run_id}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the submission gave one test: its result, its runs, or why it has none."""
+
+    result_id: int | None = None
+    runs: tuple[Run, ...] = ()
+    problems: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "result_id": self.result_id,
+            "runs": [run.model_dump(mode="json", by_alias=True) for run in self.runs],
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Assignment:
+        return cls(
+            result_id=data["result_id"],
+            runs=tuple(Run.model_validate(run) for run in data["runs"]),
+            problems=tuple(data["problems"]),
+        )
 
 
 @dataclass
 class TestRecord:
     spec: ScenarioSpec
-    runs: tuple[Run, ...] = ()
-    result_id: int | None = None
-    problems: list[str] = field(default_factory=list)
+    assignment: Assignment = field(default_factory=Assignment)
     verdict: Verdict | None = None
     result: CekuraResult | None = None
-    outcome: str = "not run"
 
 
 class CekuraSession:
-    def __init__(self, settings: Settings, session_id: str) -> None:
+    """Submission and verdicts for the tests of this process.
+
+    ``submit_once`` coordinates xdist workers so only one of them POSTs; ``emulator`` points a
+    worker at the emulator its controller started. ``lazy`` makes the poller follow only runs
+    whose tests are waiting: an xdist worker runs only some of the tests it collected.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        session_id: str,
+        *,
+        submit_once: SubmitOnce | None = None,
+        emulator: tuple[str, Secret] | None = None,
+        lazy: bool = False,
+    ) -> None:
         self.settings = settings
         self.session_id = session_id
         self.dashboard_url = settings.dashboard_url
         self.records: dict[str, TestRecord] = {}
+        self._submit_once = submit_once
+        self._remote_emulator = emulator
+        self._lazy = lazy
         self._client: CekuraClient | None = None
-        self._emulator: object | None = None
+        self._emulator: Emulator | None = None
+        self._emulator_key = Secret("")
         self._poller: Poller | None = None
 
     # -- client and emulator -----------------------------------------------------------------
@@ -68,66 +114,77 @@ class CekuraSession:
         return self._client
 
     def _make_client(self) -> CekuraClient:
-        if not self.settings.emulator:
-            if self.settings.api_key is None:
-                raise ConfigError(MISSING_KEY)
-            return CekuraClient(self.settings.base_url, self.settings.api_key)
+        if self.settings.emulator:
+            url, key = self._remote_emulator or self.start_emulator()
+            if self.dashboard_url == DEFAULT_DASHBOARD_URL:
+                self.dashboard_url = url + EMULATOR_DASHBOARD
+            return CekuraClient(url, key)
+        if self.settings.api_key is None:
+            raise ConfigError(MISSING_KEY)
+        return CekuraClient(self.settings.base_url, self.settings.api_key)
+
+    def start_emulator(self) -> tuple[str, Secret]:
+        """Start the in-process emulator (once) and return its URL and a fresh key."""
         from .emulator import CatalogueError, Emulator, load_catalogue
 
-        path = self.settings.emulator_catalogue
-        try:
-            catalogue = load_catalogue(path) if path else None
-        except CatalogueError as exc:
-            raise ConfigError(f"pytest-cekura: {exc}") from None
-        key = secrets.token_urlsafe(16)  # a fresh key: the user's real one never leaves home
-        emulator = Emulator(catalogue, api_key=key, time_scale=self.settings.emulator_time_scale)
-        self._emulator = emulator.start()
-        if self.dashboard_url == DEFAULT_DASHBOARD_URL:
-            self.dashboard_url = (
-                emulator.url + "/_emulator/dashboard/results/{result_id}?run={run_id}#run-{run_id}"
-            )
-        return CekuraClient(emulator.url, Secret(key))
+        if self._emulator is None:
+            path = self.settings.emulator_catalogue
+            try:
+                catalogue = load_catalogue(path) if path else None
+            except CatalogueError as exc:
+                raise ConfigError(f"pytest-cekura: {exc}") from None
+            # A fresh key: the user's real one never leaves their machine for the emulator.
+            self._emulator_key = Secret(secrets.token_urlsafe(16))
+            self._emulator = Emulator(
+                catalogue,
+                api_key=self._emulator_key.reveal(),
+                time_scale=self.settings.emulator_time_scale,
+            ).start()
+        return self._emulator.url, self._emulator_key
 
     @property
     def request_counts(self) -> dict[str, int]:
         return self._client.request_counts if self._client is not None else {}
 
-    @property
-    def emulator_url(self) -> str | None:
-        return getattr(self._emulator, "url", None)
-
     # -- submission --------------------------------------------------------------------------
 
     def submit(self, specs: Mapping[str, ScenarioSpec]) -> None:
-        """Start every group's runs, map them to tests and start polling."""
+        """Start every group's runs (once per test run), map them to tests, start polling."""
         self.records = {nodeid: TestRecord(spec) for nodeid, spec in specs.items()}
         if not specs:
             return
         client = self.client
-        submissions: dict[object, Submission] = {}
-        for group in plan_groups(specs.values(), self.session_id):
-            try:
-                submissions[group.key] = submit_group(client, group)
-            except AuthError as exc:
-                raise ConfigError(
-                    AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env="CEKURA_API_URL")
-                ) from None
+        if self._submit_once is not None:
+            manifest = self._submit_once.run(lambda: _to_json(self._post(client, specs)))
+            assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.items()}
+        else:
+            assignments = self._post(client, specs)
         poller = Poller(
             client,
             interval=self.settings.poll_interval,
             deadline=time.monotonic() + self.settings.timeout,
         )
-        for record in self.records.values():
-            submission = submissions[record.spec.group_key]
-            record.result_id = submission.result_id
-            if submission.error is not None:
-                record.problems.append(submission.error)
-                continue
-            record.runs, problems = submission.runs_for(record.spec)
-            record.problems.extend(problems)
-            poller.track(record.runs)
+        for nodeid, record in self.records.items():
+            record.assignment = assignments[nodeid]
+            if not self._lazy:
+                poller.track(record.assignment.runs)
         self._poller = poller
         poller.start()
+
+    def _post(
+        self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
+    ) -> dict[str, Assignment]:
+        submissions: dict[GroupKey, Submission] = {}
+        for group in plan_groups(specs.values(), self.session_id):
+            try:
+                submissions[group.key] = submit_group(client, group)
+            except AuthError as exc:
+                raise ConfigError(
+                    AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
+                ) from None
+        return {
+            nodeid: _assign(submissions[spec.group_key], spec) for nodeid, spec in specs.items()
+        }
 
     # -- verdicts ----------------------------------------------------------------------------
 
@@ -135,14 +192,21 @@ class CekuraSession:
         """Wait for the test's runs (bounded by the deadline) and judge them; cached."""
         record = self.records[nodeid]
         if record.verdict is None:
-            states = self._poller.wait([r.id for r in record.runs]) if self._poller else {}
-            ordered = [states[run.id] for run in record.runs]
-            record.verdict = judge(ordered, record.spec.min_success_rate, record.problems)
+            runs = record.assignment.runs
+            states = {}
+            if self._poller is not None:
+                if self._lazy:
+                    self._poller.track(runs, poll_now=True)
+                states = self._poller.wait([run.id for run in runs])
+            ordered = [states[run.id] for run in runs]
+            spec = record.spec
+            record.verdict = judge(ordered, spec.min_success_rate, record.assignment.problems)
+            result_id = record.assignment.result_id
             record.result = CekuraResult(
-                scenario_ids=record.spec.scenario_ids,
+                scenario_ids=spec.scenario_ids,
                 runs=tuple(state.run for state in ordered),
-                min_success_rate=record.spec.min_success_rate,
-                result_ids=() if record.result_id is None else (record.result_id,),
+                min_success_rate=spec.min_success_rate,
+                result_ids=() if result_id is None else (result_id,),
             )
         return record
 
@@ -155,9 +219,8 @@ class CekuraSession:
             self._cancel(self._poller.outstanding())
         if self._client is not None:
             self._client.close()
-        stop = getattr(self._emulator, "stop", None)
-        if stop is not None:
-            stop()
+        if self._emulator is not None:
+            self._emulator.stop()
 
     def _cancel(self, run_ids: list[int]) -> None:
         if not run_ids or self._client is None:
@@ -172,3 +235,14 @@ class CekuraSession:
         futures = [pool.submit(end, run_id) for run_id in run_ids]
         wait_futures(futures, timeout=CANCEL_BUDGET)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:
+    if submission.error is not None:
+        return Assignment(submission.result_id, (), (submission.error,))
+    runs, problems = submission.runs_for(spec)
+    return Assignment(submission.result_id, runs, tuple(problems))
+
+
+def _to_json(assignments: Mapping[str, Assignment]) -> dict[str, Any]:
+    return {nodeid: assignment.to_json() for nodeid, assignment in assignments.items()}

@@ -6,8 +6,8 @@ import re
 from collections.abc import Callable
 
 import pytest
-from conftest import Suite, wire
 
+from conftest import Suite, wire
 from pytest_cekura.emulator import Emulator
 
 CATALOGUE = """

@@ -88,8 +88,10 @@ def _script(
             (MAIN_AGENT, "I'm afraid I can't do anything more about that today. Goodbye."),
             (TESTING_AGENT, "Wait, you haven't confirmed anything yet..."),
         ]
-    middle_count = int(unit_hash("transcript", scenario.id, run_id) * (len(middle) + 1))
-    return opening + middle[:middle_count] + closing
+    # 4-8 lines, alternating speakers: pairs of middle lines plus an optional sign-off.
+    extra = int(unit_hash("transcript", scenario.id, run_id) * 5)
+    sign_off = [(MAIN_AGENT, "Thank you for calling. Have a good day.")] if extra % 2 else []
+    return opening + middle[: 2 * (extra // 2)] + closing + sign_off
 
 
 def _caller_name(profile: TestProfileEntry | None) -> str:

@@ -55,6 +55,7 @@ def start_runs(client: httpx.Client, *scenario_ids: int, **extra: Any) -> dict[s
 
 
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:
-    response = client.get(path, params=params)
+    # httpx replaces a query already in ``path`` when ``params`` is given, even if empty.
+    response = client.get(path, params=params) if params else client.get(path)
     assert response.status_code == 200, response.text
     return response.json()

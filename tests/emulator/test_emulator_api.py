@@ -72,7 +72,9 @@ def test_wrong_api_key_is_401(emulator: Emulator) -> None:
 
 def test_custom_api_key_is_required_and_never_in_repr(clock: FakeClock) -> None:
     with Emulator(api_key="s3cret-value", clock=clock) as emulator:
-        good = httpx.get(f"{emulator.url}{V1}/results/", headers={"X-CEKURA-API-KEY": "s3cret-value"})
+        good = httpx.get(
+            f"{emulator.url}{V1}/results/", headers={"X-CEKURA-API-KEY": "s3cret-value"}
+        )
         default = httpx.get(f"{emulator.url}{V1}/results/", headers={"X-CEKURA-API-KEY": API_KEY})
         assert (good.status_code, default.status_code) == (200, 401)
         assert "s3cret" not in repr(emulator)
@@ -189,9 +191,10 @@ def test_unknown_test_profile_gets_a_default(api: httpx.Client) -> None:
             {"scenarios": [{"scenario": 1}], "test_profile_ids": 7},
             {"test_profile_ids": ['Expected a list of items but got type "int".']},
         ),
-        (["not", "an", "object"], {"non_field_errors": [
-            "Invalid data. Expected a dictionary, but got list."
-        ]}),
+        (
+            ["not", "an", "object"],
+            {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]},
+        ),
     ],
 )
 def test_invalid_bodies_get_drf_style_400(
@@ -224,6 +227,14 @@ def test_non_json_body_is_a_parse_error(api: httpx.Client) -> None:
     response = api.post(LIVEKIT, content=b"{not json", headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["detail"].startswith("JSON parse error - ")
+
+
+def test_chunked_body_is_read(api: httpx.Client) -> None:
+    chunks = iter([b'{"scenarios": [{"scen', b'ario": 31}], "frequency": 2}'])
+    response = api.post(LIVEKIT, content=chunks, headers={"Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    assert len(response.json()["runs"]) == 2
+    assert api.get(f"{V1}/results/").status_code == 200  # the stream stayed in sync
 
 
 @pytest.mark.parametrize(
@@ -382,7 +393,12 @@ def test_bulk_of_only_unknown_ids_is_an_empty_list(api: httpx.Client) -> None:
         ("?run_ids=", {"run_ids": ["This field is required."]}),
         (
             "?ids=1,x",
-            {"ids": ['"x" is not a valid run id; send comma-separated integers, e.g. ids=90001,90002.']},
+            {
+                "ids": [
+                    '"x" is not a valid run id; send comma-separated integers, '
+                    "e.g. ids=90001,90002."
+                ]
+            },
         ),
     ],
 )
@@ -468,9 +484,7 @@ def test_request_log_records_cekura_paths_only(api: httpx.Client, emulator: Emul
     assert len(served) == 5
 
 
-def test_runs_view_carries_livekit_dispatch_metadata(
-    api: httpx.Client, emulator: Emulator
-) -> None:
+def test_runs_view_carries_livekit_dispatch_metadata(api: httpx.Client, emulator: Emulator) -> None:
     start_runs(api, PASS)
     start_runs(api, FAIL, test_profile_ids=[7])
     plain, profiled = emulator.runs
@@ -478,7 +492,11 @@ def test_runs_view_carries_livekit_dispatch_metadata(
     assert profiled["job_metadata"] == {
         "scenario_id": FAIL,
         "run_id": profiled["id"],
-        "test_profile_data": {"id": 7, "name": "Jane", "information": {"customer_name": "Jane Doe"}},
+        "test_profile_data": {
+            "id": 7,
+            "name": "Jane",
+            "information": {"customer_name": "Jane Doe"},
+        },
     }
     assert plain["room_metadata"] == "{}"
     assert get_json(api, "/_emulator/runs") == emulator.runs

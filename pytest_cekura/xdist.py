@@ -1,0 +1,72 @@
+"""pytest-xdist support: submit once per test run, however many workers collect the suite.
+
+Under xdist the controller collects nothing and every worker collects the whole suite, so a
+naive plugin would start (and bill) every run once per worker. Instead the first worker to take
+a file lock submits for all of them and writes the result to a manifest; the others read it.
+A marker file written *before* the POST makes an interrupted submitter visible to the others,
+so they error instead of posting a second time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from .errors import ConfigError
+
+#: How long a worker waits for another worker's submission (many groups can take a while).
+LOCK_TIMEOUT = 600.0
+
+
+def is_worker(config: object) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def worker_input(config: object) -> dict[str, Any]:
+    value = getattr(config, "workerinput", {})
+    return value if isinstance(value, dict) else {}
+
+
+class SubmitOnce:
+    """Runs a submission at most once across the processes sharing ``testrunuid``."""
+
+    def __init__(self, testrunuid: str, directory: Path | None = None) -> None:
+        base = directory or Path(tempfile.gettempdir())
+        self.directory = base / f"pytest-cekura-{testrunuid}"
+
+    def run(self, submit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Return the manifest, calling ``submit`` only if no process has done so yet."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        manifest = self.directory / "manifest.json"
+        started = self.directory / "submitting"
+        with FileLock(str(self.directory / "submit.lock"), timeout=LOCK_TIMEOUT):
+            if manifest.exists():
+                data: dict[str, Any] = json.loads(manifest.read_text())
+            elif started.exists():
+                raise ConfigError(
+                    "pytest-cekura: another xdist worker was interrupted while starting Cekura "
+                    "runs; they were not started again so you are not charged twice. Check "
+                    "Cekura's dashboard for results named 'pytest-cekura ...' and re-run."
+                )
+            else:
+                started.touch()
+                try:
+                    data = submit()
+                except ConfigError as exc:
+                    data = {"session_error": str(exc)}
+                _write_atomically(manifest, json.dumps(data))
+        if "session_error" in data:
+            raise ConfigError(str(data["session_error"]))
+        return data
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

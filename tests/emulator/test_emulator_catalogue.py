@@ -1,0 +1,177 @@
+"""Catalogue loading: defaults, fallbacks, and one clear error per kind of mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_cekura.emulator import (
+    Catalogue,
+    CatalogueError,
+    ScenarioEntry,
+    TestProfileEntry,
+    load_catalogue,
+)
+from pytest_cekura.errors import ConfigError
+
+FULL = """
+[[scenario]]
+id = 31
+name = "Billing dispute"
+outcome = "fail"
+duration_s = 120
+agent = 4
+
+[[scenario]]
+id = 32
+outcome = "flaky"
+success_probability = 0.25
+
+[[scenario]]
+id = 33
+
+[[test_profile]]
+id = 7
+name = "Jane"
+information = { customer_name = "Jane Doe" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "catalogue.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_error(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    return message
+
+
+def test_full_catalogue_loads(tmp_path: Path) -> None:
+    catalogue = load_catalogue(write(tmp_path, FULL))
+    assert catalogue.scenario(31) == ScenarioEntry(31, "Billing dispute", "fail", 120.0, None, 4)
+    assert catalogue.scenario(32) == ScenarioEntry(32, "Scenario 32", "flaky", 30.0, 0.25, 1)
+    assert catalogue.scenario(33) == ScenarioEntry(33, "Scenario 33")
+    profile = catalogue.test_profile(7)
+    assert profile.as_api_dict() == {
+        "id": 7,
+        "name": "Jane",
+        "information": {"customer_name": "Jane Doe"},
+    }
+    assert catalogue.source == str(tmp_path / "catalogue.toml")
+
+
+def test_unlisted_ids_fall_back_to_defaults() -> None:
+    catalogue = Catalogue()
+    assert catalogue.scenario(5) == ScenarioEntry(5, "Scenario 5", "pass", 30.0, None, 1)
+    assert catalogue.test_profile(9) == TestProfileEntry(9, "Test profile 9", {})
+
+
+def test_empty_file_is_an_empty_catalogue(tmp_path: Path) -> None:
+    catalogue = load_catalogue(write(tmp_path, "# nothing yet\n"))
+    assert dict(catalogue.scenarios) == {}
+    assert dict(catalogue.test_profiles) == {}
+
+
+def test_error_is_a_config_error_and_a_value_error(tmp_path: Path) -> None:
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(tmp_path / "missing.toml")
+    assert isinstance(info.value, ConfigError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.toml"
+    with pytest.raises(CatalogueError) as info:
+        load_catalogue(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot read the emulator catalogue")
+    assert "No such file or directory" in message
+
+
+def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[scenario]]\nid = 31\nname = "unterminated\n')
+    assert "TOML syntax error" in message
+    assert "line 3" in message
+
+
+def test_unknown_top_level_table(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[[scenarios]]\nid = 31\n")
+    assert "unknown top-level table 'scenarios'" in message
+    assert "did you mean 'scenario'?" in message
+    assert "[[scenario]] and [[test_profile]]" in message
+
+
+def test_single_table_instead_of_array(tmp_path: Path) -> None:
+    message = load_error(tmp_path, "[scenario]\nid = 31\n")
+    assert "'scenario' must be an array of tables; write each entry as [[scenario]]" in message
+
+
+def test_unknown_key_in_entry(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[scenario]]\nid = 31\noutcom = "fail"\n')
+    assert "scenario[1] (id=31): unknown key 'outcom' (did you mean 'outcome'?)" in message
+    assert "allowed keys: id, name, outcome, duration_s, success_probability, agent" in message
+
+
+@pytest.mark.parametrize("value", ["0", "-3", '"31"', "true", "3.5"])
+def test_id_must_be_a_positive_integer(tmp_path: Path, value: str) -> None:
+    message = load_error(tmp_path, f"[[scenario]]\nid = 30\n\n[[scenario]]\nid = {value}\n")
+    assert "scenario[2]" in message
+    assert "field 'id' has invalid value" in message
+    assert "must be a positive integer" in message
+
+
+def test_missing_id(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[test_profile]]\nname = "Jane"\n')
+    assert "test_profile[1]: missing required field 'id'" in message
+
+
+@pytest.mark.parametrize("table", ["scenario", "test_profile"])
+def test_duplicate_id(tmp_path: Path, table: str) -> None:
+    message = load_error(tmp_path, f"[[{table}]]\nid = 31\n\n[[{table}]]\nid = 31\n")
+    assert f"{table}[2] (id=31): duplicate id 31, already used by {table}[1]" in message
+
+
+def test_bad_outcome(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[scenario]]\nid = 31\noutcome = "maybe"\n')
+    assert "scenario[1] (id=31): field 'outcome' has invalid value 'maybe'" in message
+    assert "allowed: pass, fail, error, flaky, hang" in message
+
+
+@pytest.mark.parametrize(("value", "shown"), [("-1", "-1"), ('"2m"', "'2m'"), ("nan", "nan")])
+def test_bad_duration(tmp_path: Path, value: str, shown: str) -> None:
+    message = load_error(tmp_path, f"[[scenario]]\nid = 31\nduration_s = {value}\n")
+    assert f"scenario[1] (id=31): field 'duration_s' has invalid value {shown}" in message
+    assert "must be a number of seconds >= 0" in message
+
+
+def test_flaky_without_success_probability(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[scenario]]\nid = 31\noutcome = "flaky"\n')
+    assert "scenario[1] (id=31): outcome \"flaky\" needs field 'success_probability'" in message
+    assert "between 0 and 1" in message
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", '"half"'])
+def test_flaky_with_out_of_range_probability(tmp_path: Path, value: str) -> None:
+    text = f'[[scenario]]\nid = 31\noutcome = "flaky"\nsuccess_probability = {value}\n'
+    message = load_error(tmp_path, text)
+    assert "field 'success_probability' has invalid value" in message
+    assert "must be a number between 0 and 1" in message
+
+
+def test_success_probability_on_non_flaky_outcome(tmp_path: Path) -> None:
+    text = '[[scenario]]\nid = 31\noutcome = "pass"\nsuccess_probability = 0.5\n'
+    message = load_error(tmp_path, text)
+    assert "scenario[1] (id=31): field 'success_probability' has invalid value 0.5" in message
+    assert "only allowed with outcome = \"flaky\" (outcome is 'pass')" in message
+
+
+def test_information_must_be_a_table(tmp_path: Path) -> None:
+    message = load_error(tmp_path, '[[test_profile]]\nid = 7\ninformation = "Jane"\n')
+    assert "test_profile[1] (id=7): field 'information' has invalid value 'Jane'" in message

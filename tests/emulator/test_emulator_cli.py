@@ -1,0 +1,88 @@
+"""``python -m pytest_cekura.emulator`` as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMMAND = [sys.executable, "-m", "pytest_cekura.emulator"]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CEKURA_API_KEY"}
+    # The package may not be installed yet; make it importable from the checkout.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def test_help_lists_every_option() -> None:
+    done = subprocess.run(
+        [*COMMAND, "--help"], capture_output=True, text=True, env=environment(), timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    for option in (
+        "--host",
+        "--port",
+        "--catalogue",
+        "--time-scale",
+        "--api-key",
+        "--success-rate-format",
+    ):
+        assert option in done.stdout
+
+
+def test_bad_catalogue_exits_2_with_the_message(tmp_path: Path) -> None:
+    catalogue = tmp_path / "c.toml"
+    catalogue.write_text('[[scenario]]\nid = 31\noutcome = "maybe"\n', encoding="utf-8")
+    done = subprocess.run(
+        [*COMMAND, "--port", "0", "--catalogue", str(catalogue)],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "field 'outcome' has invalid value 'maybe'" in done.stderr
+    assert done.stdout == ""
+
+
+def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
+    catalogue = tmp_path / "c.toml"
+    catalogue.write_text('[[scenario]]\nid = 31\nname = "Billing dispute"\n', encoding="utf-8")
+    key = "key-from-env-123"
+    process = subprocess.Popen(
+        [*COMMAND, "--port", "0", "--catalogue", str(catalogue), "--time-scale", "0.001"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(CEKURA_API_KEY=key),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"Cekura emulator listening on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, f"unexpected first line {line!r}"
+        response = httpx.post(
+            f"{match[1]}/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/",
+            json={"scenarios": [{"scenario": 31}]},
+            headers={"X-CEKURA-API-KEY": key},
+        )
+        assert response.status_code == 201
+        assert response.json()["runs"][0]["scenario_name"] == "Billing dispute"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr
+    assert key not in line + stdout + stderr
