@@ -45,6 +45,9 @@ API_KEY_HEADER = "X-CEKURA-API-KEY"
 #: The bulk endpoint's id limit is undocumented; 50 ids keep the URL well under 2 KB.
 BULK_CHUNK_SIZE = 50
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+#: Keys of ``CekuraClient.request_counts`` for the POSTs, which differ in cost and meaning.
+START_LABEL = "POST start runs"
+END_CALL_LABEL = "POST end call"
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ class CekuraClient:
 
     @property
     def request_counts(self) -> dict[str, int]:
-        """Requests sent so far, by HTTP method (retries included)."""
+        """Requests sent so far (retries included), by method; POSTs by what they do."""
         with self._lock:
             return dict(self._counts)
 
@@ -178,7 +181,7 @@ class CekuraClient:
     def start_runs(self, provider: str, body: Mapping[str, Any]) -> Result:
         """POST a run-starting request. Never re-sent once it may have reached the server."""
         path = PROVIDERS[provider].path
-        data = self._request("POST", path, json=dict(body), idempotent=False)
+        data = self._request("POST", path, json=dict(body), idempotent=False, label=START_LABEL)
         return _parse(Result, data, f"POST {path}")
 
     def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:
@@ -206,7 +209,10 @@ class CekuraClient:
         """Ask Cekura to end a call in progress; a run that no longer exists is ignored."""
         with contextlib.suppress(NotFoundError):
             self._request(
-                "POST", f"/test_framework/v1/runs-external/{run_id}/end_call/", idempotent=True
+                "POST",
+                f"/test_framework/v1/runs-external/{run_id}/end_call/",
+                idempotent=True,
+                label=END_CALL_LABEL,
             )
 
     # -- transport ---------------------------------------------------------------------------
@@ -220,13 +226,14 @@ class CekuraClient:
         json: Any = None,
         idempotent: bool | None = None,
         deadline: float | None = None,
+        label: str | None = None,
     ) -> Any:
         idempotent = method == "GET" if idempotent is None else idempotent
         attempt = 0
         while True:
             try:
                 with self._lock:
-                    self._counts[method] += 1
+                    self._counts[label or method] += 1
                 response = self._http.request(method, path, params=params, json=json)
             except httpx.TransportError as exc:
                 error = _transport_error(exc, method, path)

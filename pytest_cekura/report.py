@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .client import START_LABEL
 from .markers import ScenarioSpec
 from .models import Run
 from .outcome import Outcome, RunIssue, Verdict
@@ -143,6 +144,8 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}"
         )
-    calls = ", ".join(f"{count} {method}" for method, count in sorted(request_counts.items()))
+    order = {START_LABEL: 0, "GET": 1}
+    ranked = sorted(request_counts.items(), key=lambda item: (order.get(item[0], 2), item[0]))
+    calls = ", ".join(f"{count} {label}" for label, count in ranked)
     lines.append(f"cekura: {len(rows)} test(s); API requests: {calls or 'none'}")
     return lines

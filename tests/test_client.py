@@ -216,9 +216,15 @@ def test_malformed_json_is_a_protocol_error() -> None:
 
 
 def test_request_counts_include_retries() -> None:
-    client, _, _ = make_client(responses(httpx.Response(503), httpx.Response(200, json=[])))
+    client, _, _ = make_client(
+        responses(
+            httpx.Response(503), httpx.Response(200, json=[]), httpx.Response(201, json=RESULT)
+        )
+    )
     client.get_runs([1])
     assert client.request_counts == {"GET": 2}
+    client.start_runs("livekit", {"scenarios": [{"scenario": 30}]})
+    assert client.request_counts == {"GET": 2, "POST start runs": 1}
 
 
 def test_backoff_is_full_jitter_and_capped() -> None:

@@ -22,7 +22,9 @@ def test_examples_pass_on_the_emulator(
     result = run_examples(pytester)
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=4, deselected=1)
-    result.stdout.fnmatch_lines(["*= cekura =*", "cekura: 4 test(s); API requests: * 4 POST"])
+    result.stdout.fnmatch_lines(
+        ["*= cekura =*", "cekura: 4 test(s); API requests: 4 POST start runs, * GET"]
+    )
 
 
 def test_demo_failure_shows_the_failure_report(pytester: pytest.Pytester) -> None:

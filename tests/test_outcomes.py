@@ -70,7 +70,7 @@ def test_passing_scenarios_pass_without_a_body(catalogued: Suite) -> None:
             "*= cekura =*",
             "PASSED  test_passing_scenarios_pass_without_a_body.py::test_refill_flow"
             " · scenarios 30 · runs 3/3 (100%), needs 100%",
-            "cekura: 1 test(s); API requests: * GET, 1 POST",
+            "cekura: 1 test(s); API requests: 1 POST start runs, * GET",
         ]
     )
 
@@ -262,3 +262,21 @@ def test_gets_do_not_grow_with_the_number_of_tests(
     # a handful of GETs, not one (or more) per test.
     assert 1 <= len(gets) <= 8
     assert len(gets[0].query["run_ids"].split(",")) == 30
+
+
+def test_pytest_timeout_ends_a_waiting_test_and_spares_the_others(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(33)
+        def test_stuck(): pass
+
+        @pytest.mark.cekura_scenario(30)
+        def test_fine(): pass
+        """
+    )
+    result = catalogued.run("--timeout=1", "--timeout-method=signal", subprocess=True)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*test_stuck - Failed: Timeout (>1.0s) from pytest-timeout*"])
+    assert catalogued.posts() == 1

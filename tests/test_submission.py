@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 
-from conftest import Suite
+from conftest import FAST, Suite, wire
+from pytest_cekura.emulator import Emulator
 
 
 def runs_per_scenario(suite: Suite) -> Counter[int]:
@@ -177,3 +179,40 @@ def test_rejected_api_key_stops_the_session_once(
     assert "CEKURA_API_KEY" in err
     assert "passed" not in result.stdout.str()
     assert suite.posts() == 1  # the first 401 stops the session: no second group is tried
+
+
+def test_last_failed_resubmits_only_the_failed_tests(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    suite = wire(pytester, make_emulator('[[scenario]]\nid = 31\noutcome = "fail"\n'), monkeypatch)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_good(): pass
+
+        @pytest.mark.cekura_scenario(31)
+        def test_bad(): pass
+        """
+    )
+    suite.pytester.runpytest(*FAST[:1]).assert_outcomes(passed=1, failed=1)  # cache on
+    before = Counter(run["scenario"] for run in suite.emulator.runs)
+    suite.pytester.runpytest(FAST[0], "--lf").assert_outcomes(failed=1)
+    after = Counter(run["scenario"] for run in suite.emulator.runs)
+    assert after - before == Counter({31: 1})
+
+
+def test_plugin_can_be_disabled(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    suite.pytester.runpytest("-p", "no:cekura").assert_outcomes(passed=1)
+    assert suite.emulator.requests == []

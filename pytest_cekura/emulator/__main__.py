@@ -24,7 +24,10 @@ DEFAULT_KEY = "emulator-key"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_cekura.emulator",
-        description="Serve a local emulator of the Cekura REST API (in memory, no network).",
+        description=(
+            "Serve a local emulator of the Cekura REST API: state in memory, no real calls, "
+            "nothing leaves this machine."
+        ),
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface to bind (default %(default)s)"

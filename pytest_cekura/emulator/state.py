@@ -31,7 +31,6 @@ SuccessRateFormat = Literal["percent", "fraction"]
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
 TerminalVerdict = Literal["pass", "fail", "error", "cancelled"]
 
-TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 FIRST_RESULT_ID = 5000
 FIRST_RUN_ID = 90000
 RUNNING_AFTER = 0.1  # fraction of the call's duration spent "pending" (room setup, dialling)
