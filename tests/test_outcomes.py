@@ -278,5 +278,5 @@ def test_pytest_timeout_ends_a_waiting_test_and_spares_the_others(catalogued: Su
     )
     result = catalogued.run("--timeout=1", "--timeout-method=signal", subprocess=True)
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*test_stuck - Failed: Timeout (>1.0s) from pytest-timeout*"])
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>1.0s) from pytest-timeout*"])
     assert catalogued.posts() == 1
