@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 
 import pytest
 
-from conftest import Suite, wire
+from conftest import FAST, Suite, wire
 from pytest_cekura.emulator import Emulator
 
 CATALOGUE = """
@@ -280,3 +284,32 @@ def test_pytest_timeout_ends_a_waiting_test_and_spares_the_others(catalogued: Su
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*Failed: Timeout (>1.0s) from pytest-timeout*"])
     assert catalogued.posts() == 1
+
+
+def test_ctrl_c_while_waiting_ends_the_calls_and_exits_interrupted(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(33, frequency=2)
+        def test_stuck(): pass
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *FAST],
+        cwd=catalogued.pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while catalogued.posts() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # now the test is waiting in setup
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "KeyboardInterrupt" in output
+    assert "Exception in thread" not in output
+    assert catalogued.emulator.count("POST", "end_call") == 2
+    assert {run["status"] for run in catalogued.emulator.runs} == {"cancelled"}

@@ -26,9 +26,12 @@ def unit_hash(*parts: object) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def flaky_passes(scenario_id: int, run_id: int, success_probability: float) -> bool:
-    """The documented rule: ``sha256(f"{scenario_id}:{run_id}")`` mapped to [0, 1) < p."""
-    return unit_hash(scenario_id, run_id) < success_probability
+def flaky_passes(scenario_id: int, attempt: int, success_probability: float) -> bool:
+    """The documented rule: ``sha256(f"{scenario_id}:{attempt}")`` mapped to [0, 1) < p.
+
+    ``attempt`` counts the scenario's runs from 0 since the emulator started (or was reset).
+    """
+    return unit_hash(scenario_id, attempt) < success_probability
 
 
 def format_duration(seconds: float) -> str:

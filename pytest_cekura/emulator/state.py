@@ -93,6 +93,10 @@ class _RunRecord:
     scenario_id: int
     profile_id: int | None
     created: float
+    #: How many runs of this scenario the emulator started before this one. Flaky outcomes
+    #: hash this rather than the run id, so a scenario's first N calls play the same way in
+    #: every session, whatever else the session runs.
+    attempt: int = 0
     cancelled_at: float | None = None
 
 
@@ -138,6 +142,7 @@ class Store:
         self._lock = threading.Lock()
         self._results: dict[int, _ResultRecord] = {}
         self._runs: dict[int, _RunRecord] = {}
+        self._attempts: dict[int, int] = {}  # scenario id -> runs started so far
         self._requests: list[RequestRecord] = []
         self._next_result_id = FIRST_RESULT_ID
         self._next_run_id = FIRST_RUN_ID
@@ -151,8 +156,15 @@ class Store:
             result = self._new_result_record(new, now)
             for scenario_id in new.scenario_ids:
                 for _ in range(new.frequency):
+                    attempt = self._attempts.get(scenario_id, 0)
+                    self._attempts[scenario_id] = attempt + 1
                     run = _RunRecord(
-                        self._next_run_id, result.result_id, scenario_id, new.test_profile_id, now
+                        self._next_run_id,
+                        result.result_id,
+                        scenario_id,
+                        new.test_profile_id,
+                        now,
+                        attempt,
                     )
                     self._next_run_id += 1
                     self._runs[run.run_id] = run
@@ -190,6 +202,7 @@ class Store:
         with self._lock:
             self._results.clear()
             self._runs.clear()
+            self._attempts.clear()
             self._requests.clear()
 
     # ------------------------------------------------------------------ queries
@@ -282,7 +295,7 @@ class Store:
     def _verdict(run: _RunRecord, scenario: ScenarioEntry) -> TerminalVerdict:
         if scenario.outcome == "flaky":
             probability = scenario.success_probability or 0.0
-            passed = content.flaky_passes(scenario.id, run.run_id, probability)
+            passed = content.flaky_passes(scenario.id, run.attempt, probability)
             return "pass" if passed else "fail"
         if scenario.outcome in ("pass", "fail", "error"):
             return scenario.outcome
