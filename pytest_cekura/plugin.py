@@ -43,6 +43,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    settings = _cekura(config).settings
+    if settings.emulator:
+        where = f"built-in emulator (time scale {settings.emulator_time_scale:g})"
+    elif config.get_verbosity() > 0:
+        where = settings.base_url
+    else:
+        return None
+    return f"cekura: {where}, poll every {settings.poll_interval:g}s, timeout {settings.timeout:g}s"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     try:
@@ -115,7 +126,8 @@ def _skipped(item: pytest.Item) -> bool:
     return item.get_closest_marker("skip") is not None
 
 
-@pytest.hookimpl(tryfirst=True)
+# Neither tryfirst nor trylast: after skip/skipif are evaluated (no waiting for a skipped
+# test), before pytest's own implementation sets up fixtures (which may use the verdict).
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Wait for this test's runs; an error here (Cekura could not run them) is an ERROR."""
     if MARKER_ERROR_KEY in item.stash:

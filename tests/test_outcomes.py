@@ -104,8 +104,10 @@ def test_agent_failure_fails_with_an_actionable_report(catalogued: Suite) -> Non
             "*link: https://dashboard.cekura.ai/results/*?run=*",
         ]
     )
-    # Only the two failing runs are detailed, each with its own link.
-    assert out.count('scenario 31 "Billing dispute" · completed, not successful') == 2
+    # Only the two failing runs are detailed, each with its own link. (Under CI=true pytest
+    # repeats the whole message in its short summary, so count in the report section only.)
+    report = out.split("short test summary info")[0]
+    assert report.count('scenario 31 "Billing dispute" · completed, not successful') == 2
     assert "Refill a prescription" not in out
     assert re.search(r"\[\d\d:\d\d\.\d\] (Main|Testing) Agent: ", out)
 
@@ -301,15 +303,44 @@ def test_ctrl_c_while_waiting_ends_the_calls_and_exits_interrupted(catalogued: S
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # CI may start us with SIGINT ignored, which the child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 20
-    while catalogued.posts() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # now the test is waiting in setup
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=20)
+    try:
+        deadline = time.monotonic() + 20
+        while catalogued.posts() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # now the test is waiting in setup
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
     assert "Exception in thread" not in output
     assert catalogued.emulator.count("POST", "end_call") == 2
     assert {run["status"] for run in catalogued.emulator.runs} == {"cancelled"}
+
+
+def test_skipif_test_is_not_waited_for(catalogued: Suite) -> None:
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.skipif(True, reason="not on this platform")
+        @pytest.mark.cekura_scenario(33)
+        def test_stuck_but_skipped(): pass
+        """
+    )
+    # Scenario 33 never finishes: waiting for it would take the whole timeout.
+    result = catalogued.run("--cekura-timeout=30")
+    result.assert_outcomes(skipped=1)
+    assert result.duration < 10
+
+
+def test_report_header_names_the_emulator(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest("--cekura-emulator")
+    result.stdout.fnmatch_lines(["cekura: built-in emulator (time scale 0.01), poll every 0.1s*"])

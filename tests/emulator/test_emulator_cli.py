@@ -64,6 +64,8 @@ def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=environment(CEKURA_API_KEY=key),
+        # CI may start us with SIGINT ignored, which the child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None
