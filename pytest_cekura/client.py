@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from pydantic import ValidationError
@@ -37,7 +37,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import Result, Run
+from .models import AgentSettings, Result, Run, Scenario
 from .secret import Secret, redact
 
 DEFAULT_BASE_URL = "https://api.cekura.ai"
@@ -47,23 +47,73 @@ BULK_CHUNK_SIZE = 50
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 #: Keys of ``CekuraClient.request_counts`` for the POSTs, which differ in cost and meaning.
 START_LABEL = "POST start runs"
+PREFLIGHT_LABEL = "GET preflight"
 END_CALL_LABEL = "POST end call"
 
 
 @dataclass(frozen=True)
 class Provider:
-    """A run-starting endpoint and the body family it takes (cekura-api.md section 2)."""
+    """A run-starting endpoint and the shape of body it takes (cekura-api.md section 2).
+
+    ``objects`` endpoints take ``scenarios: [{"scenario": id, ...}]`` and an ``agent``;
+    ``ids`` endpoints take ``scenarios: [id, ...]`` and a required ``agent_id``.
+    """
 
     name: str
     path: str
+    family: Literal["objects", "ids"]
+    #: False for the v1 room-URL runners, which start one run per element: repeat it instead.
+    takes_frequency: bool = True
+    #: Fields the endpoint requires in each scenario element (objects) or at the top (ids).
+    required_fields: tuple[str, ...] = ()
 
 
-#: Providers whose run-starting endpoint takes ``{"scenarios": [{"scenario": id}], ...}``.
+def _provider(name: str, path: str, family: Literal["objects", "ids"], **kw: Any) -> Provider:
+    return Provider(name, f"/test_framework/v1/{path}/", family, **kw)
+
+
+#: Every run-starting endpoint of the reference, by the name the marker's ``provider=`` takes.
+#: Paths are the API reference's where it has one, else the official SDK's, with the slash.
 PROVIDERS: Mapping[str, Provider] = {
-    "livekit": Provider(
-        "livekit", "/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/"
-    ),
-    "pipecat": Provider("pipecat", "/test_framework/v1/scenarios/run_scenarios_pipecat_v2/"),
+    p.name: p
+    for p in (
+        _provider("livekit", "scenarios-external/run_scenarios_livekit_v2", "objects"),
+        _provider(
+            "livekit_v1",
+            "scenarios-external/run_scenarios_livekit",
+            "objects",
+            takes_frequency=False,
+            required_fields=("livekit_room_url", "access_token"),
+        ),
+        _provider("pipecat", "scenarios/run_scenarios_pipecat_v2", "objects"),
+        _provider(
+            "pipecat_v1",
+            "scenarios/run_scenarios_pipecat",
+            "objects",
+            takes_frequency=False,
+            required_fields=("pipecat_room_url",),
+        ),
+        _provider(
+            "websocket",
+            "scenarios/run_scenarios_with_websockets",
+            "objects",
+            required_fields=("websocket_url",),
+        ),
+        _provider("voice", "scenarios/run_scenarios", "ids"),
+        _provider("text", "scenarios/run_scenarios_text", "ids"),
+        _provider(
+            "vapi",
+            "scenarios/run_scenarios_vapi_webrtc",
+            "ids",
+            required_fields=("vapi_assistant_id",),
+        ),
+        _provider("retell", "scenarios-external/run_scenarios_retell_webrtc", "ids"),
+        _provider("elevenlabs", "scenarios-external/run_scenarios_elevenlabs", "ids"),
+        _provider("sip", "scenarios-external/run_scenarios_sip", "ids"),
+        _provider("email", "scenarios/run_scenarios_email", "ids"),
+        _provider("chirp", "scenarios/run_scenarios_chirp", "ids"),
+        _provider("agora", "scenarios-external/run_scenarios_agora", "ids"),
+    )
 }
 
 
@@ -204,6 +254,30 @@ class CekuraClient:
         if not isinstance(entries, list):
             raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
         return _parse_runs(entries)
+
+    def get_scenario(self, scenario_id: int) -> Scenario:
+        path = f"/test_framework/v1/scenarios/{scenario_id}/"
+        data = self._request("GET", path, label=PREFLIGHT_LABEL)
+        try:
+            return Scenario.model_validate(data)
+        except ValidationError as exc:
+            raise ProtocolError(
+                f"GET {path}: unexpected response shape: {_first_error(exc)}"
+            ) from None
+
+    def get_agent(self, agent_id: int) -> AgentSettings:
+        """The agent's non-secret settings. The documented v1 path first, then the SDK's v2."""
+        for api_version in ("v1", "v2"):
+            path = f"/test_framework/{api_version}/aiagents/{agent_id}/"
+            try:
+                data = self._request("GET", path, label=PREFLIGHT_LABEL)
+            except NotFoundError:
+                if api_version == "v2":
+                    raise
+                continue
+            # The answer holds the user's LiveKit key and secret: keep only what we check.
+            return AgentSettings.from_api(agent_id, data)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def end_call(self, run_id: int) -> None:
         """Ask Cekura to end a call in progress; a run that no longer exists is ignored."""

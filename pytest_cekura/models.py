@@ -236,6 +236,44 @@ def normalise_success_rate(
     return max(0.0, min(1.0, fraction))
 
 
+class Scenario(_Model):
+    """A scenario as ``GET scenarios/{id}/`` shows it (the fields preflight needs)."""
+
+    id: int
+    name: str | None = None
+    agent: LenientInt = None
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Which of an agent's LiveKit settings are present. Never holds their values: the API's
+    agent object carries the user's LiveKit key and secret (cekura-api.md 6b)."""
+
+    id: int
+    name: str
+    provider: str
+    has_livekit_url: bool
+    has_livekit_api_key: bool
+    has_livekit_api_secret: bool
+    livekit_agent_name: str | None
+
+    @classmethod
+    def from_api(cls, agent_id: int, data: Any) -> AgentSettings:
+        data = data if isinstance(data, Mapping) else {}
+        livekit = data.get("livekit_data")
+        livekit = livekit if isinstance(livekit, Mapping) else {}
+        dispatch_name = livekit.get("agent_name")
+        return cls(
+            id=agent_id,
+            name=str(data.get("agent_name") or f"agent {agent_id}"),
+            provider=str(data.get("assistant_provider") or "").strip().lower(),
+            has_livekit_url=bool(livekit.get("url")),
+            has_livekit_api_key=bool(data.get("livekit_api_key")),
+            has_livekit_api_secret=bool(livekit.get("api_secret")),
+            livekit_agent_name=str(dispatch_name) if dispatch_name else None,
+        )
+
+
 @dataclass(frozen=True)
 class CekuraResult:
     """What one test gets from Cekura: its runs and their success rate.

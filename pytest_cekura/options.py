@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,19 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .client import DEFAULT_BASE_URL
+from .client import DEFAULT_BASE_URL, PROVIDERS
 from .errors import ConfigError
 from .secret import Secret
 
 ENV_API_KEY = "CEKURA_API_KEY"
 ENV_API_URL = "CEKURA_API_URL"
+ENV_AGENT_ID = "CEKURA_AGENT_ID"
 DEFAULT_POLL_INTERVAL = 5.0  # what Cekura's own CLI uses
 DEFAULT_TIMEOUT = 3600.0  # Cekura's CLI default for --wait
 EMULATOR_POLL_INTERVAL = 0.1
 EMULATOR_TIMEOUT = 60.0
 DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
+DEFAULT_AGENT_READY_TIMEOUT = 60.0
 #: Cekura does not document dashboard deep links; this template is overridable per project.
 DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/results/{result_id}?run={run_id}"
 
@@ -38,8 +41,14 @@ class _Option:
     ini: str
     help: str
     env: str | None = None
-    is_flag: bool = False
+    #: "flag" options take no value; with ``flag_value=False`` the flag turns a default off.
+    kind: str = "value"
+    flag_value: bool = True
     metavar: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
 
 
 _OPTIONS = (
@@ -51,22 +60,44 @@ _OPTIONS = (
         metavar="URL",
     ),
     _Option(
-        "--cekura-emulator",
-        "cekura_emulator",
-        "Run Cekura tests against the built-in emulator: offline, free, no API key needed.",
-        is_flag=True,
+        "--cekura-provider",
+        "cekura_provider",
+        f"Default provider for markers that give none: {', '.join(PROVIDERS)} (default livekit).",
+        metavar="NAME",
     ),
     _Option(
-        "--cekura-emulator-catalogue",
-        "cekura_emulator_catalogue",
-        "TOML file describing the emulator's scenarios (outcome, duration) and test profiles.",
+        "--cekura-agent",
+        "cekura_agent",
+        f"Default Cekura agent id for markers that give none (env {ENV_AGENT_ID}); without it "
+        "each scenario's own agent is used.",
+        env=ENV_AGENT_ID,
+        metavar="ID",
+    ),
+    _Option(
+        "--cekura-no-preflight",
+        "cekura_preflight",
+        "Skip the checks made before any run is started (scenarios exist, the agent's LiveKit "
+        "settings are complete). Ini: cekura_preflight = false.",
+        kind="flag",
+        flag_value=False,
+    ),
+    _Option(
+        "--cekura-dry-run",
+        "cekura_dry_run",
+        "Show what would be submitted (groups, scenarios, number of calls) and start nothing.",
+        kind="flag",
+    ),
+    _Option(
+        "--cekura-max-runs",
+        "cekura_max_runs",
+        "Refuse to start a session that would start more than N calls.",
+        metavar="N",
+    ),
+    _Option(
+        "--cekura-report",
+        "cekura_report",
+        "Write a JSON report of every group, result and run to PATH.",
         metavar="PATH",
-    ),
-    _Option(
-        "--cekura-emulator-time-scale",
-        "cekura_emulator_time_scale",
-        f"Real seconds per emulated second of a call (default {DEFAULT_TIME_SCALE}).",
-        metavar="FACTOR",
     ),
     _Option(
         "--cekura-poll-interval",
@@ -88,40 +119,86 @@ _OPTIONS = (
         "Link template for a run in Cekura's web app, with {result_id} and {run_id}.",
         metavar="TEMPLATE",
     ),
+    _Option(
+        "--cekura-agent-cmd",
+        "cekura_agent_cmd",
+        "Start your agent worker with this command before any run is started, wait until it "
+        "is ready, and stop it at the end, e.g. 'python agent.py dev'.",
+        metavar="COMMAND",
+    ),
+    _Option(
+        "--cekura-agent-ready",
+        "cekura_agent_ready",
+        "Regular expression matching the line the agent worker prints once it is ready "
+        "(default: LiveKit Agents' 'registered worker').",
+        metavar="REGEX",
+    ),
+    _Option(
+        "--cekura-agent-ready-timeout",
+        "cekura_agent_ready_timeout",
+        f"Seconds to wait for the agent worker to be ready (default "
+        f"{DEFAULT_AGENT_READY_TIMEOUT:g}).",
+        metavar="SECONDS",
+    ),
+    _Option(
+        "--cekura-emulator",
+        "cekura_emulator",
+        "Run Cekura tests against the built-in emulator: offline, free, no API key needed.",
+        kind="flag",
+    ),
+    _Option(
+        "--cekura-emulator-catalogue",
+        "cekura_emulator_catalogue",
+        "TOML file describing the emulator's scenarios, agents and test profiles.",
+        metavar="PATH",
+    ),
+    _Option(
+        "--cekura-emulator-time-scale",
+        "cekura_emulator_time_scale",
+        f"Real seconds per emulated second of a call (default {DEFAULT_TIME_SCALE}).",
+        metavar="FACTOR",
+    ),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("cekura", "Cekura voice-agent scenarios")
     for opt in _OPTIONS:
-        dest = _dest(opt)
-        if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest=dest, help=opt.help)
-            parser.addini(opt.ini, opt.help, type="bool", default=False)
+        if opt.kind == "flag":
+            action = "store_true" if opt.flag_value else "store_false"
+            group.addoption(opt.flag, action=action, default=None, dest=opt.dest, help=opt.help)
+            parser.addini(opt.ini, opt.help, type="bool", default=not opt.flag_value)
         else:
-            group.addoption(opt.flag, default=None, dest=dest, metavar=opt.metavar, help=opt.help)
+            group.addoption(
+                opt.flag, default=None, dest=opt.dest, metavar=opt.metavar, help=opt.help
+            )
             parser.addini(opt.ini, opt.help, default=None)
-
-
-def _dest(opt: _Option) -> str:
-    return opt.flag.lstrip("-").replace("-", "_")
 
 
 @dataclass(frozen=True)
 class Settings:
     base_url: str
     api_key: Secret | None
-    emulator: bool
-    emulator_catalogue: Path | None
-    emulator_time_scale: float
+    provider: str
+    agent: int | None
+    preflight: bool
+    dry_run: bool
+    max_runs: int | None
+    report_path: Path | None
     poll_interval: float
     timeout: float
     dashboard_url: str
+    agent_cmd: str | None
+    agent_ready: str | None
+    agent_ready_timeout: float
+    emulator: bool
+    emulator_catalogue: Path | None
+    emulator_time_scale: float
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         return resolve(
-            cli=lambda opt: config.getoption(_dest(opt)),
+            cli=lambda opt: config.getoption(opt.dest),
             ini=lambda opt: config.getini(opt.ini),
             env=os.environ,
             ini_dir=config.inipath.parent if config.inipath else config.rootpath,
@@ -136,28 +213,41 @@ def resolve(
     ini_dir: Path,
 ) -> Settings:
     """Merge the sources by precedence and validate; raise ``ConfigError`` on a bad value."""
-    raw: dict[str, tuple[Any, str]] = {}
-    for opt in _OPTIONS:
-        raw[opt.ini] = _pick(opt, cli(opt), ini(opt), env)
-    emulator = bool(raw["cekura_emulator"][0])
-    catalogue = raw["cekura_emulator_catalogue"]
+    raw = {opt.ini: _pick(opt, cli(opt), ini(opt), env) for opt in _OPTIONS}
+
+    def value(name: str) -> tuple[Any, str]:
+        return raw[name]
+
+    emulator = bool(value("cekura_emulator")[0])
     key = env.get(ENV_API_KEY, "").strip()
+    url = value("cekura_url")
     return Settings(
-        base_url=_url(*raw["cekura_url"]) if raw["cekura_url"][0] else DEFAULT_BASE_URL,
+        base_url=_url(*url) if url[0] is not None else DEFAULT_BASE_URL,
         api_key=Secret(key) if key else None,
-        emulator=emulator,
-        emulator_catalogue=_path(catalogue[0], catalogue[1], ini_dir),
-        emulator_time_scale=_positive(
-            *raw["cekura_emulator_time_scale"], default=DEFAULT_TIME_SCALE
-        ),
+        provider=_choice(*value("cekura_provider"), choices=PROVIDERS, default="livekit"),
+        agent=_positive_int(*value("cekura_agent")),
+        preflight=bool(value("cekura_preflight")[0]),
+        dry_run=bool(value("cekura_dry_run")[0]),
+        max_runs=_positive_int(*value("cekura_max_runs")),
+        report_path=_output_path(*value("cekura_report"), ini_dir),
         poll_interval=_positive(
-            *raw["cekura_poll_interval"],
+            *value("cekura_poll_interval"),
             default=EMULATOR_POLL_INTERVAL if emulator else DEFAULT_POLL_INTERVAL,
         ),
         timeout=_positive(
-            *raw["cekura_timeout"], default=EMULATOR_TIMEOUT if emulator else DEFAULT_TIMEOUT
+            *value("cekura_timeout"), default=EMULATOR_TIMEOUT if emulator else DEFAULT_TIMEOUT
         ),
-        dashboard_url=_template(*raw["cekura_dashboard_url"]),
+        dashboard_url=_template(*value("cekura_dashboard_url")),
+        agent_cmd=_text(*value("cekura_agent_cmd")),
+        agent_ready=_regex(*value("cekura_agent_ready")),
+        agent_ready_timeout=_positive(
+            *value("cekura_agent_ready_timeout"), default=DEFAULT_AGENT_READY_TIMEOUT
+        ),
+        emulator=emulator,
+        emulator_catalogue=_input_path(*value("cekura_emulator_catalogue"), ini_dir),
+        emulator_time_scale=_positive(
+            *value("cekura_emulator_time_scale"), default=DEFAULT_TIME_SCALE
+        ),
     )
 
 
@@ -167,7 +257,9 @@ def _pick(opt: _Option, cli_value: Any, ini_value: Any, env: Mapping[str, str]) 
         return cli_value, opt.flag
     if opt.env and env.get(opt.env, "").strip():
         return env[opt.env].strip(), f"environment variable {opt.env}"
-    if ini_value not in (None, "", []) and ini_value is not False:
+    if opt.kind == "flag":
+        return ini_value, f"ini key {opt.ini}"
+    if ini_value not in (None, "", []):
         return ini_value, f"ini key {opt.ini}"
     return None, opt.flag
 
@@ -184,6 +276,42 @@ def _positive(value: Any, source: str, *, default: float) -> float:
     return number
 
 
+def _positive_int(value: Any, source: str) -> int | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigError(f"{source}={value!r} is invalid: use a positive whole number")
+    return int(text)
+
+
+def _choice(value: Any, source: str, *, choices: Mapping[str, Any], default: str) -> str:
+    if value is None:
+        return default
+    if value not in choices:
+        raise ConfigError(f"{source}={value!r} is invalid: use one of {', '.join(choices)}")
+    return str(value)
+
+
+def _text(value: Any, source: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        raise ConfigError(f"{source} is empty: give a command, or leave the option out")
+    return text
+
+
+def _regex(value: Any, source: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        re.compile(str(value))
+    except re.error as exc:
+        raise ConfigError(f"{source}={value!r} is not a valid regular expression: {exc}") from None
+    return str(value)
+
+
 def _url(value: Any, source: str) -> str:
     text = str(value).strip()
     parts = urlsplit(text)
@@ -195,15 +323,32 @@ def _url(value: Any, source: str) -> str:
     return text.rstrip("/")
 
 
-def _path(value: Any, source: str, base: Path) -> Path | None:
-    if value is None:
-        return None
+def _resolve_path(value: Any, source: str, base: Path) -> Path:
     path = Path(str(value)).expanduser()
     # Ini paths are relative to the ini file, like pytest's own testpaths.
     if not path.is_absolute() and source.startswith("ini"):
         path = base / path
+    return path
+
+
+def _input_path(value: Any, source: str, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = _resolve_path(value, source, base)
     if not path.is_file():
         raise ConfigError(f"{source}={str(value)!r}: no such file; give the path of a TOML file")
+    return path
+
+
+def _output_path(value: Any, source: str, base: Path) -> Path | None:
+    if value is None:
+        return None
+    path = _resolve_path(value, source, base)
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{source}={str(value)!r}: the folder {str(path.parent)!r} does not exist; create "
+            "it or choose another path"
+        )
     return path
 
 

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .client import CekuraClient
 from .errors import ConfigError
-from .markers import MARKER, MARKER_DOC, ScenarioSpec, parse_marker
+from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .models import CekuraResult
 from .options import Settings, add_options
 from .outcome import Outcome
-from .report import SummaryRow, failure_text, summary_lines
+from .report import (
+    SummaryRow,
+    dry_run_lines,
+    failure_text,
+    json_report,
+    run_record,
+    summary_lines,
+)
 from .secret import Secret
 from .session import CekuraSession, TestRecord
 from .xdist import SubmitOnce, is_worker, worker_input
@@ -34,6 +43,9 @@ class _State:
     rows: list[SummaryRow] = field(default_factory=list)
     worker_counts: Counter[str] = field(default_factory=Counter)
     shared_dirs: set[str] = field(default_factory=set)
+
+    def request_counts(self) -> Counter[str]:
+        return Counter(self.cekura.request_counts) + self.worker_counts
 
 
 STATE_KEY = pytest.StashKey[_State]()
@@ -93,7 +105,8 @@ def _cekura(config: pytest.Config) -> CekuraSession:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Submit once, after collection and deselection (-k, -m, --lf) have settled the items."""
-    specs = _selected_specs(session.items)
+    settings = _cekura(session.config).settings
+    specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
     if not specs or _submits_nothing(session.config):
         return
     try:
@@ -107,14 +120,14 @@ def _submits_nothing(config: pytest.Config) -> bool:
     return bool(option.collectonly or getattr(option, "setupplan", False))
 
 
-def _selected_specs(items: list[pytest.Item]) -> dict[str, ScenarioSpec]:
+def _selected_specs(items: list[pytest.Item], defaults: MarkerDefaults) -> dict[str, ScenarioSpec]:
     specs: dict[str, ScenarioSpec] = {}
     for item in items:
         mark = item.get_closest_marker(MARKER)
         if mark is None or _skipped(item):
             continue
         try:
-            specs[item.nodeid] = parse_marker(mark.args, mark.kwargs)
+            specs[item.nodeid] = parse_marker(mark.args, mark.kwargs, defaults)
         except ConfigError as exc:
             item.stash[MARKER_ERROR_KEY] = str(exc)
     return specs
@@ -135,9 +148,38 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     cekura = _cekura(item.config)
     if item.nodeid not in cekura.records:
         return
+    if cekura.dry_run_groups is not None:
+        pytest.skip("cekura dry run: nothing was submitted")
     record = cekura.verdict(item.nodeid)
+    item.user_properties.extend(_junit_properties(cekura, record))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         pytest.fail(_text(cekura, record), pytrace=False)
+
+
+def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[str, object]]:
+    """Properties for JUnit XML (and any reporter reading ``user_properties``)."""
+    props: list[tuple[str, object]] = []
+    if record.assignment.result_id is not None:
+        props.append(("cekura_result_id", record.assignment.result_id))
+    if record.verdict is not None and record.verdict.total:
+        props.append(("cekura_success_rate", round(record.verdict.success_rate, 4)))
+    for run in _run_records(cekura, record):
+        props.append(
+            (
+                "cekura_run",
+                f"{run['id']} scenario={run['scenario']} status={run['status']} "
+                f"success={run['success']} {run['url']}",
+            )
+        )
+    return props
+
+
+def _run_records(cekura: CekuraSession, record: TestRecord) -> list[dict[str, Any]]:
+    runs = record.result.runs if record.result is not None else record.assignment.runs
+    return [
+        run_record(run, result_id=record.assignment.result_id, dashboard_url=cekura.dashboard_url)
+        for run in runs
+    ]
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -169,11 +211,14 @@ def pytest_runtest_makereport(
     # process (the xdist controller, or this one).
     deciding = report.when == "call" or (report.when == "setup" and not report.passed)
     if record is not None and deciding:
-        setattr(report, REPORT_ATTR, _row(item.nodeid, record, report).to_json())
+        row = _row(_cekura(item.config), item.nodeid, record, report)
+        setattr(report, REPORT_ATTR, row.to_json())
     return report
 
 
-def _row(nodeid: str, record: TestRecord, report: pytest.TestReport) -> SummaryRow:
+def _row(
+    cekura: CekuraSession, nodeid: str, record: TestRecord, report: pytest.TestReport
+) -> SummaryRow:
     verdict = record.verdict
     outcome = "error" if report.when == "setup" and report.failed else report.outcome
     return SummaryRow(
@@ -183,6 +228,10 @@ def _row(nodeid: str, record: TestRecord, report: pytest.TestReport) -> SummaryR
         succeeded=None if verdict is None else verdict.succeeded,
         total=None if verdict is None else verdict.total,
         outcome=outcome,
+        group=record.assignment.group_name,
+        result_id=record.assignment.result_id,
+        runs=tuple(_run_records(cekura, record)),
+        problems=record.assignment.problems,
     )
 
 
@@ -198,11 +247,18 @@ class SummaryHooks:
             self._state.rows.append(SummaryRow.from_json(row))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self._state.rows:
+        groups = self._state.cekura.dry_run_groups
+        if groups is not None:
+            terminalreporter.section("cekura dry run")
+            for line in dry_run_lines(groups):
+                terminalreporter.write_line(line)
+        if not self._state.rows or terminalreporter.config.get_verbosity() < -1:
             return
-        counts = Counter(self._state.cekura.request_counts) + self._state.worker_counts
         terminalreporter.section("cekura")
-        for line in summary_lines(self._state.rows, counts):
+        lines = summary_lines(self._state.rows, self._state.request_counts())
+        if terminalreporter.config.get_verbosity() < 0:
+            lines = lines[-1:]  # -q: the totals only
+        for line in lines:
             terminalreporter.write_line(line)
 
 
@@ -214,8 +270,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
         output["cekura_request_counts"] = state.cekura.request_counts
+    elif state.cekura.settings.report_path is not None:
+        _write_report(state, state.cekura.settings.report_path)
     for directory in state.shared_dirs:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _write_report(state: _State, path: Path) -> None:
+    cekura = state.cekura
+    data = json_report(
+        state.rows, state.request_counts(), session_id=cekura.session_id, api=cekura.api_url
+    )
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 class XdistHooks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -10,6 +11,7 @@ from .client import START_LABEL
 from .markers import ScenarioSpec
 from .models import Run
 from .outcome import Outcome, RunIssue, Verdict
+from .submit import Group
 
 TRANSCRIPT_TAIL = 6
 
@@ -19,13 +21,21 @@ def run_url(template: str, result_id: int | None, run_id: int) -> str:
 
 
 def failure_text(
-    spec: ScenarioSpec, verdict: Verdict, *, result_id: int | None, dashboard_url: str
+    spec: ScenarioSpec,
+    verdict: Verdict,
+    *,
+    result_id: int | None,
+    dashboard_url: str,
+    worker_output: Sequence[str] = (),
 ) -> str:
     lines = [_headline(spec, verdict), _scope(spec, result_id)]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
         lines.append("")
         lines += _run_block(issue, run_url(dashboard_url, result_id, issue.run.id))
+    if worker_output:
+        lines += ["", f"agent worker output (last {len(worker_output)} lines):"]
+        lines += [f"  {line}" for line in worker_output]
     return "\n".join(lines)
 
 
@@ -67,6 +77,7 @@ def _run_block(issue: RunIssue, link: str) -> list[str]:
     lines += _expected_outcome(run)
     lines += _metrics(run)
     lines += _transcript(run)
+    lines.append(f"  job metadata: {job_metadata(run)}")
     lines.append(f"  link: {link}")
     return lines
 
@@ -113,9 +124,35 @@ def _clock(seconds: float) -> str:
     return f"{int(minutes):02d}:{rest:04.1f}"
 
 
+def job_metadata(run: Run) -> str:
+    """What the agent received as LiveKit job metadata for this run, to find it in its logs."""
+    profile = run.test_profile_data or {}
+    name = profile.get("name")
+    shown = f", test profile {name!r}" if name else ""
+    return f"scenario_id={run.scenario}, run_id={run.id}{shown}"
+
+
+def run_record(run: Run, *, result_id: int | None, dashboard_url: str) -> dict[str, Any]:
+    """A run as the JSON report and JUnit properties show it (no secrets: none are in runs)."""
+    profile = run.test_profile_data or {}
+    return {
+        "id": run.id,
+        "scenario": run.scenario,
+        "scenario_name": run.scenario_name,
+        "status": run.status,
+        "success": run.success,
+        "duration_s": run.duration_s,
+        "error_message": run.error_message or None,
+        "test_profile": profile.get("name"),
+        "job_metadata": {"scenario_id": run.scenario, "run_id": run.id},
+        "url": run_url(dashboard_url, result_id, run.id),
+    }
+
+
 @dataclass(frozen=True)
 class SummaryRow:
-    """One Cekura test in the terminal summary; plain data so it can travel from xdist workers."""
+    """One Cekura test as the reporting process sees it: plain data, so it can travel from an
+    xdist worker on the test's report."""
 
     nodeid: str
     scenario_ids: tuple[int, ...]
@@ -123,13 +160,18 @@ class SummaryRow:
     succeeded: int | None
     total: int | None
     outcome: str  # pytest's final word: passed, failed, error, skipped
+    group: str | None = None
+    result_id: int | None = None
+    runs: tuple[dict[str, Any], ...] = ()
+    problems: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
-        return cls(**{**data, "scenario_ids": tuple(data["scenario_ids"])})
+        tuples = {key: tuple(data[key]) for key in ("scenario_ids", "runs", "problems")}
+        return cls(**{**data, **tuples})
 
 
 def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:
@@ -144,8 +186,49 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}"
         )
+    outcomes = Counter(row.outcome for row in rows)
+    calls = len({run["id"] for row in rows for run in row.runs})
+    totals = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
     order = {START_LABEL: 0, "GET": 1}
     ranked = sorted(request_counts.items(), key=lambda item: (order.get(item[0], 2), item[0]))
-    calls = ", ".join(f"{count} {label}" for label, count in ranked)
-    lines.append(f"cekura: {len(rows)} test(s); API requests: {calls or 'none'}")
+    requests = ", ".join(f"{count} {label}" for label, count in ranked)
+    lines.append(
+        f"cekura: {len(rows)} test(s) ({totals}) over {calls} run(s); "
+        f"API requests: {requests or 'none'}"
+    )
+    return lines
+
+
+def json_report(
+    rows: Sequence[SummaryRow], request_counts: Mapping[str, int], *, session_id: str, api: str
+) -> dict[str, Any]:
+    """Every group (one result each), its runs, and every test's verdict."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.group is None:
+            continue
+        group = groups.setdefault(
+            row.group, {"name": row.group, "result_id": row.result_id, "tests": [], "runs": {}}
+        )
+        group["tests"].append(row.nodeid)
+        group["runs"].update({run["id"]: run for run in row.runs})
+    return {
+        "session_id": session_id,
+        "api": api,
+        "requests": dict(request_counts),
+        "groups": [
+            {**g, "runs": sorted(g["runs"].values(), key=lambda r: r["id"])}
+            for g in groups.values()
+        ],
+        "tests": [row.to_json() for row in rows],
+    }
+
+
+def dry_run_lines(groups: Sequence[Group]) -> list[str]:
+    lines = [f"request {n}: {group.describe()}" for n, group in enumerate(groups, start=1)]
+    calls = sum(group.run_count for group in groups)
+    lines.append(
+        f"cekura dry run: would start {calls} call(s) in {len(groups)} request(s); "
+        "nothing was submitted"
+    )
     return lines

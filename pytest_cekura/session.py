@@ -21,8 +21,9 @@ from .models import CekuraResult, Run
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
 from .outcome import Verdict, judge
 from .poller import Poller
+from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .secret import Secret
-from .submit import Submission, plan_groups, submit_group
+from .submit import Group, Submission, plan_groups, submit_group
 from .xdist import SubmitOnce
 
 if TYPE_CHECKING:
@@ -50,9 +51,11 @@ class Assignment:
     result_id: int | None = None
     runs: tuple[Run, ...] = ()
     problems: tuple[str, ...] = ()
+    group_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "group_name": self.group_name,
             "result_id": self.result_id,
             "runs": [run.model_dump(mode="json", by_alias=True) for run in self.runs],
             "problems": list(self.problems),
@@ -64,6 +67,7 @@ class Assignment:
             result_id=data["result_id"],
             runs=tuple(Run.model_validate(run) for run in data["runs"]),
             problems=tuple(data["problems"]),
+            group_name=data["group_name"],
         )
 
 
@@ -96,6 +100,8 @@ class CekuraSession:
         self.session_id = session_id
         self.dashboard_url = settings.dashboard_url
         self.records: dict[str, TestRecord] = {}
+        #: Set by a dry run: what would have been submitted.
+        self.dry_run_groups: list[Group] | None = None
         self._submit_once = submit_once
         self._remote_emulator = emulator
         self._lazy = lazy
@@ -143,6 +149,11 @@ class CekuraSession:
         return self._emulator.url, self._emulator_key
 
     @property
+    def api_url(self) -> str:
+        """Where this session's requests go (the emulator's URL under --cekura-emulator)."""
+        return self._client.base_url if self._client is not None else self.settings.base_url
+
+    @property
     def request_counts(self) -> dict[str, int]:
         return self._client.request_counts if self._client is not None else {}
 
@@ -153,12 +164,15 @@ class CekuraSession:
         self.records = {nodeid: TestRecord(spec) for nodeid, spec in specs.items()}
         if not specs:
             return
+        if self.settings.dry_run:
+            self.dry_run_groups = plan_groups(specs.values(), self.session_id)
+            return
         client = self.client
         if self._submit_once is not None:
-            manifest = self._submit_once.run(lambda: _to_json(self._post(client, specs)))
+            manifest = self._submit_once.run(lambda: _to_json(self._start(client, specs)))
             assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.items()}
         else:
-            assignments = self._post(client, specs)
+            assignments = self._start(client, specs)
         poller = Poller(
             client,
             interval=self.settings.poll_interval,
@@ -171,17 +185,56 @@ class CekuraSession:
         self._poller = poller
         poller.start()
 
-    def _post(
+    def _start(
         self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
     ) -> dict[str, Assignment]:
+        """Preflight, budget check, then the POSTs. Raises ``ConfigError`` for the session."""
+        try:
+            excluded: dict[str, Assignment] = {}
+            if self.settings.preflight:
+                specs, excluded = self._preflight(client, specs)
+            groups = plan_groups(specs.values(), self.session_id)
+            self._check_budget(groups)
+            return {**excluded, **self._post(client, groups, specs)}
+        except AuthError as exc:
+            raise ConfigError(
+                AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
+            ) from None
+
+    def _preflight(
+        self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
+    ) -> tuple[dict[str, ScenarioSpec], dict[str, Assignment]]:
+        """Drop tests whose scenarios do not exist (they error alone); check the agents."""
+        found = check_scenarios(client, (s for spec in specs.values() for s in spec.scenario_ids))
+        kept: dict[str, ScenarioSpec] = {}
+        excluded: dict[str, Assignment] = {}
+        for nodeid, spec in specs.items():
+            missing = [s for s in spec.scenario_ids if s in found.missing]
+            if missing:
+                problems = tuple(missing_scenario_message(s) for s in missing)
+                excluded[nodeid] = Assignment(problems=problems)
+            else:
+                kept[nodeid] = spec
+        check_agents(client, kept.values(), found.own_agents)
+        return kept, excluded
+
+    def _check_budget(self, groups: list[Group]) -> None:
+        limit = self.settings.max_runs
+        calls = sum(group.run_count for group in groups)
+        if limit is not None and calls > limit:
+            raise ConfigError(
+                f"pytest-cekura: this session would start {calls} calls in {len(groups)} "
+                f"request(s), more than the limit of {limit} (--cekura-max-runs / "
+                "cekura_max_runs). Nothing was started: select fewer tests with -k or -m, or "
+                "raise the limit."
+            )
+
+    def _post(
+        self, client: CekuraClient, groups: list[Group], specs: Mapping[str, ScenarioSpec]
+    ) -> dict[str, Assignment]:
         submissions: dict[GroupKey, Submission] = {}
-        for group in plan_groups(specs.values(), self.session_id):
-            try:
-                submissions[group.key] = submit_group(client, group)
-            except AuthError as exc:
-                raise ConfigError(
-                    AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
-                ) from None
+        for group in groups:
+            submissions[group.key] = submit_group(client, group)
         return {
             nodeid: _assign(submissions[spec.group_key], spec) for nodeid, spec in specs.items()
         }
@@ -238,10 +291,11 @@ class CekuraSession:
 
 
 def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:
+    name = submission.group.name
     if submission.error is not None:
-        return Assignment(submission.result_id, (), (submission.error,))
+        return Assignment(submission.result_id, (), (submission.error,), name)
     runs, problems = submission.runs_for(spec)
-    return Assignment(submission.result_id, runs, tuple(problems))
+    return Assignment(submission.result_id, runs, tuple(problems), name)
 
 
 def _to_json(assignments: Mapping[str, Assignment]) -> dict[str, Any]:

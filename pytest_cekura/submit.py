@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import CekuraClient
+from .client import PROVIDERS, CekuraClient
 from .errors import ApiError, AuthError, CekuraError, TransportError
 from .markers import GroupKey, ScenarioSpec
 from .models import Run
@@ -21,6 +21,25 @@ class Group:
     key: GroupKey
     scenario_ids: tuple[int, ...]
     name: str
+
+    @property
+    def run_count(self) -> int:
+        """Calls this group starts (each costs credits)."""
+        return len(self.scenario_ids) * self.key.frequency
+
+    def describe(self) -> str:
+        key = self.key
+        agent = f"agent {key.agent}" if key.agent is not None else "each scenario's own agent"
+        extras = [
+            f"test profile {key.test_profile}" if key.test_profile is not None else "",
+            f"personality {key.personality}" if key.personality is not None else "",
+        ]
+        options = "".join(f", {extra}" for extra in extras if extra)
+        ids = ", ".join(str(i) for i in self.scenario_ids)
+        return (
+            f"{key.provider}, {agent}{options}: scenarios {ids} x {key.frequency} "
+            f"= {self.run_count} call(s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,13 +84,31 @@ def _group_name(session_id: str, index: int, key: GroupKey) -> str:
 
 
 def request_body(group: Group) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "name": group.name,
-        "scenarios": [{"scenario": scenario_id} for scenario_id in group.scenario_ids],
-        "frequency": group.key.frequency,
-    }
-    if group.key.test_profile is not None:
-        body["test_profile_ids"] = [group.key.test_profile]
+    """The documented body for the group's provider (cekura-api.md section 2)."""
+    key = group.key
+    provider = PROVIDERS[key.provider]
+    body: dict[str, Any] = {"name": group.name}
+    if provider.family == "objects":
+        fields = key.scenario_fields
+        # v1 room-URL runners take no frequency: each element is one run, so repeat it.
+        repeat = 1 if provider.takes_frequency else key.frequency
+        body["scenarios"] = [
+            {"scenario": scenario_id, **fields}
+            for scenario_id in group.scenario_ids
+            for _ in range(repeat)
+        ]
+        if key.agent is not None:
+            body["agent"] = key.agent  # LiveKit v2 calls it agent, not agent_id
+    else:
+        body["scenarios"] = list(group.scenario_ids)
+        body["agent_id"] = key.agent
+    if provider.takes_frequency:
+        body["frequency"] = key.frequency
+    if key.test_profile is not None:
+        body["test_profile_ids"] = [key.test_profile]
+    if key.personality is not None:
+        body["personality_ids"] = [key.personality]
+    body.update(key.request_fields)
     return body
 
 

@@ -157,8 +157,15 @@ def test_missing_api_key_is_one_clear_error(suite: Suite, monkeypatch: pytest.Mo
     assert suite.emulator.requests == []
 
 
+@pytest.mark.parametrize(
+    ("args", "posts"),
+    [
+        ((), 0),  # preflight's first GET meets the 401: nothing is started
+        (("--cekura-no-preflight",), 1),  # the first POST's 401 stops the session
+    ],
+)
 def test_rejected_api_key_stops_the_session_once(
-    suite: Suite, monkeypatch: pytest.MonkeyPatch
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], posts: int
 ) -> None:
     monkeypatch.setenv("CEKURA_API_KEY", "wrong-key")
     suite.pytester.makepyfile(
@@ -172,13 +179,13 @@ def test_rejected_api_key_stops_the_session_once(
         def test_b(): pass
         """
     )
-    result = suite.run()
+    result = suite.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert err.count("Cekura rejected the API key") == 1
     assert "CEKURA_API_KEY" in err
     assert "passed" not in result.stdout.str()
-    assert suite.posts() == 1  # the first 401 stops the session: no second group is tried
+    assert suite.posts() == posts
 
 
 def test_last_failed_resubmits_only_the_failed_tests(

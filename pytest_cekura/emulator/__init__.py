@@ -13,6 +13,7 @@ or standalone: ``python -m pytest_cekura.emulator --port 8765``.
 from __future__ import annotations
 
 from pytest_cekura.emulator.catalogue import (
+    AgentEntry,
     Catalogue,
     CatalogueError,
     ScenarioEntry,
@@ -23,6 +24,7 @@ from pytest_cekura.emulator.server import Emulator
 from pytest_cekura.emulator.state import RequestRecord
 
 __all__ = [
+    "AgentEntry",
     "Catalogue",
     "CatalogueError",
     "Emulator",

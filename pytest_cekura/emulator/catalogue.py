@@ -1,4 +1,4 @@
-"""The emulator's catalogue: which scenarios exist, how their calls end, and test profiles.
+"""The emulator's catalogue: scenarios and how their calls end, agents, test profiles.
 
 A catalogue is a TOML file::
 
@@ -8,17 +8,30 @@ A catalogue is a TOML file::
     outcome = "fail"          # pass | fail | error | flaky | hang   (default pass)
     duration_s = 120          # emulated call length in seconds (default 30)
     success_probability = 0.5 # flaky only (required there, 0..1)
-    agent = 1                 # optional, default 1
+    agent = 1                 # the scenario's own agent; optional, default 1
+    exists = true             # false: the scenario is deleted (404, runs rejected)
+
+    [[agent]]
+    id = 42
+    name = "Pharmacy agent"                  # Cekura's display name (agent_name in the API)
+    provider = "livekit"                     # assistant_provider (default livekit)
+    livekit_url = "wss://pharmacy.livekit.cloud"
+    livekit_api_key = "APIxxxxxxxx"
+    livekit_api_secret = "secret-value"
+    livekit_agent_name = "pharmacy-agent"    # LiveKit explicit-dispatch name
+    livekit_config = { empty_timeout = 300 } # "LiveKit Config" JSON, becomes room metadata
+    exists = true
 
     [[test_profile]]
     id = 7
     name = "Jane"
     information = { customer_name = "Jane Doe" }
 
-Scenarios that are not listed still exist and pass (real projects have many scenarios and a
-test should not need a catalogue entry just to run one). Entries are numbered from 1 in error
-messages, in the order they appear in the file, so ``scenario[2]`` is the second
-``[[scenario]]`` table.
+Scenarios and agents that are not listed still exist (real projects have many, and a test
+should not need a catalogue entry just to run one): scenarios pass, agents have complete
+LiveKit settings. A listed agent has only the LiveKit settings it lists, so tests can model
+half-configured agents. Entries are numbered from 1 in error messages, in the order they
+appear in the file, so ``scenario[2]`` is the second ``[[scenario]]`` table.
 """
 
 from __future__ import annotations
@@ -40,9 +53,50 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 DEFAULT_DURATION_S = 30.0
 DEFAULT_AGENT = 1
 
-_SCENARIO_KEYS = ("id", "name", "outcome", "duration_s", "success_probability", "agent")
+#: Agents' ``assistant_provider`` values the catalogue accepts: the providers of the runners
+#: in cekura-api.md 2.1. Cekura does not publish its enum; a closed list still catches typos.
+PROVIDERS = (
+    "livekit",
+    "pipecat",
+    "vapi",
+    "retell",
+    "elevenlabs",
+    "websocket",
+    "sip",
+    "email",
+    "chirp",
+    "agora",
+)
+DEFAULT_PROVIDER = "livekit"
+#: LiveKit settings of agents the catalogue does not list (complete, so LiveKit runs work).
+DEFAULT_LIVEKIT_URL = "wss://emulated.livekit.cloud"
+DEFAULT_LIVEKIT_API_KEY = "APIemulated"
+DEFAULT_LIVEKIT_API_SECRET = "emulated-secret"
+#: The server URL schemes LiveKit SDKs connect with.
+_LIVEKIT_URL_SCHEMES = ("wss://", "ws://", "https://", "http://")
+
+_SCENARIO_KEYS = (
+    "id",
+    "name",
+    "outcome",
+    "duration_s",
+    "success_probability",
+    "agent",
+    "exists",
+)
+_AGENT_KEYS = (
+    "id",
+    "name",
+    "provider",
+    "livekit_url",
+    "livekit_api_key",
+    "livekit_api_secret",
+    "livekit_agent_name",
+    "livekit_config",
+    "exists",
+)
 _PROFILE_KEYS = ("id", "name", "information")
-_TABLES = ("scenario", "test_profile")
+_TABLES = ("scenario", "agent", "test_profile")
 
 
 class CatalogueError(ConfigError, ValueError):
@@ -59,6 +113,34 @@ class ScenarioEntry:
     duration_s: float = DEFAULT_DURATION_S
     success_probability: float | None = None
     agent: int = DEFAULT_AGENT
+    exists: bool = True
+
+
+@dataclass(frozen=True)
+class AgentEntry:
+    """A Cekura agent; ``None`` LiveKit settings are missing on the agent."""
+
+    id: int
+    name: str
+    provider: str = DEFAULT_PROVIDER
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: str | None = None
+    livekit_agent_name: str | None = None
+    livekit_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    exists: bool = True
+
+    @classmethod
+    def default(cls, agent_id: int) -> AgentEntry:
+        """An unlisted agent: configured completely, so LiveKit runs need no catalogue."""
+        return cls(
+            id=agent_id,
+            name=f"Agent {agent_id}",
+            livekit_url=DEFAULT_LIVEKIT_URL,
+            livekit_api_key=DEFAULT_LIVEKIT_API_KEY,
+            livekit_api_secret=DEFAULT_LIVEKIT_API_SECRET,
+            livekit_agent_name=f"agent-{agent_id}",
+        )
 
 
 @dataclass(frozen=True)
@@ -78,15 +160,30 @@ class TestProfileEntry:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Scenarios and test profiles by id; lookups of unlisted ids return defaults."""
+    """Scenarios, agents and test profiles by id; lookups of unlisted ids return defaults.
+
+    Lookups also answer for ids that do not exist (``exists = false``, or not positive);
+    check ``.exists`` / ``has_scenario`` / ``has_agent`` before serving one.
+    """
 
     scenarios: Mapping[int, ScenarioEntry] = field(default_factory=dict, hash=False)
     test_profiles: Mapping[int, TestProfileEntry] = field(default_factory=dict, hash=False)
+    agents: Mapping[int, AgentEntry] = field(default_factory=dict, hash=False)
     source: str | None = None
 
     def scenario(self, scenario_id: int) -> ScenarioEntry:
         entry = self.scenarios.get(scenario_id)
         return entry if entry is not None else ScenarioEntry(scenario_id, f"Scenario {scenario_id}")
+
+    def has_scenario(self, scenario_id: int) -> bool:
+        return scenario_id > 0 and self.scenario(scenario_id).exists
+
+    def agent(self, agent_id: int) -> AgentEntry:
+        entry = self.agents.get(agent_id)
+        return entry if entry is not None else AgentEntry.default(agent_id)
+
+    def has_agent(self, agent_id: int) -> bool:
+        return agent_id > 0 and self.agent(agent_id).exists
 
     def test_profile(self, profile_id: int) -> TestProfileEntry:
         entry = self.test_profiles.get(profile_id)
@@ -95,7 +192,7 @@ class Catalogue:
         return TestProfileEntry(profile_id, f"Test profile {profile_id}")
 
 
-_E = TypeVar("_E", ScenarioEntry, TestProfileEntry)
+_E = TypeVar("_E", ScenarioEntry, AgentEntry, TestProfileEntry)
 
 
 def load_catalogue(path: str | PathLike[str]) -> Catalogue:
@@ -127,15 +224,46 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<catalogue>") -> 
         if key not in _TABLES:
             raise CatalogueError(
                 f"{source}: unknown top-level table {key!r}{_suggest(key, _TABLES)}; "
-                "allowed: [[scenario]] and [[test_profile]]"
+                "allowed: [[scenario]], [[agent]] and [[test_profile]]"
             )
     scenarios = _parse_table(data, "scenario", source, _parse_scenario)
+    agents = _parse_table(data, "agent", source, _parse_agent)
     profiles = _parse_table(data, "test_profile", source, _parse_profile)
+    _check_scenario_agents(data, source, agents)
     return Catalogue(
         scenarios=MappingProxyType(scenarios),
         test_profiles=MappingProxyType(profiles),
+        agents=MappingProxyType(agents),
         source=source,
     )
+
+
+def _check_scenario_agents(
+    data: Mapping[str, Any], source: str, agents: Mapping[int, AgentEntry]
+) -> None:
+    # In Cekura a scenario's agent is a foreign key: a scenario cannot belong to a deleted
+    # agent, and the emulator would have no sensible agent for its runs.
+    default = agents.get(DEFAULT_AGENT)
+    if default is not None and not default.exists:
+        number = 1 + [raw.get("id") for raw in data["agent"]].index(DEFAULT_AGENT)
+        ctx = _Entry(source, "agent", number, data["agent"][number - 1])
+        raise ctx.error(
+            "exists",
+            False,
+            f"agent {DEFAULT_AGENT} owns every scenario the catalogue does not list (and those "
+            "without an agent key), so it must exist; delete a different agent id",
+        )
+    for number, raw in enumerate(data.get("scenario", []), start=1):
+        agent_id = raw.get("agent", DEFAULT_AGENT)
+        agent = agents.get(agent_id)
+        if agent is not None and not agent.exists:
+            ctx = _Entry(source, "scenario", number, raw)
+            raise ctx.error(
+                "agent",
+                agent_id,
+                f"agent {agent_id} has exists = false, so no scenario can belong to it; "
+                "point the scenario at an existing agent or remove exists = false",
+            )
 
 
 class _Entry:
@@ -190,6 +318,41 @@ def _parse_scenario(ctx: _Entry) -> ScenarioEntry:
         duration_s=_duration(ctx),
         success_probability=probability,
         agent=_positive_int(ctx, "agent", required=False) or DEFAULT_AGENT,
+        exists=_bool(ctx, "exists", default=True),
+    )
+
+
+def _parse_agent(ctx: _Entry) -> AgentEntry:
+    _check_keys(ctx, _AGENT_KEYS)
+    agent_id = _positive_int(ctx, "id", required=True)
+    provider = ctx.raw.get("provider", DEFAULT_PROVIDER)
+    if provider not in PROVIDERS:
+        raise ctx.error(
+            "provider", provider, f"allowed: {', '.join(PROVIDERS)}{_suggest_any(provider)}"
+        )
+    url = _optional_text(ctx, "livekit_url", "wss://my-project.livekit.cloud")
+    if url is not None and not url.startswith(_LIVEKIT_URL_SCHEMES):
+        raise ctx.error(
+            "livekit_url",
+            url,
+            f"must start with {', '.join(_LIVEKIT_URL_SCHEMES)}, "
+            'e.g. "wss://my-project.livekit.cloud"',
+        )
+    config = ctx.raw.get("livekit_config", {})
+    if not isinstance(config, dict):
+        raise ctx.error(
+            "livekit_config", config, "use an inline table, e.g. { empty_timeout = 300 }"
+        )
+    return AgentEntry(
+        id=agent_id,
+        name=_name(ctx, default=f"Agent {agent_id}"),
+        provider=provider,
+        livekit_url=url,
+        livekit_api_key=_optional_text(ctx, "livekit_api_key", "APIxxxxxxxx"),
+        livekit_api_secret=_optional_text(ctx, "livekit_api_secret", "secret-value"),
+        livekit_agent_name=_optional_text(ctx, "livekit_agent_name", "my-agent"),
+        livekit_config=MappingProxyType(config),
+        exists=_bool(ctx, "exists", default=True),
     )
 
 
@@ -238,6 +401,29 @@ def _name(ctx: _Entry, *, default: str) -> str:
     return value
 
 
+def _optional_text(ctx: _Entry, name: str, example: str) -> str | None:
+    if name not in ctx.raw:
+        return None
+    value = ctx.raw[name]
+    # An empty string would be a third state between "set" and "missing"; absence already
+    # models a missing setting, so "" is more likely a mistake than a test of one.
+    if not isinstance(value, str) or not value.strip():
+        raise ctx.error(
+            name,
+            value,
+            f'must be a non-empty string, e.g. "{example}"; leave {name} out to model a '
+            "missing setting",
+        )
+    return value
+
+
+def _bool(ctx: _Entry, name: str, *, default: bool) -> bool:
+    value = ctx.raw.get(name, default)
+    if not isinstance(value, bool):
+        raise ctx.error(name, value, "must be true or false (a TOML boolean, without quotes)")
+    return value
+
+
 def _duration(ctx: _Entry) -> float:
     value = ctx.raw.get("duration_s", DEFAULT_DURATION_S)
     if not _is_number(value) or value < 0:
@@ -267,6 +453,10 @@ def _probability(ctx: _Entry, outcome: str) -> float | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _suggest_any(value: Any) -> str:
+    return _suggest(value, PROVIDERS) if isinstance(value, str) else ""
 
 
 def _suggest(word: str, options: tuple[str, ...]) -> str:

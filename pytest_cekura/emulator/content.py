@@ -18,6 +18,7 @@ TESTING_AGENT = "Testing Agent"
 
 INSTRUCTION_FOLLOWING_ID = 2
 LATENCY_ID = 55
+DEFAULT_PERSONALITY_ID = 1
 
 
 def unit_hash(*parts: object) -> float:
@@ -103,6 +104,21 @@ def _caller_name(profile: TestProfileEntry | None) -> str:
         if isinstance(name, str) and name.strip():
             return name.strip()
     return "Alex Morgan"
+
+
+def personality_name(personality_id: int) -> str:
+    if personality_id == DEFAULT_PERSONALITY_ID:
+        return "Normal caller"
+    return f"Personality {personality_id}"
+
+
+def scenario_instructions(scenario: ScenarioEntry) -> str:
+    """What the simulated caller is told to do (the scenario's ``instructions``)."""
+    topic = scenario.name[:1].lower() + scenario.name[1:]
+    return (
+        f"You are calling about {topic}. Give your full name when asked, and do not hang up "
+        "until the agent has confirmed the result."
+    )
 
 
 def expected_outcome_prompt(scenario: ScenarioEntry) -> str:

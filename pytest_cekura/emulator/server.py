@@ -9,7 +9,9 @@ memory from a few small records, so even a bulk GET of 100 run ids takes a few m
 
 Paths are matched with and without a trailing slash and under both prefixes Cekura uses
 (``scenarios``/``scenarios-external``, ``results``/``results-external``,
-``runs``/``runs-external``), because clients in the wild use every variant.
+``runs``/``runs-external``), because clients in the wild use every variant. Agents are served
+under ``/test_framework/v1/aiagents/`` (the docs) and ``/test_framework/v2/aiagents/`` (the
+official SDK).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,7 +33,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from pytest_cekura.emulator import dashboard
+from pytest_cekura.emulator import dashboard, objects
 from pytest_cekura.emulator.catalogue import Catalogue
 from pytest_cekura.emulator.state import (
     RequestRecord,
@@ -39,13 +41,14 @@ from pytest_cekura.emulator.state import (
     Store,
     SuccessRateFormat,
 )
-from pytest_cekura.emulator.validation import InvalidRequestError, parse_new_result
+from pytest_cekura.emulator.validation import RUNNERS, InvalidRequestError, parse_new_result
 
 API_KEY_HEADER = "X-CEKURA-API-KEY"
 CONTROL_PREFIX = "/_emulator"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 _V1 = "/test_framework/v1"
+_V2 = "/test_framework/v2"
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _MAX_LINE = 65537
@@ -82,6 +85,7 @@ def _detail(status: int, message: str) -> _Response:
 
 
 _NOT_FOUND = "Not found."
+_INVALID_PAGE = "Invalid page."
 
 Handler = Callable[[_Request, dict[str, str]], _Response]
 
@@ -95,8 +99,9 @@ class _Route:
 class _Api:
     """Turns one request into one response; independent of the socket layer."""
 
-    def __init__(self, store: Store, api_key: str) -> None:
+    def __init__(self, store: Store, catalogue: Catalogue, api_key: str) -> None:
         self._store = store
+        self._catalogue = catalogue
         self._api_key = api_key.encode("utf-8")
         self._routes = self._cekura_routes()
         self._control_routes = self._emulator_routes()
@@ -146,11 +151,15 @@ class _Api:
         scenarios = rf"{_V1}/(?:scenarios|scenarios-external)"
         results = rf"{_V1}/(?:results|results-external)"
         runs = rf"{_V1}/(?:runs|runs-external)"
+        profiles = rf"{_V1}/test-profiles-external"
+        actions = "|".join(re.escape(action) for action in RUNNERS)
         table: list[tuple[str, dict[str, Handler]]] = [
-            (
-                rf"{scenarios}/(?:run_scenarios_livekit_v2|run_scenarios_pipecat_v2)",
-                {"POST": self._create},
-            ),
+            (rf"{scenarios}/(?P<action>{actions})", {"POST": self._create}),
+            (scenarios, {"GET": self._list_scenarios}),
+            (rf"{scenarios}/(?P<scenario_id>\d+)", {"GET": self._scenario}),
+            (rf"(?:{_V1}|{_V2})/aiagents/(?P<agent_id>\d+)", {"GET": self._agent}),
+            (profiles, {"GET": self._list_profiles}),
+            (rf"{profiles}/(?P<profile_id>\d+)", {"GET": self._profile}),
             (results, {"GET": self._list_results}),
             (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}),
             (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}),
@@ -171,16 +180,45 @@ class _Api:
 
     # ---------------------------------------------------------- Cekura endpoints
 
-    def _create(self, request: _Request, _: dict[str, str]) -> _Response:
+    def _create(self, request: _Request, params: dict[str, str]) -> _Response:
         try:
             body = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _detail(400, f"JSON parse error - {exc}")
         try:
-            new = parse_new_result(body)
+            new = parse_new_result(body, RUNNERS[params["action"]], self._catalogue)
         except InvalidRequestError as failed:
             return _json(400, failed.errors)
         return _json(201, self._store.create_result(new))
+
+    def _scenario(self, _: _Request, params: dict[str, str]) -> _Response:
+        scenario_id = int(params["scenario_id"])
+        if not self._catalogue.has_scenario(scenario_id):
+            return _detail(404, _NOT_FOUND)
+        scenario = self._catalogue.scenario(scenario_id)
+        return _json(200, objects.scenario_object(self._catalogue, scenario))
+
+    def _list_scenarios(self, request: _Request, _: dict[str, str]) -> _Response:
+        # Only listed scenarios: the unlisted ones exist too, but there are infinitely many.
+        listed = [s for _, s in sorted(self._catalogue.scenarios.items()) if s.exists]
+        return _paginated(request, [objects.scenario_object(self._catalogue, s) for s in listed])
+
+    def _agent(self, _: _Request, params: dict[str, str]) -> _Response:
+        agent_id = int(params["agent_id"])
+        if not self._catalogue.has_agent(agent_id):
+            return _detail(404, _NOT_FOUND)
+        return _json(200, objects.agent_object(self._catalogue.agent(agent_id)))
+
+    def _profile(self, _: _Request, params: dict[str, str]) -> _Response:
+        profile_id = int(params["profile_id"])
+        if profile_id <= 0:
+            return _detail(404, _NOT_FOUND)
+        # Like run requests, any positive id is a profile (a default one when not listed).
+        return _json(200, self._catalogue.test_profile(profile_id).as_api_dict())
+
+    def _list_profiles(self, request: _Request, _: dict[str, str]) -> _Response:
+        listed = sorted(self._catalogue.test_profiles.items())
+        return _paginated(request, [profile.as_api_dict() for _, profile in listed])
 
     def _result_detail(self, _: _Request, params: dict[str, str]) -> _Response:
         result = self._store.result_detail(int(params["result_id"]))
@@ -199,17 +237,8 @@ class _Api:
         size = _page_size(request.last("page_size"))
         found = self._store.list_results(where, page, size) if page is not None else None
         if page is None or found is None:
-            return _detail(404, "Invalid page.")
-        has_next = page * size < found.count
-        return _json(
-            200,
-            {
-                "count": found.count,
-                "next": _page_link(request, page + 1) if has_next else None,
-                "previous": _page_link(request, page - 1) if page > 1 else None,
-                "results": found.items,
-            },
-        )
+            return _detail(404, _INVALID_PAGE)
+        return _json(200, _page_body(request, page, size, found.count, found.items))
 
     def _bulk(self, request: _Request, _: dict[str, str]) -> _Response:
         # The docs name the parameter run_ids, the official SDK sends ids: accept both.
@@ -304,6 +333,28 @@ def _page_size(value: str | None) -> int:
     if value is None or not _is_digits(value) or int(value) < 1:
         return DEFAULT_PAGE_SIZE
     return min(int(value), MAX_PAGE_SIZE)
+
+
+def _paginated(request: _Request, items: Sequence[dict[str, Any]]) -> _Response:
+    """One DRF page of ``items``; 404 "Invalid page." past the last page, as DRF answers."""
+    page = _page_number(request.last("page"))
+    size = _page_size(request.last("page_size"))
+    last_page = max(1, -(-len(items) // size))
+    if page is None or page > last_page:
+        return _detail(404, _INVALID_PAGE)
+    chosen = list(items[(page - 1) * size : page * size])
+    return _json(200, _page_body(request, page, size, len(items), chosen))
+
+
+def _page_body(
+    request: _Request, page: int, size: int, count: int, items: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "count": count,
+        "next": _page_link(request, page + 1) if page * size < count else None,
+        "previous": _page_link(request, page - 1) if page > 1 else None,
+        "results": items,
+    }
 
 
 def _page_link(request: _Request, page: int) -> str:
@@ -496,7 +547,7 @@ class Emulator:
             success_rate_format=success_rate_format,
             clock=clock,
         )
-        self._api = _Api(self._store, api_key)  # the key lives only inside _Api
+        self._api = _Api(self._store, self.catalogue, api_key)  # the key lives only in _Api
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None

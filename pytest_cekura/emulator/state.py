@@ -14,18 +14,24 @@ as nothing was evaluated.
 
 Result counts: ``completed_runs_count`` counts terminal runs, ``success_runs_count`` runs with
 ``success: true`` and ``failed_runs_count`` terminal runs with ``success: false``.
+
+``debug_runs`` adds what Cekura would hand a LiveKit agent for each run (cekura-api.md 8.2):
+``job_metadata`` and ``room_metadata`` as the JSON strings ``ctx.job.metadata`` and
+``ctx.room.metadata`` carry, the dispatch name, and the element's ``publish_data_message``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pytest_cekura.emulator import content
 from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
+from pytest_cekura.emulator.content import DEFAULT_PERSONALITY_ID, personality_name
 
 SuccessRateFormat = Literal["percent", "fraction"]
 Status = Literal["pending", "running", "completed", "failed", "cancelled"]
@@ -36,7 +42,6 @@ FIRST_RUN_ID = 90000
 RUNNING_AFTER = 0.1  # fraction of the call's duration spent "pending" (room setup, dialling)
 ERROR_MESSAGE = "Agent did not join the room within 30 s"
 CANCELLED_MESSAGE = "Call ended by user"
-DEFAULT_PERSONALITY_ID = 1
 RECORDING_URL = "https://recordings.emulator.invalid/runs/{run_id}.wav"
 CREATE_RESPONSE_KEYS = (
     "id",
@@ -62,15 +67,30 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
-class NewResult:
-    """A validated run-starting request."""
+class ScenarioItem:
+    """One element of a request's ``scenarios``; ``extras`` are its other fields as sent."""
 
-    scenario_ids: Sequence[int]  # one per request element; each gets ``frequency`` runs
+    scenario_id: int
+    extras: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+#: (personality id, test profile id) given to a run; None = the scenario's default.
+Combination = tuple[int | None, int | None]
+
+
+@dataclass(frozen=True)
+class NewResult:
+    """A validated run-starting request.
+
+    Runs are created in this order: for each item, for each combination, ``frequency`` runs.
+    """
+
+    items: Sequence[ScenarioItem]
     frequency: int = 1
     name: str | None = None
-    agent: int | None = None
-    test_profile_id: int | None = None
-    personality_id: int | None = None
+    agent: int | None = None  # None: each run takes its scenario's own agent
+    combinations: Sequence[Combination] = ((None, None),)
+    run_as_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,9 @@ class ResultPage:
 class _RunRecord:
     run_id: int
     result_id: int
-    scenario_id: int
+    item: ScenarioItem
+    agent: int
+    personality_id: int
     profile_id: int | None
     created: float
     #: How many runs of this scenario the emulator started before this one. Flaky outcomes
@@ -99,13 +121,17 @@ class _RunRecord:
     attempt: int = 0
     cancelled_at: float | None = None
 
+    @property
+    def scenario_id(self) -> int:
+        return self.item.scenario_id
+
 
 @dataclass(slots=True)
 class _ResultRecord:
     result_id: int
     name: str
     agent: int
-    personality_id: int
+    run_as_text: bool
     created: float
     run_ids: list[int]
 
@@ -154,24 +180,40 @@ class Store:
         with self._lock:
             now = self._clock()
             result = self._new_result_record(new, now)
-            for scenario_id in new.scenario_ids:
-                for _ in range(new.frequency):
-                    attempt = self._attempts.get(scenario_id, 0)
-                    self._attempts[scenario_id] = attempt + 1
-                    run = _RunRecord(
-                        self._next_run_id,
-                        result.result_id,
-                        scenario_id,
-                        new.test_profile_id,
-                        now,
-                        attempt,
-                    )
-                    self._next_run_id += 1
-                    self._runs[run.run_id] = run
-                    result.run_ids.append(run.run_id)
+            for item in new.items:
+                # The request's agent, else the scenario's own (Cekura's documented fallback).
+                agent = new.agent or self._catalogue.scenario(item.scenario_id).agent
+                for personality_id, profile_id in new.combinations:
+                    for _ in range(new.frequency):
+                        self._add_run(result, item, agent, personality_id, profile_id, now)
             self._results[result.result_id] = result
             view = self._result_view(result, now, detail=False)
         return {key: view[key] for key in CREATE_RESPONSE_KEYS}
+
+    def _add_run(
+        self,
+        result: _ResultRecord,
+        item: ScenarioItem,
+        agent: int,
+        personality_id: int | None,
+        profile_id: int | None,
+        now: float,
+    ) -> None:
+        attempt = self._attempts.get(item.scenario_id, 0)
+        self._attempts[item.scenario_id] = attempt + 1
+        run = _RunRecord(
+            run_id=self._next_run_id,
+            result_id=result.result_id,
+            item=item,
+            agent=agent,
+            personality_id=personality_id or DEFAULT_PERSONALITY_ID,
+            profile_id=profile_id,
+            created=now,
+            attempt=attempt,
+        )
+        self._next_run_id += 1
+        self._runs[run.run_id] = run
+        result.run_ids.append(run.run_id)
 
     def end_call(self, run_id: int) -> bool:
         """Cancel a non-terminal run; False if unknown. Terminal runs are left unchanged."""
@@ -252,12 +294,12 @@ class Store:
         result_id = self._next_result_id
         self._next_result_id += 1
         # Cekura takes the agent from the scenarios when the request names none.
-        agent = new.agent or self._catalogue.scenario(new.scenario_ids[0]).agent
+        agent = new.agent or self._catalogue.scenario(new.items[0].scenario_id).agent
         return _ResultRecord(
             result_id=result_id,
             name=new.name if new.name is not None else f"Emulated result {result_id}",
             agent=agent,
-            personality_id=new.personality_id or DEFAULT_PERSONALITY_ID,
+            run_as_text=new.run_as_text,
             created=now,
             run_ids=[],
         )
@@ -320,9 +362,9 @@ class Store:
             "id": run.run_id,
             "scenario": scenario.id,
             "scenario_name": scenario.name,
-            "agent": result.agent,
-            "personality": result.personality_id,
-            "personality_name": _personality_name(result.personality_id),
+            "agent": run.agent,
+            "personality": run.personality_id,
+            "personality_name": personality_name(run.personality_id),
             "status": phase.status,
             "success": None,
             "expected_outcome_prompt": content.expected_outcome_prompt(scenario),
@@ -335,7 +377,7 @@ class Store:
             "number": None,
             "inbound_number": None,
             "error_message": "",
-            "run_as_text": False,
+            "run_as_text": result.run_as_text,
             "test_profile_data": profile.as_api_dict() if profile is not None else None,
             "trace_id": "",
             "metadata": {},
@@ -406,7 +448,7 @@ class Store:
             "agent": result.agent,
             "status": _result_status(phases),
             "success_rate": self._success_rate(successes, len(runs)),
-            "run_as_text": False,
+            "run_as_text": result.run_as_text,
             "is_cronjob": False,
             # Full run objects only in the detail view: building transcripts for every run of
             # every listed result would make list pages and large POST answers slow.
@@ -450,8 +492,17 @@ class Store:
         job: dict[str, Any] = {"scenario_id": run.scenario_id, "run_id": run.run_id}
         if view["test_profile_data"] is not None:
             job["test_profile_data"] = view["test_profile_data"]
-        # room_metadata is the agent's LiveKit Config JSON string; emulated agents have none.
-        return {**view, "job_metadata": job, "room_metadata": "{}"}
+        agent = self._catalogue.agent(run.agent)
+        dispatch: dict[str, Any] = {
+            # Strings, not objects: LiveKit hands agents ctx.job.metadata and
+            # ctx.room.metadata as JSON text, and agents must json.loads them.
+            "job_metadata": json.dumps(job, ensure_ascii=False),
+            "room_metadata": json.dumps(dict(agent.livekit_config), ensure_ascii=False),
+            "livekit_agent_name": agent.livekit_agent_name,
+        }
+        if "publish_data_message" in run.item.extras:
+            dispatch["publish_data_message"] = run.item.extras["publish_data_message"]
+        return {**view, **dispatch}
 
 
 def _result_status(phases: list[_Phase]) -> str:
@@ -479,9 +530,3 @@ def _failure_reason(scenario: ScenarioEntry, verdict: TerminalVerdict | None) ->
     if verdict == "cancelled":
         return CANCELLED_MESSAGE
     return None
-
-
-def _personality_name(personality_id: int) -> str:
-    if personality_id == DEFAULT_PERSONALITY_ID:
-        return "Normal caller"
-    return f"Personality {personality_id}"

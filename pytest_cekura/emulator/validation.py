@@ -3,23 +3,99 @@
 Cekura is a DRF service, so clients see field-keyed errors such as
 ``{"frequency": ["Ensure this value is less than or equal to 100."]}``; the emulator uses the
 same wording so that client error reporting is exercised with realistic bodies. All field
-errors are collected before answering, as DRF does.
+errors are collected before answering, as DRF does, and nothing is created on a 400.
+
+Every runner of cekura-api.md 2.1 (except the JSON-spec one) is described by a ``Runner``:
+which body family it takes, which fields each scenario element or the body must carry, and
+whether it takes ``frequency``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
 
-from pytest_cekura.emulator.state import NewResult
+from pytest_cekura.emulator.catalogue import Catalogue
+from pytest_cekura.emulator.state import NewResult, ScenarioItem
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
+NOT_BLANK = "This field may not be blank."
+NOT_STRING = "Not a valid string."
 NOT_INTEGER = "A valid integer is required."
 MAX_FREQUENCY = 100
 MAX_NAME_LENGTH = 255
 
-Errors = dict[str, list[str]]
+Errors = dict[str, Any]
+Family = Literal["objects", "ids"]
+
+
+@dataclass(frozen=True)
+class Runner:
+    """One run-starting endpoint, ``POST .../scenarios[-external]/<action>/``."""
+
+    action: str
+    #: ``objects``: ``scenarios: [{"scenario": id, ...}]`` and ``agent``; ``ids``:
+    #: ``scenarios: [id, ...]`` and ``agent_id``. Both families accept both element forms,
+    #: because the official CLI sends plain ids to the LiveKit/Pipecat v2 endpoints.
+    family: Family
+    #: Fields each scenario element must carry (objects family).
+    item_fields: tuple[str, ...] = ()
+    #: Non-empty strings the body must carry (e.g. Vapi's assistant id).
+    body_fields: tuple[str, ...] = ()
+    #: False for the v1 room-URL runners: one run per element, ``frequency`` is ignored.
+    takes_frequency: bool = True
+    #: ids family: 400 unless ``agent_id`` or ``assistant_id`` is given.
+    agent_required: bool = False
+    run_as_text: bool = False
+
+
+def _ids(action: str, **options: Any) -> Runner:
+    return Runner(action, "ids", agent_required=options.pop("agent_required", True), **options)
+
+
+RUNNERS: Mapping[str, Runner] = MappingProxyType(
+    {
+        runner.action: runner
+        for runner in (
+            Runner("run_scenarios_livekit_v2", "objects"),
+            Runner(
+                "run_scenarios_livekit",
+                "objects",
+                item_fields=("livekit_room_url", "access_token"),
+                takes_frequency=False,
+            ),
+            Runner("run_scenarios_pipecat_v2", "objects"),
+            Runner(
+                "run_scenarios_pipecat",
+                "objects",
+                item_fields=("pipecat_room_url",),
+                takes_frequency=False,
+            ),
+            Runner("run_scenarios_with_websockets", "objects", item_fields=("websocket_url",)),
+            _ids("run_scenarios"),
+            _ids("run_scenarios_text", run_as_text=True),
+            # The reference (2.6) says Vapi takes the agent from the first scenario when
+            # agent_id is missing, so only the Vapi assistant id is required there.
+            _ids(
+                "run_scenarios_vapi_webrtc",
+                body_fields=("vapi_assistant_id",),
+                agent_required=False,
+            ),
+            _ids("run_scenarios_retell_webrtc"),
+            _ids("run_scenarios_elevenlabs"),
+            _ids("run_scenarios_sip"),
+            _ids("run_scenarios_email", run_as_text=True),
+            _ids("run_scenarios_chirp"),
+            _ids("run_scenarios_agora"),
+        )
+    }
+)
+_WEBSOCKET_SCHEMES = ("ws://", "wss://")
 
 
 class InvalidRequestError(Exception):
@@ -30,61 +106,101 @@ class InvalidRequestError(Exception):
         self.errors = errors
 
 
-def parse_new_result(body: Any) -> NewResult:
-    """Turn a LiveKit v2 / Pipecat v2 request body into a ``NewResult`` or raise."""
+def parse_new_result(body: Any, runner: Runner, catalogue: Catalogue) -> NewResult:
+    """Turn a run-starting request body into a ``NewResult`` or raise ``InvalidRequestError``."""
     if not isinstance(body, dict):
         kind = _json_type(body)
         raise InvalidRequestError(
             {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
         )
     errors: Errors = {}
-    scenario_ids = _scenarios(body, errors)
-    frequency = _frequency(body, errors)
+    items = _scenarios(body, runner, catalogue, errors)
+    frequency = _frequency(body, errors) if runner.takes_frequency else 1
     name = _name(body, errors)
-    # The documented field is "agent"; the SDK's CLI sends "agent_id". Accept both.
-    agent = _agent(body, "agent", errors) or _agent(body, "agent_id", errors)
+    agent = _request_agent(body, runner, catalogue, errors)
+    for field in runner.body_fields:
+        _text(body, field, errors)
     profiles = _id_list(body, "test_profile_ids", errors)
     personalities = _id_list(body, "personality_ids", errors)
     if errors:
         raise InvalidRequestError(dict(errors))
+    chosen_personalities: list[int | None] = list(personalities) or [None]
+    chosen_profiles: list[int | None] = list(profiles) or [None]
+    if runner.family == "ids":
+        # Voice/text: every personality x test profile combination is a run (cekura-api.md 2.3).
+        combinations = list(itertools.product(chosen_personalities, chosen_profiles))
+    else:
+        # Object-list family: the docs count len(scenarios) x frequency runs; whether these
+        # lists multiply it is unverified (cekura-api.md 2.2), so the emulator does not guess
+        # and gives every run the first personality and test profile.
+        combinations = [(chosen_personalities[0], chosen_profiles[0])]
     return NewResult(
-        scenario_ids=tuple(scenario_ids),
+        items=tuple(items),
         frequency=frequency,
         name=name,
         agent=agent,
-        # One profile/personality for every run: the LiveKit v2 docs do not say these lists
-        # multiply the run count (they do for voice/text), so the emulator does not guess.
-        test_profile_id=profiles[0] if profiles else None,
-        personality_id=personalities[0] if personalities else None,
+        combinations=tuple(combinations),
+        run_as_text=runner.run_as_text,
     )
 
 
-def _scenarios(body: dict[str, Any], errors: Errors) -> list[int]:
+def _scenarios(
+    body: dict[str, Any], runner: Runner, catalogue: Catalogue, errors: Errors
+) -> list[ScenarioItem]:
     if "scenarios" not in body:
         errors["scenarios"] = [REQUIRED]
         return []
-    items = body["scenarios"]
-    problem = _list_problem(items)
+    elements = body["scenarios"]
+    problem = _list_problem(elements)
     if problem:
         errors["scenarios"] = [problem]
         return []
-    if not items:
+    if not elements:
         errors["scenarios"] = ["This list may not be empty."]
         return []
-    ids: list[int] = []
+    items: list[ScenarioItem] = []
     messages: list[str] = []
-    for index, item in enumerate(items):
-        scenario_id = _scenario_id(item)
+    for index, element in enumerate(elements):
+        scenario_id = _scenario_id(element)
         if scenario_id is None:
             messages.append(
-                f"Invalid scenario: scenarios[{index}] is {_short(item)}; expected "
+                f"Invalid scenario: scenarios[{index}] is {_short(element)}; expected "
                 '{"scenario": <positive integer id>} or a positive integer id.'
             )
-        else:
-            ids.append(scenario_id)
+            continue
+        extras = dict(element) if isinstance(element, dict) else {}
+        extras.pop("scenario", None)
+        items.append(ScenarioItem(scenario_id, MappingProxyType(extras)))
     if messages:
         errors["scenarios"] = messages
-    return ids
+        return []
+    item_errors = [_item_errors(item, runner) for item in items]
+    if any(item_errors):
+        # DRF's nested-serializer shape: one error object per element, {} for valid ones.
+        errors["scenarios"] = item_errors
+        return []
+    # DRF resolves primary keys one by one and stops at the first that does not exist.
+    missing = next((i.scenario_id for i in items if not catalogue.has_scenario(i.scenario_id)), 0)
+    if missing:
+        errors["scenarios"] = [_does_not_exist(missing)]
+        return []
+    return items
+
+
+def _item_errors(item: ScenarioItem, runner: Runner) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for field in runner.item_fields:
+        message = _text_problem(item.extras, field)
+        if message is None and field == "websocket_url" and not _is_websocket_url(item.extras):
+            message = "Enter a valid WebSocket URL starting with ws:// or wss://."
+        if message is not None:
+            found[field] = [message]
+    return found
+
+
+def _is_websocket_url(extras: Mapping[str, Any]) -> bool:
+    url = extras.get("websocket_url")
+    return isinstance(url, str) and url.startswith(_WEBSOCKET_SCHEMES)
 
 
 def _scenario_id(item: Any) -> int | None:
@@ -124,7 +240,26 @@ def _name(body: dict[str, Any], errors: Errors) -> str | None:
     return value
 
 
-def _agent(body: dict[str, Any], field: str, errors: Errors) -> int | None:
+def _request_agent(
+    body: dict[str, Any], runner: Runner, catalogue: Catalogue, errors: Errors
+) -> int | None:
+    if runner.family == "objects":
+        # The documented field is "agent"; the SDK's CLI sends "agent_id". Accept both.
+        fields: tuple[str, ...] = ("agent", "agent_id")
+    else:
+        fields = ("agent_id",)
+    for field in fields:
+        agent = _agent(body, field, catalogue, errors)
+        if agent is not None or field in errors:
+            return agent
+    # Voice/text-style runners identify the agent by Cekura id or by the provider's assistant
+    # id; with an assistant id the emulator falls back to the scenarios' own agents.
+    if runner.agent_required and body.get("assistant_id") in (None, ""):
+        errors["agent_id"] = [REQUIRED]
+    return None
+
+
+def _agent(body: dict[str, Any], field: str, catalogue: Catalogue, errors: Errors) -> int | None:
     value = body.get(field)
     if value is None:
         return None
@@ -132,10 +267,34 @@ def _agent(body: dict[str, Any], field: str, errors: Errors) -> int | None:
     if number is None:
         errors[field] = ["Incorrect type. Expected pk value, received " + _json_type(value) + "."]
         return None
-    if number <= 0:
-        errors[field] = [f'Invalid pk "{number}" - object does not exist.']
+    if not catalogue.has_agent(number):
+        errors[field] = [_does_not_exist(number)]
         return None
     return number
+
+
+def _does_not_exist(pk: int) -> str:
+    return f'Invalid pk "{pk}" - object does not exist.'
+
+
+def _text(body: Mapping[str, Any], field: str, errors: Errors) -> None:
+    message = _text_problem(body, field)
+    if message is not None:
+        errors[field] = [message]
+
+
+def _text_problem(container: Mapping[str, Any], field: str) -> str | None:
+    """DRF CharField checks: required, not null, a string, not blank."""
+    if field not in container:
+        return REQUIRED
+    value = container[field]
+    if value is None:
+        return NOT_NULL
+    if not isinstance(value, str):
+        return NOT_STRING
+    if not value.strip():
+        return NOT_BLANK
+    return None
 
 
 def _id_list(body: dict[str, Any], field: str, errors: Errors) -> list[int]:

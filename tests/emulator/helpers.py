@@ -12,6 +12,10 @@ LIVEKIT = "/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/"
 # Scenario ids by behaviour; durations are emulated seconds (time_scale=1 in these tests, so
 # they equal fake-clock seconds).
 PASS, FAIL, ERROR, FLAKY, HANG = 31, 32, 33, 34, 35
+GONE = 36  # exists = false: a deleted scenario
+REFILL = 37  # belongs to the LiveKit agent below
+# Agents: complete LiveKit settings, only a URL, and deleted. Unlisted ids exist (defaults).
+PHARMACY, HALF, DELETED = 42, 43, 44
 CATALOGUE: dict[str, Any] = {
     "scenario": [
         {"id": PASS, "name": "Refund request", "outcome": "pass", "duration_s": 100},
@@ -25,6 +29,21 @@ CATALOGUE: dict[str, Any] = {
             "success_probability": 0.5,
         },
         {"id": HANG, "name": "Endless hold", "outcome": "hang", "duration_s": 60},
+        {"id": GONE, "name": "Deleted scenario", "exists": False},
+        {"id": REFILL, "name": "Prescription refill", "agent": PHARMACY},
+    ],
+    "agent": [
+        {
+            "id": PHARMACY,
+            "name": "Pharmacy agent",
+            "livekit_url": "wss://pharmacy.livekit.cloud",
+            "livekit_api_key": "APIxxxxxxxx",
+            "livekit_api_secret": "secret-value",
+            "livekit_agent_name": "pharmacy-agent",
+            "livekit_config": {"empty_timeout": 300},
+        },
+        {"id": HALF, "name": "Half-configured agent", "livekit_url": "wss://half.livekit.cloud"},
+        {"id": DELETED, "exists": False},
     ],
     "test_profile": [
         {"id": 7, "name": "Jane", "information": {"customer_name": "Jane Doe"}},
