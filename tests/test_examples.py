@@ -23,7 +23,10 @@ def test_examples_pass_on_the_emulator(
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=4, deselected=1)
     result.stdout.fnmatch_lines(
-        ["*= cekura =*", "cekura: 4 test(s) (4 passed) over 13 run(s); API requests: 4 POST start runs, *"]
+        [
+            "*= cekura =*",
+            "cekura: 4 test(s) (4 passed) over 13 run(s); API requests: 4 POST start runs, *",
+        ]
     )
 
 

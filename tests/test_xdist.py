@@ -28,14 +28,18 @@ def test_workers_submit_each_group_once(suite: Suite, dist: str) -> None:
     result.assert_outcomes(passed=8)
     assert suite.posts() == 2  # as many as a serial run: one per (provider, frequency) group
     assert len(suite.emulator.runs) == 5
-    result.stdout.fnmatch_lines(["cekura: 7 test(s) (7 passed) over 5 run(s); API requests: 2 POST start runs, *"])
+    result.stdout.fnmatch_lines(
+        ["cekura: 7 test(s) (7 passed) over 5 run(s); API requests: 2 POST start runs, *"]
+    )
 
 
 def test_emulator_mode_shares_one_emulator_across_workers(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SUITE)
     result = pytester.runpytest_subprocess("-n", "2", "--cekura-emulator", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=8)
-    result.stdout.fnmatch_lines(["cekura: 7 test(s) (7 passed) over 5 run(s); API requests: 2 POST start runs, *"])
+    result.stdout.fnmatch_lines(
+        ["cekura: 7 test(s) (7 passed) over 5 run(s); API requests: 2 POST start runs, *"]
+    )
 
 
 def test_collect_only_with_workers_submits_nothing(suite: Suite) -> None:
