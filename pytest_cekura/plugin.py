@@ -20,6 +20,7 @@ from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_mar
 from .models import CekuraResult
 from .options import Settings, add_options
 from .outcome import Outcome
+from .progress import Progress
 from .report import (
     SummaryRow,
     dry_run_lines,
@@ -150,10 +151,27 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     if cekura.dry_run_groups is not None:
         pytest.skip("cekura dry run: nothing was submitted")
-    record = cekura.verdict(item.nodeid)
+    progress = _progress(item.config)
+    if progress is None:
+        record = cekura.verdict(item.nodeid)
+    else:
+        progress.start()
+        try:
+            record = cekura.verdict(item.nodeid, progress.tick)
+        finally:
+            progress.finish()
     item.user_properties.extend(_junit_properties(cekura, record))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         pytest.fail(_text(cekura, record), pytrace=False)
+
+
+def _progress(config: pytest.Config) -> Progress | None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0 or is_worker(config):
+        return None
+    return Progress(
+        write_line=reporter.write_line, rewrite=reporter.rewrite, isatty=bool(reporter.isatty())
+    )
 
 
 def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[str, object]]:

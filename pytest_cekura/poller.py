@@ -83,14 +83,36 @@ class Poller:
         with self._changed:
             return [run_id for run_id, state in self._states.items() if not state.done]
 
-    def wait(self, run_ids: Sequence[int]) -> dict[int, RunState]:
-        """Block until every run in ``run_ids`` is done or the deadline passes."""
+    def wait(
+        self,
+        run_ids: Sequence[int],
+        on_tick: Callable[[dict[str, int]], None] | None = None,
+    ) -> dict[int, RunState]:
+        """Block until every run in ``run_ids`` is done or the deadline passes.
+
+        ``on_tick`` is called with ``counts()`` on this (the main) thread every slice.
+        """
         with self._changed:
             while not self._all_done(run_ids) and self._clock() < self._deadline:
                 if self._stop.is_set():
                     break
                 self._changed.wait(min(WAIT_SLICE, max(0.0, self._deadline - self._clock())))
+                if on_tick is not None:
+                    on_tick(self._counts())
             return {run_id: self._states[run_id] for run_id in run_ids}
+
+    def _counts(self) -> dict[str, int]:
+        counts = {"done": 0, "running": 0, "queued": 0, "failed": 0}
+        for state in self._states.values():
+            run = state.run
+            if state.done:
+                counts["done"] += 1
+                counts["failed"] += not run.succeeded
+            elif run.status in {"pending", "in_queue"}:
+                counts["queued"] += 1
+            else:
+                counts["running"] += 1
+        return counts
 
     def _all_done(self, run_ids: Sequence[int]) -> bool:
         return all(self._states[run_id].done for run_id in run_ids)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -241,7 +241,9 @@ class CekuraSession:
 
     # -- verdicts ----------------------------------------------------------------------------
 
-    def verdict(self, nodeid: str) -> TestRecord:
+    def verdict(
+        self, nodeid: str, on_tick: Callable[[dict[str, int]], None] | None = None
+    ) -> TestRecord:
         """Wait for the test's runs (bounded by the deadline) and judge them; cached."""
         record = self.records[nodeid]
         if record.verdict is None:
@@ -250,7 +252,7 @@ class CekuraSession:
             if self._poller is not None:
                 if self._lazy:
                     self._poller.track(runs, poll_now=True)
-                states = self._poller.wait([run.id for run in runs])
+                states = self._poller.wait([run.id for run in runs], on_tick)
             ordered = [states[run.id] for run in runs]
             spec = record.spec
             record.verdict = judge(ordered, spec.min_success_rate, record.assignment.problems)

@@ -98,6 +98,7 @@ class AgentWorker:
 
     @property
     def ready(self) -> bool:
+        """The readiness line has been seen (it stays True if the worker exits later)."""
         return self._ready.is_set()
 
     @property
@@ -210,8 +211,8 @@ class AgentWorker:
                     "registered, or raise --cekura-agent-ready-timeout if it is just slow."
                     + (
                         " livekit-agents prints 'registered worker' (at INFO level) once it "
-                        "has connected to LIVEKIT_URL: check the URL, the credentials and "
-                        "the log level."
+                        "has connected to LIVEKIT_URL: check the URL, the credentials, and "
+                        "that its log level is INFO or more verbose."
                         if self._spec.ready_pattern == DEFAULT_READY_PATTERN
                         else ""
                     ),
@@ -231,7 +232,9 @@ class AgentWorker:
 
         SIGINT (what Ctrl-C in a terminal would send, so the worker drains like it does for a
         developer), then SIGTERM, then SIGKILL, each to the whole process group and each
-        followed by a bounded wait. Never raises: it runs while the session is finishing.
+        followed by a bounded wait; collecting the last output adds at most ~2 s more, and
+        only if a leftover process holds the pipe. Never raises: it runs while the session is
+        finishing. Later calls only report the exit code.
         """
         try:
             return self._stop(interrupt_timeout, terminate_timeout, kill_timeout)
@@ -293,9 +296,9 @@ class AgentWorker:
 
         self._join_reader()
         if sys.platform != "win32" and self._reader_alive() and proc.poll() is not None:
-            # Something the worker started (a job process) still holds the output pipe open.
-            # The group id cannot be reused while that process is in the group, so this kill
-            # can only reach the worker's own leftovers.
+            # Something the worker started (a job process) outlived it and holds the pipe open.
+            # While such a process is in the group its id cannot be reused, so this kill can
+            # only reach the worker's own leftovers.
             _signal_group(proc.pid, signal.SIGKILL)
             self._join_reader()
         return self._poll_quietly()
@@ -368,7 +371,8 @@ def _compile_pattern(pattern: str) -> re.Pattern[str]:
     except re.error as exc:
         raise WorkerError(
             f"agent worker ready pattern {pattern!r} is not a valid regular expression "
-            f"({exc}); fix --cekura-agent-ready, or escape it with re.escape() for a literal"
+            f"({exc}); fix --cekura-agent-ready (put a backslash before ( ) [ ] . * + ? to "
+            "match them literally)"
         ) from exc
 
 

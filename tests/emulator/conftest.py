@@ -10,7 +10,7 @@ import pytest
 from pytest_cekura.emulator import Catalogue, Emulator
 from pytest_cekura.emulator.catalogue import parse_catalogue
 
-from .helpers import API_KEY, CATALOGUE, FakeClock
+from .helpers import API_KEY, CATALOGUE, TLS, FakeClock
 
 
 @pytest.fixture
@@ -31,5 +31,6 @@ def emulator(catalogue: Catalogue, clock: FakeClock) -> Iterator[Emulator]:
 
 @pytest.fixture
 def api(emulator: Emulator) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emulator.url, headers={"X-CEKURA-API-KEY": API_KEY}) as client:
+    headers = {"X-CEKURA-API-KEY": API_KEY}
+    with httpx.Client(base_url=emulator.url, headers=headers, verify=TLS) as client:
         yield client

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
 API_KEY = "emulator-key"
+#: Built once and shared: httpx builds a TLS context per client otherwise (~20 ms, loading the
+#: CA bundle), which would dominate these tests although they only speak plain HTTP.
+TLS = ssl.create_default_context()
 LIVEKIT = "/test_framework/v1/scenarios-external/run_scenarios_livekit_v2/"
 
 # Scenario ids by behaviour; durations are emulated seconds (time_scale=1 in these tests, so

@@ -17,6 +17,7 @@ from .helpers import (
     PASS,
     PHARMACY,
     REFILL,
+    TLS,
     get_json,
 )
 
@@ -171,7 +172,7 @@ def test_test_profile_list_and_detail(api: httpx.Client) -> None:
 def test_look_ups_need_the_key_and_are_read_only(
     api: httpx.Client, emulator: Emulator, path: str
 ) -> None:
-    unauthenticated = httpx.get(f"{emulator.url}{path}")
+    unauthenticated = httpx.get(f"{emulator.url}{path}", verify=TLS)
     assert unauthenticated.status_code == 401
     assert "api_secret" not in unauthenticated.text
     response = api.post(path, json={})
