@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from .report import (
 )
 from .secret import Secret
 from .session import CekuraSession, TestRecord
+from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, worker_input
 
 MARKER_ERROR_KEY = pytest.StashKey[str]()
@@ -41,6 +43,9 @@ REPORT_ATTR = "cekura"
 @dataclass
 class _State:
     cekura: CekuraSession
+    #: Where the agent worker's output goes (--cekura-agent-cmd), in every process.
+    worker_log: Path | None = None
+    worker: AgentWorker | None = None
     rows: list[SummaryRow] = field(default_factory=list)
     worker_counts: Counter[str] = field(default_factory=Counter)
     shared_dirs: set[str] = field(default_factory=set)
@@ -56,15 +61,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = _cekura(config).settings
-    if settings.emulator:
-        where = f"built-in emulator (time scale {settings.emulator_time_scale:g})"
-    elif config.get_verbosity() > 0:
-        where = settings.base_url
-    else:
-        return None
-    return f"cekura: {where}, poll every {settings.poll_interval:g}s, timeout {settings.timeout:g}s"
+    lines = []
+    where = (
+        f"built-in emulator (time scale {settings.emulator_time_scale:g})"
+        if settings.emulator
+        else settings.base_url
+    )
+    if settings.emulator or config.get_verbosity() > 0:
+        timing = f"poll every {settings.poll_interval:g}s, timeout {settings.timeout:g}s"
+        lines.append(f"cekura: {where}, {timing}")
+    log = _state(config).worker_log
+    if log is not None:
+        lines.append(f"cekura: agent worker output goes to {log}")
+    return lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,9 +85,47 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    state.worker_log = _worker_log(config, settings)
     config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
+
+
+def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
+    if settings.agent_cmd is None:
+        return None
+    given = worker_input(config).get("cekura_agent_log")
+    if given:
+        return Path(given)
+    return Path(tempfile.mkdtemp(prefix="pytest-cekura-")) / "agent-worker.log"
+
+
+def start_worker(state: _State) -> None:
+    """Start the user's agent worker and wait until it is ready (once per test run)."""
+    settings = state.cekura.settings
+    if state.worker is not None or settings.agent_cmd is None or state.worker_log is None:
+        return
+    spec = WorkerSpec(
+        settings.agent_cmd,
+        log_path=state.worker_log,
+        ready_pattern=settings.agent_ready or DEFAULT_READY_PATTERN,
+        ready_timeout=settings.agent_ready_timeout,
+    )
+    state.worker = AgentWorker(spec)
+    try:
+        state.worker.start()
+        state.worker.wait_ready()
+    except WorkerError as exc:
+        raise pytest.UsageError(f"pytest-cekura: nothing was submitted. {exc}") from None
+
+
+def _worker_output(state: _State, lines: int = 20) -> list[str]:
+    if state.worker is not None:
+        return state.worker.tail(lines)
+    if state.worker_log is None or not state.worker_log.is_file():
+        return []
+    with state.worker_log.open(encoding="utf-8", errors="replace") as log:
+        return [line.rstrip("\n") for line in deque(log, maxlen=lines)]
 
 
 def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
@@ -110,8 +159,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
     if not specs or _submits_nothing(session.config):
         return
+    state = _state(session.config)
+    if not state.cekura.settings.dry_run and not is_worker(session.config):
+        start_worker(state)
     try:
-        _cekura(session.config).submit(specs)
+        state.cekura.submit(specs)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -162,7 +214,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             progress.finish()
     item.user_properties.extend(_junit_properties(cekura, record))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
-        pytest.fail(_text(cekura, record), pytrace=False)
+        pytest.fail(_text(item.config, record), pytrace=False)
 
 
 def _progress(config: pytest.Config) -> Progress | None:
@@ -206,16 +258,18 @@ def pytest_runtest_call(item: pytest.Item) -> None:
     cekura = _cekura(item.config)
     record = cekura.records.get(item.nodeid)
     if record is not None and record.verdict and record.verdict.outcome is Outcome.FAILED:
-        pytest.fail(_text(cekura, record), pytrace=False)
+        pytest.fail(_text(item.config, record), pytrace=False)
 
 
-def _text(cekura: CekuraSession, record: TestRecord) -> str:
+def _text(config: pytest.Config, record: TestRecord) -> str:
     assert record.verdict is not None
+    state = _state(config)
     return failure_text(
         record.spec,
         record.verdict,
         result_id=record.assignment.result_id,
-        dashboard_url=cekura.dashboard_url,
+        dashboard_url=state.cekura.dashboard_url,
+        worker_output=_worker_output(state),
     )
 
 
@@ -285,6 +339,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     state = _state(session.config)
     state.cekura.close()
+    if state.worker is not None:
+        state.worker.stop()
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
         output["cekura_request_counts"] = state.cekura.request_counts
@@ -308,10 +364,20 @@ class XdistHooks:
     def __init__(self, config: pytest.Config) -> None:
         self._config = config
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Before xdist's own sessionstart spawns the workers, which submit once collected.
+        config = session.config
+        distributed = config.getoption("dist", "no") != "no" and not is_worker(config)
+        if distributed and not (config.option.collectonly or _cekura(config).settings.dry_run):
+            start_worker(_state(self._config))
+
     def pytest_configure_node(self, node: Any) -> None:
         state = _state(self._config)
         uid = str(node.workerinput["testrunuid"])
         state.shared_dirs.add(str(SubmitOnce(uid).directory))
+        if state.worker_log is not None:
+            node.workerinput["cekura_agent_log"] = str(state.worker_log)
         if state.cekura.settings.emulator:
             # One emulator for the whole run: runs started by one worker must be visible to all.
             try:

@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="port, 0 = any free port (default %(default)s)",
     )
     parser.add_argument(
-        "--catalogue", metavar="FILE", help="TOML catalogue of scenario outcomes and test profiles"
+        "--catalogue",
+        metavar="FILE",
+        help="TOML catalogue of scenario outcomes, agents and test profiles",
     )
     parser.add_argument(
         "--time-scale",

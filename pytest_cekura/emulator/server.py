@@ -617,7 +617,13 @@ class Emulator:
 
     @property
     def runs(self) -> list[dict[str, Any]]:
-        """Every run created, as the bulk endpoint shows it, plus LiveKit dispatch metadata."""
+        """Every run created, as the bulk endpoint shows it, plus LiveKit dispatch metadata.
+
+        The extra keys, which Cekura's own run objects do not have: ``job_metadata`` and
+        ``room_metadata`` (the JSON strings a LiveKit agent reads from ``ctx.job.metadata``
+        and ``ctx.room.metadata``), ``livekit_agent_name`` (the dispatch name, None when the
+        agent has none) and ``publish_data_message`` (only when the request element had one).
+        """
         return self._store.debug_runs()
 
     def reset(self) -> None:

@@ -22,6 +22,7 @@ Result counts: ``completed_runs_count`` counts terminal runs, ``success_runs_cou
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -496,12 +497,14 @@ class Store:
         dispatch: dict[str, Any] = {
             # Strings, not objects: LiveKit hands agents ctx.job.metadata and
             # ctx.room.metadata as JSON text, and agents must json.loads them.
-            "job_metadata": json.dumps(job, ensure_ascii=False),
-            "room_metadata": json.dumps(dict(agent.livekit_config), ensure_ascii=False),
+            "job_metadata": json.dumps(job),
+            "room_metadata": json.dumps(dict(agent.livekit_config)),
             "livekit_agent_name": agent.livekit_agent_name,
         }
         if "publish_data_message" in run.item.extras:
-            dispatch["publish_data_message"] = run.item.extras["publish_data_message"]
+            # A copy: callers of Emulator.runs must not be able to edit the stored request.
+            message = run.item.extras["publish_data_message"]
+            dispatch["publish_data_message"] = copy.deepcopy(message)
         return {**view, **dispatch}
 
 

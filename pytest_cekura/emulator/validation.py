@@ -54,8 +54,21 @@ class Runner:
     run_as_text: bool = False
 
 
-def _ids(action: str, **options: Any) -> Runner:
-    return Runner(action, "ids", agent_required=options.pop("agent_required", True), **options)
+def _ids(
+    action: str,
+    *,
+    body_fields: tuple[str, ...] = (),
+    agent_required: bool = True,
+    run_as_text: bool = False,
+) -> Runner:
+    """An id-list runner; they all take ``frequency`` and, but for Vapi, need an agent."""
+    return Runner(
+        action,
+        "ids",
+        body_fields=body_fields,
+        agent_required=agent_required,
+        run_as_text=run_as_text,
+    )
 
 
 RUNNERS: Mapping[str, Runner] = MappingProxyType(
@@ -253,7 +266,8 @@ def _request_agent(
         if agent is not None or field in errors:
             return agent
     # Voice/text-style runners identify the agent by Cekura id or by the provider's assistant
-    # id; with an assistant id the emulator falls back to the scenarios' own agents.
+    # id; with an assistant id the emulator falls back to the scenarios' own agents. A null
+    # agent_id counts as missing, so clients that always send the key get the same answer.
     if runner.agent_required and body.get("assistant_id") in (None, ""):
         errors["agent_id"] = [REQUIRED]
     return None
