@@ -90,10 +90,10 @@ def livekit_problems(agent: AgentSettings) -> list[str]:
             "agent (agent= / --cekura-agent), or set provider= to match"
         ]
     checks = [
-        (agent.has_livekit_url, "a LiveKit URL (wss://<project>.livekit.cloud)"),
-        (agent.has_livekit_api_key, "a LiveKit API key"),
-        (agent.has_livekit_api_secret, "a LiveKit API secret"),
-        (agent.livekit_agent_name is not None, "a LiveKit agent name (its dispatch name)"),
+        (agent.has_livekit_url, "LiveKit URL (wss://<project>.livekit.cloud)"),
+        (agent.has_livekit_api_key, "LiveKit API key"),
+        (agent.has_livekit_api_secret, "LiveKit API secret"),
+        (agent.livekit_agent_name is not None, "LiveKit agent name (its dispatch name)"),
     ]
     return [f"{who} has no {what}: {where}" for present, what in checks if not present]
 

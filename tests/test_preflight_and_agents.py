@@ -1,0 +1,264 @@
+"""Checks before spending (preflight), agent selection and the providers' request bodies."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Suite, wire
+from pytest_cekura.emulator import Emulator
+
+CATALOGUE = """
+[[scenario]]
+id = 999
+exists = false
+
+[[agent]]
+id = 42
+name = "Pharmacy agent"
+livekit_url = "wss://pharmacy.livekit.cloud"
+livekit_api_key = "APIpharmacy"
+livekit_api_secret = "very-secret-livekit-value"
+livekit_agent_name = "pharmacy-agent"
+livekit_config = { empty_timeout = 300 }
+
+[[agent]]
+id = 43
+name = "Half set up"
+livekit_api_key = "APIhalf"
+livekit_api_secret = "another-secret-value"
+
+[[agent]]
+id = 44
+name = "Phone agent"
+provider = "vapi"
+
+[[agent]]
+id = 77
+exists = false
+
+[[test_profile]]
+id = 7
+name = "Jane"
+information = { customer_name = "Jane Doe" }
+"""
+
+
+@pytest.fixture
+def agents(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Suite:
+    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+
+
+def calls_by_scenario(suite: Suite) -> Counter[int]:
+    return Counter(run["scenario"] for run in suite.emulator.runs)
+
+
+def test_missing_scenario_errors_its_test_alone_and_is_not_paid_for(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 31, 32)
+        def test_good(): pass
+
+        @pytest.mark.cekura_scenario(999)
+        def test_missing(): pass
+        """
+    )
+    result = agents.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*scenario 999 does not exist in your Cekura project*"])
+    assert calls_by_scenario(agents) == Counter({30: 1, 31: 1, 32: 1})
+    preflight = [
+        r for r in agents.emulator.requests if "/scenarios/" in r.path and r.method == "GET"
+    ]
+    assert sorted(r.path.rstrip("/").rsplit("/", 1)[1] for r in preflight) == [
+        "30",
+        "31",
+        "32",
+        "999",
+    ]
+    result.stdout.fnmatch_lines(["cekura: *API requests: 1 POST start runs, *GET preflight*"])
+
+
+def test_agent_without_livekit_url_fails_the_session_before_any_post(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, agent=43)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31)
+        def test_b(): pass
+        """
+    )
+    result = agents.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert err.count("no run was started, because the agent settings are incomplete") == 1
+    assert "agent 43 ('Half set up') has no LiveKit URL (wss://<project>.livekit.cloud)" in err
+    assert "agent 43 ('Half set up') has no LiveKit agent name (its dispatch name)" in err
+    assert "API key" not in err  # present settings are not reported
+    assert "another-secret-value" not in err + result.stdout.str()
+    assert agents.posts() == 0
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("agent=77", "agent 77 does not exist in your Cekura project"),
+        ("agent=44", "agent 44 ('Phone agent') is set up for provider 'vapi', not LiveKit"),
+    ],
+)
+def test_wrong_agent_fails_the_session_before_any_post(
+    agents: Suite, marker: str, message: str
+) -> None:
+    agents.pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, {marker})
+        def test_a(): pass
+        """
+    )
+    result = agents.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    assert agents.posts() == 0
+
+
+def test_no_preflight_skips_the_checks(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, agent=43)
+        def test_a(): pass
+        """
+    )
+    agents.run("--cekura-no-preflight").assert_outcomes(passed=1)
+    assert [r for r in agents.emulator.requests if r.method == "GET" and "bulk" not in r.path] == []
+
+
+def test_agent_from_marker_option_environment_and_ini(
+    agents: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_default(): pass
+
+        @pytest.mark.cekura_scenario(31, agent=42)
+        def test_explicit(): pass
+        """
+    )
+    agents.pytester.makeini("[pytest]\ncekura_agent = 1\n")
+    monkeypatch.setenv("CEKURA_AGENT_ID", "42")
+    agents.run().assert_outcomes(passed=2)
+    # The environment (42) beats the ini (1); both tests end up in one request.
+    assert agents.posts() == 1
+    assert {run["agent"] for run in agents.emulator.runs} == {42}
+    meta = agents.emulator.runs[0]
+    assert meta["livekit_agent_name"] == "pharmacy-agent"
+    assert json.loads(meta["room_metadata"]) == {"empty_timeout": 300}
+
+
+def test_different_agents_are_different_requests(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, agent=42)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31)
+        def test_b(): pass
+        """
+    )
+    agents.run().assert_outcomes(passed=2)
+    assert agents.posts() == 2
+    assert {run["scenario"]: run["agent"] for run in agents.emulator.runs} == {30: 42, 31: 1}
+
+
+def test_per_run_options_reach_the_agent(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(
+            30, agent=42, test_profile=7, personality=3, publish_data_message={"lang": "de"}
+        )
+        def test_options(cekura_result):
+            assert cekura_result.runs[0].test_profile_data["name"] == "Jane"
+        """
+    )
+    agents.run().assert_outcomes(passed=1)
+    (run,) = agents.emulator.runs
+    assert run["publish_data_message"] == {"lang": "de"}
+    assert json.loads(run["job_metadata"]) == {
+        "scenario_id": 30,
+        "run_id": run["id"],
+        "test_profile_data": {
+            "id": 7,
+            "name": "Jane",
+            "information": {"customer_name": "Jane Doe"},
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("provider", "extra", "path"),
+    [
+        ("pipecat", "", "run_scenarios_pipecat_v2"),
+        ("voice", ", agent=42", "run_scenarios"),
+        ("text", ", agent=42", "run_scenarios_text"),
+        ("vapi", ", agent=42, request_fields={'vapi_assistant_id': 'asst_1'}", "vapi_webrtc"),
+        ("websocket", ", scenario_fields={'websocket_url': 'wss://a.example/ws'}", "websockets"),
+        (
+            "livekit_v1",
+            ", scenario_fields={'livekit_room_url': 'wss://x', 'access_token': 't'}",
+            "run_scenarios_livekit",
+        ),
+    ],
+)
+def test_every_provider_gets_its_documented_body(
+    agents: Suite, provider: str, extra: str, path: str
+) -> None:
+    agents.pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 31, frequency=2, provider={provider!r}{extra})
+        def test_provider(cekura_result):
+            assert len(cekura_result.runs) == 4
+        """
+    )
+    agents.run().assert_outcomes(passed=1)
+    (post,) = [r for r in agents.emulator.requests if r.method == "POST"]
+    assert post.path.rstrip("/").endswith(path)
+    assert calls_by_scenario(agents) == Counter({30: 2, 31: 2})
+
+
+def test_default_provider_from_ini(agents: Suite) -> None:
+    agents.pytester.makeini("[pytest]\ncekura_provider = pipecat\n")
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    agents.run().assert_outcomes(passed=1)
+    (post,) = [r for r in agents.emulator.requests if r.method == "POST"]
+    assert "run_scenarios_pipecat_v2" in post.path
