@@ -1,7 +1,10 @@
-"""The shipped examples run green on the emulator, as the README promises, and never rot."""
+"""The shipped examples run as their README says, on the emulator, and never rot."""
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,30 +12,27 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "conftest_examples"
 
 
+@pytest.fixture(autouse=True)
+def no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CEKURA_API_KEY", raising=False)  # the emulator needs none
+
+
 def run_examples(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        str(EXAMPLES), "--cekura-emulator", "-p", "no:cacheprovider", *args
-    )
+    return pytester.runpytest_subprocess(str(EXAMPLES), "-p", "no:cacheprovider", *args)
 
 
-def test_examples_pass_on_the_emulator(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("CEKURA_API_KEY", raising=False)  # the emulator needs no key
-    result = run_examples(pytester)
+def test_examples_pass_on_the_emulator(pytester: pytest.Pytester) -> None:
+    result = run_examples(pytester, "--cekura-emulator")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=4, deselected=1)
+    result.assert_outcomes(passed=6, deselected=2)
     result.stdout.fnmatch_lines(
-        [
-            "*= cekura =*",
-            "cekura: 4 test(s) (4 passed) over 13 run(s); API requests: 4 POST start runs, *",
-        ]
+        ["*= cekura =*", "cekura: 6 test(s) (6 passed) over 16 run(s); API requests: 6 POST *"]
     )
 
 
-def test_demo_failure_shows_the_failure_report(pytester: pytest.Pytester) -> None:
-    result = run_examples(pytester, "--run-demo-failures", "-k", "cancel_after_pickup")
-    result.assert_outcomes(failed=1, deselected=4)
+def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
+    result = run_examples(pytester, "--cekura-emulator", "--run-demo-failures")
+    result.assert_outcomes(passed=6, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*Cekura: 0 of 2 runs succeeded (0%); this test needs 100%.",
@@ -40,3 +40,39 @@ def test_demo_failure_shows_the_failure_report(pytester: pytest.Pytester) -> Non
             "*link: http://127.0.0.1:*/_emulator/dashboard/results/*",
         ]
     )
+    result.stdout.fnmatch_lines(["*scenario 39 does not exist in your Cekura project*"])
+
+
+def test_dry_run_needs_neither_key_nor_emulator(pytester: pytest.Pytester) -> None:
+    result = run_examples(pytester, "--cekura-dry-run")
+    result.assert_outcomes(skipped=6, deselected=2)
+    result.stdout.fnmatch_lines(["cekura dry run: would start 16 call(s) in 6 request(s);*"])
+
+
+def test_call_cap(pytester: pytest.Pytester) -> None:
+    result = run_examples(pytester, "--cekura-emulator", "--cekura-max-runs", "15")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*would start 16 calls in 6 request(s), more than the limit*"])
+
+
+def test_ci_reports(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    report = tmp_path / "cekura.json"
+    junit = tmp_path / "junit.xml"
+    run_examples(pytester, "--cekura-emulator", f"--junitxml={junit}", f"--cekura-report={report}")
+    assert len(json.loads(report.read_text())["groups"]) == 6
+    assert "cekura_result_id" in junit.read_text()
+
+
+def test_parallel(pytester: pytest.Pytester) -> None:
+    result = run_examples(pytester, "--cekura-emulator", "-n", "2")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        ["cekura: 6 test(s) (6 passed) over 16 run(s); API requests: 6 POST *"]
+    )
+
+
+def test_agent_worker(pytester: pytest.Pytester) -> None:
+    worker = shlex.join([sys.executable, str(EXAMPLES / "fake_agent_worker.py")])
+    result = run_examples(pytester, "--cekura-emulator", f"--cekura-agent-cmd={worker}")
+    result.assert_outcomes(passed=6, deselected=2)
+    result.stdout.fnmatch_lines(["cekura: agent worker output goes to *"])
