@@ -234,11 +234,12 @@ def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[s
     if record.verdict is not None and record.verdict.total:
         props.append(("cekura_success_rate", round(record.verdict.success_rate, 4)))
     for run in _run_records(cekura, record):
+        profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
         props.append(
             (
                 "cekura_run",
-                f"{run['id']} scenario={run['scenario']} status={run['status']} "
-                f"success={run['success']} {run['url']}",
+                f"{run['id']} scenario_id={run['scenario']} run_id={run['id']}{profile} "
+                f"status={run['status']} success={run['success']} {run['url']}",
             )
         )
     return props

@@ -124,3 +124,12 @@ def test_bad_catalogue_is_one_error(suite: Suite, monkeypatch: pytest.MonkeyPatc
     err = result.stderr.str()
     assert err.count("catalogue.toml") >= 1
     assert err.count("'maybe'") == 1
+
+
+def test_help_groups_every_option_under_cekura(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    section = out.split("Cekura voice-agent scenarios:")[1].split("\n\n")[0]
+    for flag in ("--cekura-url", "--cekura-agent", "--cekura-dry-run", "--cekura-emulator"):
+        assert flag in section
+    result.stdout.fnmatch_lines(["*cekura_preflight (bool):*", "*cekura_timeout (string):*"])

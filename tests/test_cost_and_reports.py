@@ -75,6 +75,7 @@ def test_junit_xml_carries_cekura_properties(suite: Suite, tmp_path: Path) -> No
     run_values = [value or "" for name, value in props if name == "cekura_run"]
     assert all(f"/results/{result_id}?run=" in value for value in run_values)
     assert all("status=completed success=True" in value for value in run_values)
+    assert all(value.startswith(value.split()[0] + " scenario_id=3") for value in run_values)
     assert not list(cases["test_plain"].iter("property"))
 
 
