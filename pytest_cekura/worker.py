@@ -26,7 +26,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 from .errors import ConfigError
 
@@ -406,20 +406,14 @@ def _default_signals() -> None:
 
 
 def _launch(argv: list[str], *, cwd: Path | None, env: dict[str, str]) -> subprocess.Popen[str]:
+    isolation: dict[str, Any]
     if sys.platform == "win32":
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
-        )
+        isolation = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    else:
+        # Its own session: Ctrl-C on pytest's terminal does not also reach the worker (stop()
+        # sends it once, on purpose), and signalling the group reaches the job processes it
+        # forks.
+        isolation = {"start_new_session": True, "preexec_fn": _default_signals}
     return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
@@ -431,9 +425,5 @@ def _launch(argv: list[str], *, cwd: Path | None, env: dict[str, str]) -> subpro
         encoding="utf-8",
         errors="replace",  # a stray non-UTF-8 byte must not end the reader
         bufsize=1,
-        # Its own session: Ctrl-C on pytest's terminal does not also reach the worker (stop()
-        # sends it once, on purpose), and signalling the group reaches the job processes it
-        # forks.
-        start_new_session=True,
-        preexec_fn=_default_signals,
+        **isolation,
     )
