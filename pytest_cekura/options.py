@@ -31,6 +31,7 @@ EMULATOR_POLL_INTERVAL = 0.1
 EMULATOR_TIMEOUT = 60.0
 DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
 DEFAULT_AGENT_READY_TIMEOUT = 60.0
+DEFAULT_TOLERANCE = 0.1
 #: Cekura does not document dashboard deep links; this template is overridable per project.
 DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/results/{result_id}?run={run_id}"
 
@@ -98,6 +99,46 @@ _OPTIONS = (
         "cekura_report",
         "Write a JSON report of every group, result and run to PATH.",
         metavar="PATH",
+    ),
+    _Option(
+        "--cekura-early-verdict",
+        "cekura_early_verdict",
+        "Decide a test as soon as its remaining runs cannot change the outcome, and end those "
+        "calls to save money.",
+        kind="flag",
+    ),
+    _Option(
+        "--cekura-confidence",
+        "cekura_confidence",
+        "Statistical gate: pass when the Wilson lower bound of the success rate at this "
+        "one-sided confidence (e.g. 0.95) reaches min_success_rate.",
+        metavar="LEVEL",
+    ),
+    _Option(
+        "--cekura-reuse",
+        "cekura_reuse",
+        "Reuse the newest completed result of the same scenarios and options if it is younger "
+        "than DURATION (e.g. 90s, 30m, 1h, 2d) instead of starting new calls.",
+        metavar="DURATION",
+    ),
+    _Option(
+        "--cekura-baseline",
+        "cekura_baseline",
+        "Write each Cekura test's success rate to PATH (JSON), to commit as a baseline.",
+        metavar="PATH",
+    ),
+    _Option(
+        "--cekura-compare",
+        "cekura_compare",
+        "Compare with a baseline file: fail only tests whose success rate fell by more than "
+        "the tolerance, and print the differences.",
+        metavar="PATH",
+    ),
+    _Option(
+        "--cekura-tolerance",
+        "cekura_tolerance",
+        f"How far a success rate may fall below the baseline (default {DEFAULT_TOLERANCE:g}).",
+        metavar="FRACTION",
     ),
     _Option(
         "--cekura-poll-interval",
@@ -185,6 +226,12 @@ class Settings:
     dry_run: bool
     max_runs: int | None
     report_path: Path | None
+    early_verdict: bool
+    confidence: float | None
+    reuse_seconds: float | None
+    baseline_path: Path | None
+    compare_path: Path | None
+    tolerance: float
     poll_interval: float
     timeout: float
     dashboard_url: str
@@ -230,6 +277,12 @@ def resolve(
         dry_run=bool(value("cekura_dry_run")[0]),
         max_runs=_positive_int(*value("cekura_max_runs")),
         report_path=_output_path(*value("cekura_report"), ini_dir),
+        early_verdict=bool(value("cekura_early_verdict")[0]),
+        confidence=_fraction(*value("cekura_confidence"), default=None, open_interval=True),
+        reuse_seconds=_duration(*value("cekura_reuse")),
+        baseline_path=_output_path(*value("cekura_baseline"), ini_dir),
+        compare_path=_input_path(*value("cekura_compare"), ini_dir, kind="JSON baseline"),
+        tolerance=_fraction(*value("cekura_tolerance"), default=DEFAULT_TOLERANCE) or 0.0,
         poll_interval=_positive(
             *value("cekura_poll_interval"),
             default=EMULATOR_POLL_INTERVAL if emulator else DEFAULT_POLL_INTERVAL,
@@ -244,7 +297,9 @@ def resolve(
             *value("cekura_agent_ready_timeout"), default=DEFAULT_AGENT_READY_TIMEOUT
         ),
         emulator=emulator,
-        emulator_catalogue=_input_path(*value("cekura_emulator_catalogue"), ini_dir),
+        emulator_catalogue=_input_path(
+            *value("cekura_emulator_catalogue"), ini_dir, kind="TOML catalogue"
+        ),
         emulator_time_scale=_positive(
             *value("cekura_emulator_time_scale"), default=DEFAULT_TIME_SCALE
         ),
@@ -331,13 +386,45 @@ def _resolve_path(value: Any, source: str, base: Path) -> Path:
     return path
 
 
-def _input_path(value: Any, source: str, base: Path) -> Path | None:
+def _input_path(value: Any, source: str, base: Path, *, kind: str) -> Path | None:
     if value is None:
         return None
     path = _resolve_path(value, source, base)
     if not path.is_file():
-        raise ConfigError(f"{source}={str(value)!r}: no such file; give the path of a TOML file")
+        raise ConfigError(f"{source}={str(value)!r}: no such file; give the path of a {kind} file")
     return path
+
+
+def _fraction(
+    value: Any, source: str, *, default: float | None, open_interval: bool = False
+) -> float | None:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    low_ok = number > 0 if open_interval else number >= 0
+    high_ok = number < 1 if open_interval else number <= 1
+    if not (low_ok and high_ok):
+        bounds = "between 0 and 1, e.g. 0.95" if open_interval else "from 0 to 1, e.g. 0.1"
+        raise ConfigError(f"{source}={value!r} is invalid: use a fraction {bounds}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: Any, source: str) -> float | None:
+    if value is None:
+        return None
+    match = _DURATION.match(str(value))
+    if match is None or float(match[1]) <= 0:
+        raise ConfigError(
+            f"{source}={value!r} is invalid: use a duration such as 90s, 30m, 1h or 2d"
+        )
+    return float(match[1]) * _UNIT_SECONDS[match[2]]
 
 
 def _output_path(value: Any, source: str, base: Path) -> Path | None:

@@ -10,8 +10,10 @@ failure is reported; if it passes even were they all to fail, it passes.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 from .models import KNOWN_STATUSES, Run
 from .poller import RunState
@@ -51,24 +53,57 @@ class Verdict:
 
 
 def judge(
-    states: Sequence[RunState], min_success_rate: float, problems: Sequence[str] = ()
+    states: Sequence[RunState],
+    min_success_rate: float,
+    problems: Sequence[str] = (),
+    *,
+    confidence: float | None = None,
+    unfinished_reason: str | None = None,
 ) -> Verdict:
-    issues = tuple(issue for state in states if (issue := _issue(state)) is not None)
+    """Decide from the runs so far.
+
+    With ``confidence`` (e.g. 0.95) the gate is statistical: the Wilson lower bound of the
+    success rate at that one-sided confidence must reach ``min_success_rate``.
+    ``unfinished_reason`` explains runs that were still going when the verdict was taken early.
+    """
+    issues = tuple(
+        issue for state in states if (issue := _issue(state, unfinished_reason)) is not None
+    )
     succeeded = len(states) - len(issues)
     total = len(states)
     undecided = sum(issue.undecided for issue in issues)
     if problems or total == 0:
         outcome = Outcome.ERROR
-    elif succeeded / total + _EPSILON >= min_success_rate:
+    elif _score(succeeded, total, confidence) + _EPSILON >= min_success_rate:
         outcome = Outcome.PASSED
-    elif (succeeded + undecided) / total + _EPSILON < min_success_rate:
+    elif _score(succeeded + undecided, total, confidence) + _EPSILON < min_success_rate:
         outcome = Outcome.FAILED
     else:
         outcome = Outcome.ERROR
     return Verdict(outcome, succeeded, total, min_success_rate, issues, tuple(problems))
 
 
-def _issue(state: RunState) -> RunIssue | None:
+def _score(successes: int, total: int, confidence: float | None) -> float:
+    return (
+        successes / total
+        if confidence is None
+        else wilson_lower_bound(successes, total, confidence)
+    )
+
+
+def wilson_lower_bound(successes: int, total: int, confidence: float) -> float:
+    """One-sided Wilson score lower bound of a success rate (robust for small samples)."""
+    if total == 0:
+        return 0.0
+    z = NormalDist().inv_cdf(confidence)
+    p = successes / total
+    denominator = 1 + z * z / total
+    centre = p + z * z / (2 * total)
+    margin = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return max(0.0, (centre - margin) / denominator)
+
+
+def _issue(state: RunState, unfinished_reason: str | None) -> RunIssue | None:
     run = state.run
     if state.invalid is not None:
         return RunIssue(
@@ -77,7 +112,7 @@ def _issue(state: RunState) -> RunIssue | None:
     if run.succeeded:
         return None
     if not run.is_terminal:
-        return RunIssue(run, _unfinished(state), True)
+        return RunIssue(run, unfinished_reason or _unfinished(state), True)
     if run.status != "completed":
         detail = f": {run.error_message}" if run.error_message else ""
         return RunIssue(

@@ -305,6 +305,7 @@ def _row(
         result_id=record.assignment.result_id,
         runs=tuple(_run_records(cekura, record)),
         problems=record.assignment.problems,
+        ended_early=record.ended_early,
     )
 
 
@@ -330,7 +331,7 @@ class SummaryHooks:
         terminalreporter.section("cekura")
         lines = summary_lines(self._state.rows, self._state.request_counts())
         if terminalreporter.config.get_verbosity() < 0:
-            lines = lines[-1:]  # -q: the totals only
+            lines = [line for line in lines if line.startswith("cekura:")]  # -q: totals only
         for line in lines:
             terminalreporter.write_line(line)
 

@@ -83,18 +83,24 @@ class Poller:
         with self._changed:
             return [run_id for run_id, state in self._states.items() if not state.done]
 
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self._deadline
+
     def wait(
         self,
         run_ids: Sequence[int],
         on_tick: Callable[[dict[str, int]], None] | None = None,
+        until: Callable[[Sequence[RunState]], bool] | None = None,
     ) -> dict[int, RunState]:
-        """Block until every run in ``run_ids`` is done or the deadline passes.
-
-        ``on_tick`` is called with ``counts()`` on this (the main) thread every slice.
+        """Block until every run in ``run_ids`` is done, ``until`` says enough, or the
+        deadline passes. ``on_tick`` gets ``_counts()`` on this (the main) thread each slice.
         """
         with self._changed:
             while not self._all_done(run_ids) and self._clock() < self._deadline:
                 if self._stop.is_set():
+                    break
+                if until is not None and until([self._states[r] for r in run_ids]):
                     break
                 self._changed.wait(min(WAIT_SLICE, max(0.0, self._deadline - self._clock())))
                 if on_tick is not None:

@@ -164,6 +164,7 @@ class SummaryRow:
     result_id: int | None = None
     runs: tuple[dict[str, Any], ...] = ()
     problems: tuple[str, ...] = ()
+    ended_early: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +197,9 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         f"cekura: {len(rows)} test(s) ({totals}) over {calls} run(s); "
         f"API requests: {requests or 'none'}"
     )
+    saved = sum(row.ended_early for row in rows)
+    if saved:
+        lines.append(f"cekura: early verdicts ended {saved} call(s) that could not change them")
     return lines
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -19,8 +19,8 @@ from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
-from .outcome import Verdict, judge
-from .poller import Poller
+from .outcome import Outcome, Verdict, judge
+from .poller import Poller, RunState
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .secret import Secret
 from .submit import Group, Submission, plan_groups, submit_group
@@ -41,6 +41,10 @@ AUTH_FAILED = (
 )
 #: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
 CANCEL_BUDGET = 10.0
+EARLY_REASON = (
+    "still going when the verdict was already decided; the call was ended to save money "
+    "(--cekura-early-verdict)"
+)
 EMULATOR_DASHBOARD = "/_emulator/dashboard/results/{result_id}?run={run_id}#run-{run_id}"
 
 
@@ -77,6 +81,8 @@ class TestRecord:
     assignment: Assignment = field(default_factory=Assignment)
     verdict: Verdict | None = None
     result: CekuraResult | None = None
+    #: Calls ended because --cekura-early-verdict had already decided the test.
+    ended_early: int = 0
 
 
 class CekuraSession:
@@ -109,6 +115,7 @@ class CekuraSession:
         self._emulator: Emulator | None = None
         self._emulator_key = Secret("")
         self._poller: Poller | None = None
+        self._ended: set[int] = set()  # calls already ended: never ask twice
 
     # -- client and emulator -----------------------------------------------------------------
 
@@ -248,14 +255,31 @@ class CekuraSession:
         record = self.records[nodeid]
         if record.verdict is None:
             runs = record.assignment.runs
-            states = {}
+            spec = record.spec
+            settings = self.settings
+
+            def decide(states: Sequence[RunState], reason: str | None = None) -> Verdict:
+                return judge(
+                    states,
+                    spec.min_success_rate,
+                    record.assignment.problems,
+                    confidence=settings.confidence,
+                    unfinished_reason=reason,
+                )
+
+            def decided(now: Sequence[RunState]) -> bool:
+                return decide(now).outcome is not Outcome.ERROR
+
+            states: dict[int, RunState] = {}
             if self._poller is not None:
                 if self._lazy:
                     self._poller.track(runs, poll_now=True)
-                states = self._poller.wait([run.id for run in runs], on_tick)
+                until = decided if settings.early_verdict else None
+                states = self._poller.wait([run.id for run in runs], on_tick, until)
             ordered = [states[run.id] for run in runs]
-            spec = record.spec
-            record.verdict = judge(ordered, spec.min_success_rate, record.assignment.problems)
+            early = self._end_early(nodeid, ordered) if settings.early_verdict else 0
+            record.verdict = decide(ordered, EARLY_REASON if early else None)
+            record.ended_early = early
             result_id = record.assignment.result_id
             record.result = CekuraResult(
                 scenario_ids=spec.scenario_ids,
@@ -264,6 +288,20 @@ class CekuraSession:
                 result_ids=() if result_id is None else (result_id,),
             )
         return record
+
+    def _end_early(self, nodeid: str, states: Sequence[RunState]) -> int:
+        """End the calls of a test decided early, unless another test still needs them."""
+        if self._poller is None or self._poller.expired:
+            return 0
+        needed = {
+            run.id
+            for other, record in self.records.items()
+            if other != nodeid and record.verdict is None
+            for run in record.assignment.runs
+        }
+        idle = [s.run.id for s in states if not s.done and s.run.id not in needed]
+        self._cancel(idle)
+        return len(idle)
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -278,8 +316,10 @@ class CekuraSession:
             self._emulator.stop()
 
     def _cancel(self, run_ids: list[int]) -> None:
+        run_ids = [run_id for run_id in run_ids if run_id not in self._ended]
         if not run_ids or self._client is None:
             return
+        self._ended.update(run_ids)
         client = self._client
 
         def end(run_id: int) -> None:
