@@ -2,7 +2,7 @@
 
 For each run Cekura dispatches the agent with job metadata
 ``{"scenario_id": int, "run_id": int, "test_profile_data"?: {...}}`` and puts the agent's
-"LiveKit Config" JSON into the room metadata (cekura-api.md 8.2)::
+"LiveKit Config" JSON into the room metadata (docs/agent-helpers.md)::
 
     from pytest_cekura.livekit import parse_cekura_call
 

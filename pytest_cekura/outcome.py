@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from .models import KNOWN_STATUSES, Run
@@ -46,10 +46,25 @@ class Verdict:
     issues: tuple[RunIssue, ...] = ()
     #: Problems not tied to one run (submission failed, runs missing from the answer).
     problems: tuple[str, ...] = ()
+    #: With --cekura-compare: the baseline success rate and the allowed fall below it.
+    baseline: float | None = None
+    tolerance: float = 0.0
 
     @property
     def success_rate(self) -> float:
         return self.succeeded / self.total if self.total else 0.0
+
+
+def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Verdict:
+    """Judge by regression instead of the threshold: fail only a fall beyond the tolerance.
+
+    An error stays an error: a test Cekura could not run says nothing about regressions.
+    """
+    outcome = verdict.outcome
+    if outcome is not Outcome.ERROR:
+        regressed = verdict.success_rate + _EPSILON < baseline - tolerance
+        outcome = Outcome.FAILED if regressed else Outcome.PASSED
+    return replace(verdict, outcome=outcome, baseline=baseline, tolerance=tolerance)
 
 
 def judge(

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .baseline import comparison_lines, load_baseline, write_baseline
 from .client import CekuraClient
 from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
@@ -85,6 +86,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    if settings.compare_path is not None:
+        try:
+            state.cekura.baseline = load_baseline(settings.compare_path)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     state.worker_log = _worker_log(config, settings)
     config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
     if config.pluginmanager.hasplugin("xdist"):
@@ -328,6 +334,13 @@ class SummaryHooks:
                 terminalreporter.write_line(line)
         if not self._state.rows or terminalreporter.config.get_verbosity() < -1:
             return
+        cekura = self._state.cekura
+        if cekura.settings.compare_path is not None:
+            terminalreporter.section("cekura baseline comparison")
+            for line in comparison_lines(
+                self._state.rows, cekura.baseline, cekura.settings.tolerance
+            ):
+                terminalreporter.write_line(line)
         terminalreporter.section("cekura")
         lines = summary_lines(self._state.rows, self._state.request_counts())
         if terminalreporter.config.get_verbosity() < 0:
@@ -346,8 +359,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
         output["cekura_request_counts"] = state.cekura.request_counts
-    elif state.cekura.settings.report_path is not None:
-        _write_report(state, state.cekura.settings.report_path)
+    else:
+        settings = state.cekura.settings
+        if settings.report_path is not None:
+            _write_report(state, settings.report_path)
+        if settings.baseline_path is not None:
+            write_baseline(settings.baseline_path, state.rows)
     for directory in state.shared_dirs:
         shutil.rmtree(directory, ignore_errors=True)
 

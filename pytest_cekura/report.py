@@ -53,6 +53,11 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
             f"Cekura could not decide this test: {verdict.succeeded} of {verdict.total} runs "
             f"succeeded and {undecided} could not be run or finished; {need}."
         )
+    if verdict.baseline is not None:
+        need = (
+            f"the baseline is {_percent(verdict.baseline)} and may fall by at most "
+            f"{verdict.tolerance * 100:.0f} points"
+        )
     return (
         f"Cekura: {verdict.succeeded} of {verdict.total} runs succeeded "
         f"({_percent(verdict.success_rate)}); {need}."

@@ -19,7 +19,7 @@ from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
-from .outcome import Outcome, Verdict, judge
+from .outcome import Outcome, Verdict, against_baseline, judge
 from .poller import Poller, RunState
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .secret import Secret
@@ -116,6 +116,8 @@ class CekuraSession:
         self._emulator_key = Secret("")
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
+        #: With --cekura-compare: test id -> committed success rate.
+        self.baseline: Mapping[str, float] = {}
 
     # -- client and emulator -----------------------------------------------------------------
 
@@ -279,6 +281,10 @@ class CekuraSession:
             ordered = [states[run.id] for run in runs]
             early = self._end_early(nodeid, ordered) if settings.early_verdict else 0
             record.verdict = decide(ordered, EARLY_REASON if early else None)
+            if nodeid in self.baseline:
+                record.verdict = against_baseline(
+                    record.verdict, self.baseline[nodeid], settings.tolerance
+                )
             record.ended_early = early
             result_id = record.assignment.result_id
             record.result = CekuraResult(

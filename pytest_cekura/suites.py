@@ -1,0 +1,296 @@
+"""Scenario suites without Python: each ``[[test]]`` entry of a ``cekura_*.toml`` file is a test.
+
+A suite file::
+
+    [[test]]
+    name = "refill flow"        # required: the test's name (id ``cekura_smoke.toml::refill flow``)
+    scenarios = [30, 31]        # required: the marker's positional scenario ids
+    frequency = 3               # optional: any cekura_scenario keyword, passed through as is
+    min_success_rate = 0.8
+
+Every entry becomes a ``CekuraSuiteItem`` carrying ``@pytest.mark.cekura_scenario(...)`` built
+from its keys, so the plugin's hooks treat it exactly like a marked Python test: the same POST
+grouping, verdicts, failure reports, JUnit properties and summary. This module checks only the
+file's shape (the keys, which it must know to build the marker); the values go to the marker
+unchanged, so a bad value errors that item at setup with the marker's own message, exactly as
+for a Python test. Entries are numbered from 1 in messages, like the emulator catalogue's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .errors import ConfigError
+
+# The marker's own keyword list: an argument added to the marker is accepted here as well.
+from .markers import _KEYWORDS as MARKER_KEYWORDS
+
+if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr
+
+#: Files collected as suites. Distinct from the emulator catalogue's usual name
+#: (``cekura-catalogue.toml``, with a hyphen), so a catalogue is never taken for a suite.
+SUITE_GLOB = "cekura_*.toml"
+#: The one top-level table a suite file holds: ``[[test]]``.
+TABLE = "test"
+REQUIRED_KEYS = ("name", "scenarios")
+ENTRY_KEYS = (*REQUIRED_KEYS, *MARKER_KEYWORDS)
+#: Top-level tables of an emulator catalogue, to recognise one given a suite's name.
+_CATALOGUE_TABLES = ("scenario", "agent", "test_profile")
+#: A ``[[test]]`` header line, to give each entry a line number (tomllib keeps none).
+_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*test[ \t]*\]\][ \t]*(#.*)?$")
+_LAST_PATH = pytest.StashKey[Path]()
+
+
+class SuiteError(ConfigError):
+    """A suite file cannot be collected; the message names file, entry, key and the fix."""
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One validated ``[[test]]`` entry: what its item needs to build the marker."""
+
+    name: str
+    scenarios: tuple[Any, ...]
+    #: The marker's keyword arguments, values unchecked (the marker checks them at setup).
+    options: Mapping[str, Any] = field(default_factory=dict)
+    #: 0-based line of the entry's ``[[test]]`` header, or None when it cannot be told.
+    line: int | None = None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Collect ``cekura_*.toml`` files as Cekura suites."""
+    if not fnmatchcase(file_path.name, SUITE_GLOB):
+        return None
+    # Should this function be registered twice (the plugin, plus a conftest that imports it),
+    # pluggy calls both copies within one hook call, with the very same ``file_path`` object;
+    # only the first may collect, or every entry would run twice. A later collection of the
+    # same directory (--keep-duplicates) builds new Path objects, so it still collects.
+    if parent.stash.get(_LAST_PATH, None) is file_path:
+        return None
+    parent.stash[_LAST_PATH] = file_path
+    return CekuraSuiteFile.from_parent(parent, path=file_path)
+
+
+class CekuraSuiteFile(pytest.File):
+    """A ``cekura_*.toml`` file; a bad file is a collection error of its own, like a bad module."""
+
+    def collect(self) -> list[CekuraSuiteItem]:
+        try:
+            entries = load_suite(self.path, source=self.nodeid or self.path.name)
+        except SuiteError as exc:
+            # CollectError is reported with its message alone, without a traceback.
+            raise self.CollectError(str(exc)) from None
+        return [
+            CekuraSuiteItem.from_parent(self, name=entry.name, entry=entry) for entry in entries
+        ]
+
+
+class CekuraSuiteItem(pytest.Item):
+    """One ``[[test]]`` entry: a test whose whole content is its ``cekura_scenario`` marker."""
+
+    def __init__(self, *, entry: SuiteEntry, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.entry = entry
+        # with_args rather than a call: a call with a single callable argument would decorate
+        # it instead of recording it as an argument.
+        self.add_marker(pytest.mark.cekura_scenario.with_args(*entry.scenarios, **entry.options))
+
+    def runtest(self) -> None:
+        """Nothing to run: the plugin's setup and call hooks raise first when the test errors or
+        fails, so reaching this means Cekura's runs met the entry's success rate."""
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, self.entry.line, f"cekura: {self.name}"
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None
+    ) -> str | TerminalRepr:
+        # The plugin's verdicts come as pytest.fail(report, pytrace=False): the report is the
+        # whole story, and a traceback could only show the plugin's internals, never the
+        # user's file. "value" renders the report alone, exactly as for a marked Python test
+        # (same text in the terminal, the short summary and JUnit XML).
+        if isinstance(excinfo.value, pytest.fail.Exception):
+            return super().repr_failure(excinfo, style="value")
+        if self.config.getoption("fulltrace", False):
+            return super().repr_failure(excinfo)
+        return (
+            f"{excinfo.exconly()}\n"
+            "(an unexpected error inside pytest-cekura; rerun with --fulltrace to see where)"
+        )
+
+
+def load_suite(path: Path, *, source: str | None = None) -> list[SuiteEntry]:
+    """Read and check a suite file; raise ``SuiteError`` naming the first problem and its fix."""
+    source = source or str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            f"{source}: not UTF-8 text (byte {exc.start}); save the suite as UTF-8 TOML"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line N, column M)".
+        raise SuiteError(f"{source}: TOML syntax error: {exc}; fix the syntax there") from None
+    return parse_suite(data, source=source, lines=_header_lines(text))
+
+
+def parse_suite(
+    data: Mapping[str, Any], *, source: str = "<suite>", lines: Sequence[int] = ()
+) -> list[SuiteEntry]:
+    """Check already-parsed TOML; ``lines`` are the entries' 0-based header lines, if known."""
+    for key, value in data.items():
+        if key != TABLE:
+            raise SuiteError(f"{source}: {_top_level_problem(key, value)}")
+    raw_entries = data.get(TABLE, [])
+    if isinstance(raw_entries, dict):
+        raise SuiteError(
+            f"{source}: [{TABLE}] is a single table; write [[{TABLE}]] (double brackets) "
+            "above each entry"
+        )
+    if not isinstance(raw_entries, list):
+        raise SuiteError(
+            f"{source}: {TABLE} = {raw_entries!r} is not a list of entries; write each entry "
+            f"as a [[{TABLE}]] table"
+        )
+    # Header lines are trusted only when they match the entries one to one (an entry may also
+    # be written inline, as test = [{...}], and then no line is known).
+    known_lines: Sequence[int | None] = (
+        lines if len(lines) == len(raw_entries) else [None] * len(raw_entries)
+    )
+    entries: list[SuiteEntry] = []
+    first_seen: dict[str, _Where] = {}
+    for number, (raw, line) in enumerate(zip(raw_entries, known_lines, strict=True), start=1):
+        where = _Where(source, number, raw, line)
+        entry = _parse_entry(where, raw, line)
+        if entry.name in first_seen:
+            raise SuiteError(
+                f"{where}: name {entry.name!r} is already used by {first_seen[entry.name].entry}"
+                "; give every entry of a file its own name (it is the test's id)"
+            )
+        first_seen[entry.name] = where
+        entries.append(entry)
+    return entries
+
+
+def _top_level_problem(key: str, value: Any) -> str:
+    if key in _CATALOGUE_TABLES:
+        return (
+            f"unknown top-level table {key!r}: this looks like an emulator catalogue; "
+            f"give it a name that does not match {SUITE_GLOB} (e.g. cekura-catalogue.toml) so "
+            "pytest does not collect it as a suite"
+        )
+    if key in ENTRY_KEYS:
+        return (
+            f"key {key!r} is outside any entry; move it below a [[{TABLE}]] line "
+            f"(a key above the first [[{TABLE}]] belongs to no test)"
+        )
+    kind = "table" if isinstance(value, dict | list) else "key"
+    return (
+        f"unknown top-level {kind} {key!r}{_suggest(key, (TABLE,))}; a suite file holds "
+        f"only [[{TABLE}]] entries"
+    )
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Names an entry in messages: ``cekura_x.toml:4: test[2] ("refill flow")``."""
+
+    source: str
+    number: int
+    raw: Any
+    line: int | None
+
+    @property
+    def entry(self) -> str:
+        """The entry alone, for pointing at another entry of the same file."""
+        at = f" (line {self.line + 1})" if self.line is not None else ""
+        return f"{TABLE}[{self.number}]{self._name}{at}"
+
+    @property
+    def _name(self) -> str:
+        name = self.raw.get("name") if isinstance(self.raw, dict) else None
+        return f" ({_quoted(name)})" if isinstance(name, str) else ""
+
+    def __str__(self) -> str:
+        # file:line first, the form editors and terminals turn into a link.
+        at = f":{self.line + 1}" if self.line is not None else ""
+        return f"{self.source}{at}: {TABLE}[{self.number}]{self._name}"
+
+
+def _parse_entry(where: _Where, raw: Any, line: int | None) -> SuiteEntry:
+    if not isinstance(raw, dict):
+        raise SuiteError(
+            f"{where}: {raw!r} is not a table of keys; write each entry as a [[{TABLE}]] table"
+        )
+    for key in raw:
+        if key not in ENTRY_KEYS:
+            raise SuiteError(
+                f"{where}: unknown key {key!r}{_suggest(key, ENTRY_KEYS)}; "
+                f"known keys: {', '.join(ENTRY_KEYS)}"
+            )
+    if "name" not in raw:
+        raise SuiteError(
+            f"{where}: missing required key 'name'; add name = \"...\" (it becomes the test's "
+            "name, shown in reports and matched by -k)"
+        )
+    name = raw["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise SuiteError(
+            f"{where}: name = {_toml(name)} is invalid; use a non-empty string, e.g. "
+            'name = "refill flow"'
+        )
+    if "::" in name or any(not char.isprintable() for char in name):
+        raise SuiteError(
+            f"{where}: name = {_toml(name)} is invalid; leave out '::' and line breaks "
+            "(they would break the test id)"
+        )
+    if "scenarios" not in raw:
+        raise SuiteError(
+            f"{where}: missing required key 'scenarios'; add scenarios = [<id>, ...] with the "
+            "ids shown in Cekura's scenario list"
+        )
+    scenarios = raw["scenarios"]
+    if not isinstance(scenarios, list):
+        plain_int = isinstance(scenarios, int) and not isinstance(scenarios, bool)
+        example = f"[{scenarios}]" if plain_int else "[30, 31]"
+        raise SuiteError(
+            f"{where}: scenarios = {_toml(scenarios)} is invalid; use a list of scenario ids, "
+            f"e.g. scenarios = {example}"
+        )
+    options = {key: value for key, value in raw.items() if key not in REQUIRED_KEYS}
+    return SuiteEntry(name=name, scenarios=tuple(scenarios), options=options, line=line)
+
+
+def _header_lines(text: str) -> list[int]:
+    return [number for number, line in enumerate(text.splitlines()) if _HEADER.match(line)]
+
+
+def _suggest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _quoted(text: str) -> str:
+    # Double quotes, as the name is written in the file (repr would use single quotes).
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _toml(value: Any) -> str:
+    """A value roughly as it is written in TOML, so the user finds it in the file."""
+    if isinstance(value, str):
+        return _quoted(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
