@@ -48,7 +48,26 @@ _HOMES = {
     "TranscriptLine": "models",
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "CekuraClient",
+    "CekuraError",
+    "CekuraResult",
+    "ConfigError",
+    "ExpectedOutcome",
+    "Metric",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitedError",
+    "Result",
+    "RetryPolicy",
+    "Run",
+    "ScenarioSpec",
+    "ServerError",
+    "TranscriptLine",
+    "TransportError",
+]
 
 
 def __getattr__(name: str) -> Any:
