@@ -31,6 +31,7 @@ from .report import (
     run_record,
     summary_lines,
 )
+from .reuse import CACHE_KEY, ResultCache
 from .secret import Secret
 from .session import CekuraSession, TestRecord
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
@@ -86,6 +87,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    state.cekura.result_cache = _result_cache(config)
+    if settings.reuse_seconds is not None and state.cekura.result_cache is None:
+        raise pytest.UsageError(
+            "pytest-cekura: --cekura-reuse keeps results in pytest's cache, which is disabled "
+            "(-p no:cacheprovider): enable it, or drop --cekura-reuse"
+        )
     if settings.compare_path is not None:
         try:
             state.cekura.baseline = load_baseline(settings.compare_path)
@@ -95,6 +102,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
+
+
+def _result_cache(config: pytest.Config) -> ResultCache | None:
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return None
+    return ResultCache(
+        load=lambda: cache.get(CACHE_KEY, {}), save=lambda data: cache.set(CACHE_KEY, data)
+    )
 
 
 def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
@@ -237,6 +253,8 @@ def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[s
     props: list[tuple[str, object]] = []
     if record.assignment.result_id is not None:
         props.append(("cekura_result_id", record.assignment.result_id))
+    if record.assignment.reused_age is not None:
+        props.append(("cekura_reused_age_s", round(record.assignment.reused_age)))
     if record.verdict is not None and record.verdict.total:
         props.append(("cekura_success_rate", round(record.verdict.success_rate, 4)))
     for run in _run_records(cekura, record):
@@ -277,6 +295,7 @@ def _text(config: pytest.Config, record: TestRecord) -> str:
         result_id=record.assignment.result_id,
         dashboard_url=state.cekura.dashboard_url,
         worker_output=_worker_output(state),
+        reused_age=record.assignment.reused_age,
     )
 
 
@@ -312,6 +331,7 @@ def _row(
         runs=tuple(_run_records(cekura, record)),
         problems=record.assignment.problems,
         ended_early=record.ended_early,
+        reused_age=record.assignment.reused_age,
     )
 
 

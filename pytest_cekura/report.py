@@ -11,6 +11,7 @@ from .client import START_LABEL
 from .markers import ScenarioSpec
 from .models import Run
 from .outcome import Outcome, RunIssue, Verdict
+from .reuse import describe_age
 from .submit import Group
 
 TRANSCRIPT_TAIL = 6
@@ -27,8 +28,9 @@ def failure_text(
     result_id: int | None,
     dashboard_url: str,
     worker_output: Sequence[str] = (),
+    reused_age: float | None = None,
 ) -> str:
-    lines = [_headline(spec, verdict), _scope(spec, result_id)]
+    lines = [_headline(spec, verdict), _scope(spec, result_id, reused_age)]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
         lines.append("")
@@ -64,10 +66,12 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
     )
 
 
-def _scope(spec: ScenarioSpec, result_id: int | None) -> str:
+def _scope(spec: ScenarioSpec, result_id: int | None, reused_age: float | None) -> str:
     ids = ", ".join(str(i) for i in spec.scenario_ids)
     profile = f", test profile {spec.test_profile}" if spec.test_profile is not None else ""
     result = f" · result {result_id}" if result_id is not None else ""
+    if reused_age is not None:
+        result += f" (reused, {describe_age(reused_age)} old)"
     return f"scenarios {ids} x {spec.frequency} ({spec.provider}{profile}){result}"
 
 
@@ -170,6 +174,7 @@ class SummaryRow:
     runs: tuple[dict[str, Any], ...] = ()
     problems: tuple[str, ...] = ()
     ended_early: int = 0
+    reused_age: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -189,8 +194,11 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         else:
             runs = f"runs {row.succeeded}/{row.total} ({_percent(row.succeeded / row.total)})"
         need = _percent(row.min_success_rate)
+        reused = ""
+        if row.reused_age is not None:
+            reused = f" · reused result {row.result_id} ({describe_age(row.reused_age)} old)"
         lines.append(
-            f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}"
+            f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}{reused}"
         )
     outcomes = Counter(row.outcome for row in rows)
     calls = len({run["id"] for row in rows for run in row.runs})

@@ -14,7 +14,7 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .client import CekuraClient
+from .client import BULK_CHUNK_SIZE, CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
@@ -22,8 +22,9 @@ from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
 from .outcome import Outcome, Verdict, against_baseline, judge
 from .poller import Poller, RunState
 from .preflight import check_agents, check_scenarios, missing_scenario_message
+from .reuse import ResultCache
 from .secret import Secret
-from .submit import Group, Submission, plan_groups, submit_group
+from .submit import Group, Submission, by_scenario, plan_groups, submit_group
 from .xdist import SubmitOnce
 
 if TYPE_CHECKING:
@@ -56,9 +57,11 @@ class Assignment:
     runs: tuple[Run, ...] = ()
     problems: tuple[str, ...] = ()
     group_name: str | None = None
+    reused_age: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "reused_age": self.reused_age,
             "group_name": self.group_name,
             "result_id": self.result_id,
             "runs": [run.model_dump(mode="json", by_alias=True) for run in self.runs],
@@ -72,6 +75,7 @@ class Assignment:
             runs=tuple(Run.model_validate(run) for run in data["runs"]),
             problems=tuple(data["problems"]),
             group_name=data["group_name"],
+            reused_age=data["reused_age"],
         )
 
 
@@ -118,6 +122,8 @@ class CekuraSession:
         self._ended: set[int] = set()  # calls already ended: never ask twice
         #: With --cekura-compare: test id -> committed success rate.
         self.baseline: Mapping[str, float] = {}
+        #: Where results are remembered for --cekura-reuse (None without pytest's cache).
+        self.result_cache: ResultCache | None = None
 
     # -- client and emulator -----------------------------------------------------------------
 
@@ -227,6 +233,29 @@ class CekuraSession:
         check_agents(client, kept.values(), found.own_agents)
         return kept, excluded
 
+    def _reuse(self, client: CekuraClient, group: Group) -> Submission | None:
+        """An earlier completed result of exactly this group, if --cekura-reuse allows one."""
+        max_age = self.settings.reuse_seconds
+        if max_age is None or self.result_cache is None:
+            return None
+        remembered = self.result_cache.recall(group, client.base_url, max_age)
+        if remembered is None:
+            return None
+        runs = []
+        for start in range(0, len(remembered.run_ids), BULK_CHUNK_SIZE):
+            runs += client.get_runs(remembered.run_ids[start : start + BULK_CHUNK_SIZE]).runs
+        complete = len(runs) == len(remembered.run_ids) == group.run_count
+        # Only a wholly successful result is reused: after fixing the agent, the calls that
+        # failed must run again, and those are exactly the ones a re-run is for.
+        if not complete or not all(run.succeeded for run in runs):
+            return None
+        return Submission(
+            group,
+            result_id=remembered.result_id,
+            runs_by_scenario=by_scenario(runs),
+            reused_age=self.result_cache.age(remembered),
+        )
+
     def _check_budget(self, groups: list[Group]) -> None:
         limit = self.settings.max_runs
         calls = sum(group.run_count for group in groups)
@@ -243,7 +272,12 @@ class CekuraSession:
     ) -> dict[str, Assignment]:
         submissions: dict[GroupKey, Submission] = {}
         for group in groups:
-            submissions[group.key] = submit_group(client, group)
+            reused = self._reuse(client, group)
+            submission = reused or submit_group(client, group)
+            if reused is None and submission.result_id is not None and self.result_cache:
+                run_ids = [r.id for runs in submission.runs_by_scenario.values() for r in runs]
+                self.result_cache.remember(group, client.base_url, submission.result_id, run_ids)
+            submissions[group.key] = submission
         return {
             nodeid: _assign(submissions[spec.group_key], spec) for nodeid, spec in specs.items()
         }
@@ -343,7 +377,9 @@ def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:
     if submission.error is not None:
         return Assignment(submission.result_id, (), (submission.error,), name)
     runs, problems = submission.runs_for(spec)
-    return Assignment(submission.result_id, runs, tuple(problems), name)
+    return Assignment(
+        submission.result_id, runs, tuple(problems), name, reused_age=submission.reused_age
+    )
 
 
 def _to_json(assignments: Mapping[str, Assignment]) -> dict[str, Any]:

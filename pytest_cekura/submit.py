@@ -50,6 +50,8 @@ class Submission:
     result_id: int | None = None
     runs_by_scenario: Mapping[int, tuple[Run, ...]] = field(default_factory=dict)
     error: str | None = None
+    #: Set when an earlier session's result was reused (--cekura-reuse): its age in seconds.
+    reused_age: float | None = None
 
     def runs_for(self, spec: ScenarioSpec) -> tuple[tuple[Run, ...], list[str]]:
         """The runs of ``spec``'s scenarios, and a problem line per scenario short of runs."""
@@ -128,15 +130,15 @@ def submit_group(client: CekuraClient, group: Group) -> Submission:
         return Submission(group, error=_maybe_started(group, exc))
     except CekuraError as exc:  # ProtocolError: 2xx we cannot read, so runs may exist
         return Submission(group, error=_maybe_started(group, exc))
-    runs: dict[int, list[Run]] = {}
-    for run in result.runs:
+    return Submission(group, result_id=result.id, runs_by_scenario=by_scenario(result.runs))
+
+
+def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:
+    found: dict[int, list[Run]] = {}
+    for run in runs:
         if run.scenario is not None:
-            runs.setdefault(run.scenario, []).append(run)
-    return Submission(
-        group,
-        result_id=result.id,
-        runs_by_scenario={sid: tuple(found) for sid, found in runs.items()},
-    )
+            found.setdefault(run.scenario, []).append(run)
+    return {scenario_id: tuple(group) for scenario_id, group in found.items()}
 
 
 def _maybe_started(group: Group, exc: Exception) -> str:

@@ -176,7 +176,8 @@ def parse_suite(
         entry = _parse_entry(where, raw, line)
         if entry.name in first_seen:
             raise SuiteError(
-                f"{where}: name {entry.name!r} is already used by {first_seen[entry.name].entry}"
+                f"{where}: name {_quoted(entry.name)} is already used by "
+                f"{first_seen[entry.name].entry}"
                 "; give every entry of a file its own name (it is the test's id)"
             )
         first_seen[entry.name] = where

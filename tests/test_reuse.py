@@ -1,0 +1,88 @@
+"""--cekura-reuse: a re-run reuses the newest successful result of the same request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conftest import Suite, wire
+from pytest_cekura.emulator import Emulator
+
+SUITE = """
+import pytest
+
+@pytest.mark.cekura_scenario(30, 31, frequency=2)
+def test_good(): pass
+
+@pytest.mark.cekura_scenario(33)
+def test_bad(): pass
+"""
+#: Reuse needs pytest's cache, so these runs keep the cache provider on.
+POLL = "--cekura-poll-interval=0.02"
+
+
+@pytest.fixture
+def suite_with_cache(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Suite:
+    suite = wire(pytester, make_emulator('[[scenario]]\nid = 33\noutcome = "fail"\n'), monkeypatch)
+    suite.pytester.makepyfile(SUITE)
+    return suite
+
+
+def test_second_run_reuses_the_successful_result(suite_with_cache: Suite, tmp_path: Path) -> None:
+    pytester = suite_with_cache.pytester
+    pytester.runpytest(POLL).assert_outcomes(passed=1, failed=1)
+    assert suite_with_cache.posts() == 2
+    junit = tmp_path / "junit.xml"
+    result = pytester.runpytest(POLL, "--cekura-reuse=1h", f"--junitxml={junit}")
+    result.assert_outcomes(passed=1, failed=1)
+    # The passing group is reused; the failing one is paid for again (that is what a re-run
+    # after a fix is for).
+    assert suite_with_cache.posts() == 3
+    result.stdout.fnmatch_lines(
+        ["PASSED  *::test_good · scenarios 30,31 · runs 4/4 (100%), needs 100% · reused result *"]
+    )
+    assert "cekura_reused_age_s" in junit.read_text()
+
+
+def test_all_passing_suite_rerun_makes_no_post(suite_with_cache: Suite) -> None:
+    pytester = suite_with_cache.pytester
+    pytester.runpytest(POLL, "-k", "good").assert_outcomes(passed=1, deselected=1)
+    pytester.runpytest(POLL, "-k", "good", "--cekura-reuse=1h").assert_outcomes(
+        passed=1, deselected=1
+    )
+    assert suite_with_cache.posts() == 1
+
+
+def test_changed_options_are_not_reused(suite_with_cache: Suite) -> None:
+    pytester = suite_with_cache.pytester
+    pytester.runpytest(POLL, "-k", "good")
+    pytester.makepyfile(SUITE.replace("frequency=2", "frequency=3"))
+    pytester.runpytest(POLL, "-k", "good", "--cekura-reuse=1h").assert_outcomes(
+        passed=1, deselected=1
+    )
+    assert suite_with_cache.posts() == 2
+
+
+def test_results_older_than_the_window_are_not_reused(suite_with_cache: Suite) -> None:
+    pytester = suite_with_cache.pytester
+    pytester.runpytest(POLL, "-k", "good")
+    pytester.runpytest(POLL, "-k", "good", "--cekura-reuse=0.001s")
+    assert suite_with_cache.posts() == 2
+
+
+def test_reuse_needs_the_cache_provider(suite_with_cache: Suite) -> None:
+    result = suite_with_cache.run("--cekura-reuse=1h")  # runs with -p no:cacheprovider
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--cekura-reuse keeps results in pytest's cache*"])
+
+
+def test_bad_duration_is_a_clear_error(suite_with_cache: Suite) -> None:
+    result = suite_with_cache.pytester.runpytest("--cekura-reuse=soon")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--cekura-reuse='soon' is invalid: use a duration such as 90s*"])
