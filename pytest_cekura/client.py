@@ -48,6 +48,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 #: Keys of ``CekuraClient.request_counts`` for the POSTs, which differ in cost and meaning.
 START_LABEL = "POST start runs"
 PREFLIGHT_LABEL = "GET preflight"
+RERUN_LABEL = "POST rerun"
 END_CALL_LABEL = "POST end call"
 
 
@@ -232,6 +233,14 @@ class CekuraClient:
         """POST a run-starting request. Never re-sent once it may have reached the server."""
         path = PROVIDERS[provider].path
         data = self._request("POST", path, json=dict(body), idempotent=False, label=START_LABEL)
+        return _parse(Result, data, f"POST {path}")
+
+    def rerun(self, result_id: int, run_ids: Sequence[int]) -> Result:
+        """Ask Cekura to run these runs of a result again. Starts (paid) calls: never re-sent
+        once it may have reached the server. The body is unverified in Cekura's docs."""
+        path = f"/test_framework/v1/results/{result_id}/rerun/"
+        body = {"run_ids": list(run_ids)}
+        data = self._request("POST", path, json=body, idempotent=False, label=RERUN_LABEL)
         return _parse(Result, data, f"POST {path}")
 
     def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:

@@ -122,6 +122,13 @@ _OPTIONS = (
         metavar="DURATION",
     ),
     _Option(
+        "--cekura-rerun-failed",
+        "cekura_rerun_failed",
+        "Ask Cekura to rerun only the failed runs of each group's previous result (keeping its "
+        "successful ones) instead of starting every call again.",
+        kind="flag",
+    ),
+    _Option(
         "--cekura-baseline",
         "cekura_baseline",
         "Write each Cekura test's success rate to PATH (JSON), to commit as a baseline.",
@@ -229,6 +236,7 @@ class Settings:
     early_verdict: bool
     confidence: float | None
     reuse_seconds: float | None
+    rerun_failed: bool
     baseline_path: Path | None
     compare_path: Path | None
     tolerance: float
@@ -280,6 +288,7 @@ def resolve(
         early_verdict=bool(value("cekura_early_verdict")[0]),
         confidence=_fraction(*value("cekura_confidence"), default=None, open_interval=True),
         reuse_seconds=_duration(*value("cekura_reuse")),
+        rerun_failed=bool(value("cekura_rerun_failed")[0]),
         baseline_path=_output_path(*value("cekura_baseline"), ini_dir),
         compare_path=_input_path(*value("cekura_compare"), ini_dir, kind="JSON baseline"),
         tolerance=_fraction(*value("cekura_tolerance"), default=DEFAULT_TOLERANCE) or 0.0,

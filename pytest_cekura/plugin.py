@@ -272,7 +272,9 @@ def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[s
 def _run_records(cekura: CekuraSession, record: TestRecord) -> list[dict[str, Any]]:
     runs = record.result.runs if record.result is not None else record.assignment.runs
     return [
-        run_record(run, result_id=record.assignment.result_id, dashboard_url=cekura.dashboard_url)
+        run_record(
+            run, result_id=record.assignment.result_of(run.id), dashboard_url=cekura.dashboard_url
+        )
         for run in runs
     ]
 
@@ -296,6 +298,8 @@ def _text(config: pytest.Config, record: TestRecord) -> str:
         dashboard_url=state.cekura.dashboard_url,
         worker_output=_worker_output(state),
         reused_age=record.assignment.reused_age,
+        earlier_result_id=record.assignment.earlier_result_id,
+        result_of=record.assignment.result_of,
     )
 
 
@@ -332,6 +336,7 @@ def _row(
         problems=record.assignment.problems,
         ended_early=record.ended_early,
         reused_age=record.assignment.reused_age,
+        earlier_result_id=record.assignment.earlier_result_id,
     )
 
 

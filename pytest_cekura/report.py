@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,12 +29,15 @@ def failure_text(
     dashboard_url: str,
     worker_output: Sequence[str] = (),
     reused_age: float | None = None,
+    earlier_result_id: int | None = None,
+    result_of: Callable[[int], int | None] | None = None,
 ) -> str:
-    lines = [_headline(spec, verdict), _scope(spec, result_id, reused_age)]
+    lines = [_headline(spec, verdict), _scope(spec, result_id, reused_age, earlier_result_id)]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
+        owner = result_of(issue.run.id) if result_of else result_id
         lines.append("")
-        lines += _run_block(issue, run_url(dashboard_url, result_id, issue.run.id))
+        lines += _run_block(issue, run_url(dashboard_url, owner, issue.run.id))
     if worker_output:
         lines += ["", f"agent worker output (last {len(worker_output)} lines):"]
         lines += [f"  {line}" for line in worker_output]
@@ -66,12 +69,16 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
     )
 
 
-def _scope(spec: ScenarioSpec, result_id: int | None, reused_age: float | None) -> str:
+def _scope(
+    spec: ScenarioSpec, result_id: int | None, reused_age: float | None, earlier: int | None
+) -> str:
     ids = ", ".join(str(i) for i in spec.scenario_ids)
     profile = f", test profile {spec.test_profile}" if spec.test_profile is not None else ""
     result = f" · result {result_id}" if result_id is not None else ""
     if reused_age is not None:
         result += f" (reused, {describe_age(reused_age)} old)"
+    if earlier is not None:
+        result += f" (the failed runs of result {earlier}, rerun)"
     return f"scenarios {ids} x {spec.frequency} ({spec.provider}{profile}){result}"
 
 
@@ -175,6 +182,7 @@ class SummaryRow:
     problems: tuple[str, ...] = ()
     ended_early: int = 0
     reused_age: float | None = None
+    earlier_result_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,6 +205,8 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         reused = ""
         if row.reused_age is not None:
             reused = f" · reused result {row.result_id} ({describe_age(row.reused_age)} old)"
+        if row.earlier_result_id is not None:
+            reused = f" · failed runs of result {row.earlier_result_id} rerun"
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}{reused}"
         )

@@ -6,6 +6,7 @@ Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSes
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,7 +25,7 @@ from .poller import Poller, RunState
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .reuse import ResultCache
 from .secret import Secret
-from .submit import Group, Submission, by_scenario, plan_groups, submit_group
+from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, submit_group
 from .xdist import SubmitOnce
 
 if TYPE_CHECKING:
@@ -58,9 +59,18 @@ class Assignment:
     problems: tuple[str, ...] = ()
     group_name: str | None = None
     reused_age: float | None = None
+    #: --cekura-rerun-failed: the earlier result these successful runs were kept from.
+    earlier_result_id: int | None = None
+    earlier_run_ids: frozenset[int] = frozenset()
+
+    def result_of(self, run_id: int) -> int | None:
+        """The result a run belongs to (its dashboard link needs it)."""
+        return self.earlier_result_id if run_id in self.earlier_run_ids else self.result_id
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "earlier_result_id": self.earlier_result_id,
+            "earlier_run_ids": sorted(self.earlier_run_ids),
             "reused_age": self.reused_age,
             "group_name": self.group_name,
             "result_id": self.result_id,
@@ -76,6 +86,8 @@ class Assignment:
             problems=tuple(data["problems"]),
             group_name=data["group_name"],
             reused_age=data["reused_age"],
+            earlier_result_id=data["earlier_result_id"],
+            earlier_run_ids=frozenset(data["earlier_run_ids"]),
         )
 
 
@@ -233,28 +245,36 @@ class CekuraSession:
         check_agents(client, kept.values(), found.own_agents)
         return kept, excluded
 
-    def _reuse(self, client: CekuraClient, group: Group) -> Submission | None:
-        """An earlier completed result of exactly this group, if --cekura-reuse allows one."""
-        max_age = self.settings.reuse_seconds
-        if max_age is None or self.result_cache is None:
+    def _from_earlier(self, client: CekuraClient, group: Group) -> Submission | None:
+        """Build on this group's last result: reuse it if every run succeeded
+        (--cekura-reuse), or rerun only its failed runs (--cekura-rerun-failed)."""
+        settings = self.settings
+        wanted = settings.reuse_seconds is not None or settings.rerun_failed
+        if not wanted or self.result_cache is None:
             return None
+        max_age = settings.reuse_seconds if settings.reuse_seconds is not None else math.inf
         remembered = self.result_cache.recall(group, client.base_url, max_age)
         if remembered is None:
             return None
-        runs = []
+        runs: list[Run] = []
         for start in range(0, len(remembered.run_ids), BULK_CHUNK_SIZE):
             runs += client.get_runs(remembered.run_ids[start : start + BULK_CHUNK_SIZE]).runs
-        complete = len(runs) == len(remembered.run_ids) == group.run_count
-        # Only a wholly successful result is reused: after fixing the agent, the calls that
-        # failed must run again, and those are exactly the ones a re-run is for.
-        if not complete or not all(run.succeeded for run in runs):
+        if not len(runs) == len(remembered.run_ids) == group.run_count:
+            return None  # not a whole result of this exact shape: pay for a fresh one
+        if all(run.succeeded for run in runs):
+            return Submission(
+                group,
+                result_id=remembered.result_id,
+                runs_by_scenario=by_scenario(runs),
+                reused_age=self.result_cache.age(remembered),
+            )
+        # A failed result is never reused as it is: after fixing the agent, the calls that
+        # failed must run again. With --cekura-rerun-failed only those are paid for.
+        if not settings.rerun_failed or not all(run.is_terminal for run in runs):
             return None
-        return Submission(
-            group,
-            result_id=remembered.result_id,
-            runs_by_scenario=by_scenario(runs),
-            reused_age=self.result_cache.age(remembered),
-        )
+        kept = [run for run in runs if run.succeeded]
+        failed = [run.id for run in runs if not run.succeeded]
+        return rerun_failed(client, group, remembered.result_id, kept, failed)
 
     def _check_budget(self, groups: list[Group]) -> None:
         limit = self.settings.max_runs
@@ -272,11 +292,11 @@ class CekuraSession:
     ) -> dict[str, Assignment]:
         submissions: dict[GroupKey, Submission] = {}
         for group in groups:
-            reused = self._reuse(client, group)
-            submission = reused or submit_group(client, group)
-            if reused is None and submission.result_id is not None and self.result_cache:
+            submission = self._from_earlier(client, group) or submit_group(client, group)
+            result_id = submission.result_id
+            if submission.reused_age is None and result_id is not None and self.result_cache:
                 run_ids = [r.id for runs in submission.runs_by_scenario.values() for r in runs]
-                self.result_cache.remember(group, client.base_url, submission.result_id, run_ids)
+                self.result_cache.remember(group, client.base_url, result_id, run_ids)
             submissions[group.key] = submission
         return {
             nodeid: _assign(submissions[spec.group_key], spec) for nodeid, spec in specs.items()
@@ -378,7 +398,13 @@ def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:
         return Assignment(submission.result_id, (), (submission.error,), name)
     runs, problems = submission.runs_for(spec)
     return Assignment(
-        submission.result_id, runs, tuple(problems), name, reused_age=submission.reused_age
+        submission.result_id,
+        runs,
+        tuple(problems),
+        name,
+        reused_age=submission.reused_age,
+        earlier_result_id=submission.earlier_result_id,
+        earlier_run_ids=submission.earlier_run_ids,
     )
 
 

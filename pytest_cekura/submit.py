@@ -6,14 +6,14 @@ a scenario wanted by several tests in a group is requested once and its runs are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .client import PROVIDERS, CekuraClient
 from .errors import ApiError, AuthError, CekuraError, TransportError
 from .markers import GroupKey, ScenarioSpec
-from .models import Run
+from .models import Result, Run
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Submission:
     error: str | None = None
     #: Set when an earlier session's result was reused (--cekura-reuse): its age in seconds.
     reused_age: float | None = None
+    #: Set by --cekura-rerun-failed: the earlier result whose successful runs were kept.
+    earlier_result_id: int | None = None
+    earlier_run_ids: frozenset[int] = frozenset()
 
     def runs_for(self, spec: ScenarioSpec) -> tuple[tuple[Run, ...], list[str]]:
         """The runs of ``spec``'s scenarios, and a problem line per scenario short of runs."""
@@ -116,8 +119,32 @@ def request_body(group: Group) -> dict[str, Any]:
 
 def submit_group(client: CekuraClient, group: Group) -> Submission:
     """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group."""
+    outcome = _guarded(group, lambda: client.start_runs(group.key.provider, request_body(group)))
+    if isinstance(outcome, Submission):
+        return outcome
+    return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(outcome.runs))
+
+
+def rerun_failed(
+    client: CekuraClient, group: Group, earlier: int, kept: Sequence[Run], failed: Sequence[int]
+) -> Submission:
+    """Ask Cekura to rerun the ``failed`` runs of result ``earlier``; keep the ``kept`` ones."""
+    outcome = _guarded(group, lambda: client.rerun(earlier, failed))
+    if isinstance(outcome, Submission):
+        return outcome
+    return Submission(
+        group,
+        result_id=outcome.id,
+        runs_by_scenario=by_scenario([*kept, *outcome.runs]),
+        earlier_result_id=earlier,
+        earlier_run_ids=frozenset(run.id for run in kept),
+    )
+
+
+def _guarded(group: Group, post: Callable[[], Result]) -> Result | Submission:
+    """Run a call-starting POST; turn its failure into a Submission saying what to do."""
     try:
-        result = client.start_runs(group.key.provider, request_body(group))
+        return post()
     except AuthError:
         raise
     except ApiError as exc:
@@ -130,7 +157,6 @@ def submit_group(client: CekuraClient, group: Group) -> Submission:
         return Submission(group, error=_maybe_started(group, exc))
     except CekuraError as exc:  # ProtocolError: 2xx we cannot read, so runs may exist
         return Submission(group, error=_maybe_started(group, exc))
-    return Submission(group, result_id=result.id, runs_by_scenario=by_scenario(result.runs))
 
 
 def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,3 +87,39 @@ def test_bad_duration_is_a_clear_error(suite_with_cache: Suite) -> None:
     result = suite_with_cache.pytester.runpytest("--cekura-reuse=soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--cekura-reuse='soon' is invalid: use a duration such as 90s*"])
+
+
+def test_rerun_failed_pays_only_for_the_failed_runs(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flaky = '[[scenario]]\nid = 34\noutcome = "flaky"\nsuccess_probability = 0.5\n'
+    suite = wire(pytester, make_emulator(flaky), monkeypatch)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(34, frequency=6, min_success_rate=0.0)
+        def test_coin(cekura_result):
+            print("RUNS", sorted(r.id for r in cekura_result.runs))
+        """
+    )
+    suite.pytester.runpytest(POLL)
+    first = list(suite.emulator.runs)
+    failed = [run["id"] for run in first if not run["success"]]
+    assert 0 < len(failed) < 6  # the emulator's coin is deterministic
+    result = suite.pytester.runpytest(POLL, "-s", "--cekura-rerun-failed", "-rA")
+    result.assert_outcomes(passed=1)
+    posts = [(r.method, r.path) for r in suite.emulator.requests if r.method == "POST"]
+    assert [path.rstrip("/").rsplit("/", 1)[1] for _, path in posts] == [
+        "run_scenarios_livekit_v2",
+        "rerun",
+    ]
+    assert len(suite.emulator.runs) == 6 + len(failed)
+    kept = {run["id"] for run in first if run["success"]}
+    new = {run["id"] for run in suite.emulator.runs} - {run["id"] for run in first}
+    shown = re.search(r"RUNS \[([\d, ]+)\]", result.stdout.str())
+    assert shown is not None
+    assert {int(i) for i in shown[1].split(",")} == kept | new
+    result.stdout.fnmatch_lines(["PASSED  *::test_coin · * · failed runs of result 5000 rerun"])

@@ -464,6 +464,19 @@ def test_bad_file_does_not_hide_the_other_files_tests(wired: Suite) -> None:
     result.stdout.fnmatch_lines(["*ERROR collecting cekura_bad.toml*", "*Interrupted: 1 error*"])
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="plugin.py submits in pytest_collection_finish even when pytest will then stop for "
+    "a collection error (same for a broken test_*.py); remove this mark once it checks "
+    "session.testsfailed",
+)
+def test_collection_error_that_stops_the_run_starts_no_calls(wired: Suite) -> None:
+    write(wired, "cekura_bad.toml", "[[test]]\nname = \n")
+    write(wired, "cekura_good.toml", GOOD)
+    wired.run().stdout.fnmatch_lines(["*Interrupted: 1 error during collection*"])
+    assert wired.posts() == 0  # nothing will run, so nothing may cost credits
+
+
 def test_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "cekura_latin1.toml"
     path.write_bytes(b'[[test]]\nname = "caf\xe9"\nscenarios = [30]\n')

@@ -163,6 +163,7 @@ class _Api:
             (results, {"GET": self._list_results}),
             (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}),
             (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}),
+            (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}),
             (rf"{runs}/bulk", {"GET": self._bulk}),
             (rf"{runs}/(?P<run_id>\d+)", {"GET": self._run_detail}),
             (rf"{runs}/(?P<run_id>\d+)/end_call", {"POST": self._end_call}),
@@ -268,6 +269,25 @@ class _Api:
         if not self._store.end_call(int(params["run_id"])):
             return _detail(404, _NOT_FOUND)
         return _detail(200, "Call ended.")
+
+    def _rerun(self, request: _Request, params: dict[str, str]) -> _Response:
+        try:
+            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _detail(400, f"JSON parse error - {exc}")
+        run_ids = body.get("run_ids") if isinstance(body, dict) else None
+        if run_ids is not None and (
+            not isinstance(run_ids, list)
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in run_ids)
+        ):
+            return _json(400, {"run_ids": ["Expected a list of run ids."]})
+        try:
+            created = self._store.rerun(int(params["result_id"]), run_ids)
+        except KeyError as exc:
+            return _json(400, {"run_ids": [f'Invalid pk "{exc.args[0]}" - not in this result.']})
+        if created is None:
+            return _detail(404, _NOT_FOUND)
+        return _json(201, created)
 
     def _end_calls(self, _: _Request, params: dict[str, str]) -> _Response:
         if not self._store.end_calls(int(params["result_id"])):

@@ -216,6 +216,37 @@ class Store:
         self._runs[run.run_id] = run
         result.run_ids.append(run.run_id)
 
+    def rerun(self, result_id: int, run_ids: Sequence[int] | None) -> dict[str, Any] | None:
+        """Start a new result repeating some runs (all when ``run_ids`` is None) of a result.
+
+        The reference leaves the rerun body unverified; the emulator takes ``run_ids``. Raises
+        ``KeyError`` naming a run that is not part of the result; None if the result is unknown.
+        """
+        with self._lock:
+            original = self._results.get(result_id)
+            if original is None:
+                return None
+            chosen = list(original.run_ids) if run_ids is None else list(run_ids)
+            strangers = [run_id for run_id in chosen if run_id not in original.run_ids]
+            if strangers:
+                raise KeyError(strangers[0])
+            now = self._clock()
+            result = _ResultRecord(
+                result_id=self._next_result_id,
+                name=f"{original.name} (rerun)",
+                agent=original.agent,
+                run_as_text=original.run_as_text,
+                created=now,
+                run_ids=[],
+            )
+            self._next_result_id += 1
+            for run_id in chosen:
+                old = self._runs[run_id]
+                self._add_run(result, old.item, old.agent, old.personality_id, old.profile_id, now)
+            self._results[result.result_id] = result
+            view = self._result_view(result, now, detail=False)
+        return {key: view[key] for key in CREATE_RESPONSE_KEYS}
+
     def end_call(self, run_id: int) -> bool:
         """Cancel a non-terminal run; False if unknown. Terminal runs are left unchanged."""
         with self._lock:
