@@ -34,6 +34,7 @@ from .report import (
 from .reuse import CACHE_KEY, ResultCache
 from .secret import Secret
 from .session import CekuraSession, TestRecord
+from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, worker_input
 
@@ -179,7 +180,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Submit once, after collection and deselection (-k, -m, --lf) have settled the items."""
     settings = _cekura(session.config).settings
     specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
-    if not specs or _submits_nothing(session.config):
+    if not specs or _submits_nothing(session):
         return
     state = _state(session.config)
     if not state.cekura.settings.dry_run and not is_worker(session.config):
@@ -190,9 +191,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
-def _submits_nothing(config: pytest.Config) -> bool:
-    option = config.option
-    return bool(option.collectonly or getattr(option, "setupplan", False))
+def _submits_nothing(session: pytest.Session) -> bool:
+    option = session.config.option
+    # A collection error stops the session before any test runs: paying for calls nobody
+    # will look at helps no one.
+    stopping = session.testsfailed and not option.continue_on_collection_errors
+    return bool(stopping or option.collectonly or getattr(option, "setupplan", False))
 
 
 def _selected_specs(items: list[pytest.Item], defaults: MarkerDefaults) -> dict[str, ScenarioSpec]:

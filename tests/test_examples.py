@@ -24,15 +24,15 @@ def run_examples(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_examples_pass_on_the_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=6, deselected=2)
+    result.assert_outcomes(passed=8, deselected=2)
     result.stdout.fnmatch_lines(
-        ["*= cekura =*", "cekura: 6 test(s) (6 passed) over 16 run(s); API requests: 6 POST *"]
+        ["*= cekura =*", "cekura: 8 test(s) (8 passed) over 16 run(s); API requests: 6 POST *"]
     )
 
 
 def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "--run-demo-failures")
-    result.assert_outcomes(passed=6, failed=1, errors=1)
+    result.assert_outcomes(passed=8, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*Cekura: 0 of 2 runs succeeded (0%); this test needs 100%.",
@@ -45,7 +45,7 @@ def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
 
 def test_dry_run_needs_neither_key_nor_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-dry-run")
-    result.assert_outcomes(skipped=6, deselected=2)
+    result.assert_outcomes(skipped=8, deselected=2)
     result.stdout.fnmatch_lines(["cekura dry run: would start 16 call(s) in 6 request(s);*"])
 
 
@@ -65,14 +65,14 @@ def test_ci_reports(pytester: pytest.Pytester, tmp_path: Path) -> None:
 
 def test_parallel(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "-n", "2")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(
-        ["cekura: 6 test(s) (6 passed) over 16 run(s); API requests: 6 POST *"]
+        ["cekura: 8 test(s) (8 passed) over 16 run(s); API requests: 6 POST *"]
     )
 
 
 def test_agent_worker(pytester: pytest.Pytester) -> None:
     worker = shlex.join([sys.executable, str(EXAMPLES / "fake_agent_worker.py")])
     result = run_examples(pytester, "--cekura-emulator", f"--cekura-agent-cmd={worker}")
-    result.assert_outcomes(passed=6, deselected=2)
+    result.assert_outcomes(passed=8, deselected=2)
     result.stdout.fnmatch_lines(["cekura: agent worker output goes to *"])

@@ -79,14 +79,11 @@ def catalogued(
     make_emulator: Callable[[str], Emulator],
     monkeypatch: pytest.MonkeyPatch,
 ) -> Suite:
-    suite = wire(pytester, make_emulator(CATALOGUE), monkeypatch)
-    suite.pytester.makeconftest(WIRING)
-    return suite
+    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
 
 
 @pytest.fixture
 def wired(suite: Suite) -> Suite:
-    suite.pytester.makeconftest(WIRING)
     return suite
 
 
@@ -464,12 +461,6 @@ def test_bad_file_does_not_hide_the_other_files_tests(wired: Suite) -> None:
     result.stdout.fnmatch_lines(["*ERROR collecting cekura_bad.toml*", "*Interrupted: 1 error*"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plugin.py submits in pytest_collection_finish even when pytest will then stop for "
-    "a collection error (same for a broken test_*.py); remove this mark once it checks "
-    "session.testsfailed",
-)
 def test_collection_error_that_stops_the_run_starts_no_calls(wired: Suite) -> None:
     write(wired, "cekura_bad.toml", "[[test]]\nname = \n")
     write(wired, "cekura_good.toml", GOOD)
