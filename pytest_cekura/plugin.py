@@ -23,17 +23,19 @@ from .models import CekuraResult
 from .options import Settings, add_options
 from .outcome import Outcome
 from .progress import Progress
+from .records import TestRecord
 from .report import (
     SummaryRow,
     dry_run_lines,
     failure_text,
     json_report,
-    run_record,
+    junit_properties,
     summary_lines,
+    summary_row,
 )
 from .reuse import CACHE_KEY, ResultCache
 from .secret import Secret
-from .session import CekuraSession, TestRecord
+from .session import CekuraSession
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, worker_input
@@ -238,7 +240,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             record = cekura.verdict(item.nodeid, progress.tick)
         finally:
             progress.finish()
-    item.user_properties.extend(_junit_properties(cekura, record))
+    item.user_properties.extend(junit_properties(record, cekura.dashboard_url))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         pytest.fail(_text(item.config, record), pytrace=False)
 
@@ -252,37 +254,6 @@ def _progress(config: pytest.Config) -> Progress | None:
     )
 
 
-def _junit_properties(cekura: CekuraSession, record: TestRecord) -> list[tuple[str, object]]:
-    """Properties for JUnit XML (and any reporter reading ``user_properties``)."""
-    props: list[tuple[str, object]] = []
-    if record.assignment.result_id is not None:
-        props.append(("cekura_result_id", record.assignment.result_id))
-    if record.assignment.reused_age is not None:
-        props.append(("cekura_reused_age_s", round(record.assignment.reused_age)))
-    if record.verdict is not None and record.verdict.total:
-        props.append(("cekura_success_rate", round(record.verdict.success_rate, 4)))
-    for run in _run_records(cekura, record):
-        profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
-        props.append(
-            (
-                "cekura_run",
-                f"{run['id']} scenario_id={run['scenario']} run_id={run['id']}{profile} "
-                f"status={run['status']} success={run['success']} {run['url']}",
-            )
-        )
-    return props
-
-
-def _run_records(cekura: CekuraSession, record: TestRecord) -> list[dict[str, Any]]:
-    runs = record.result.runs if record.result is not None else record.assignment.runs
-    return [
-        run_record(
-            run, result_id=record.assignment.result_of(run.id), dashboard_url=cekura.dashboard_url
-        )
-        for run in runs
-    ]
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """The agent misbehaved: FAIL before the body runs, with the runs that show why."""
@@ -293,18 +264,8 @@ def pytest_runtest_call(item: pytest.Item) -> None:
 
 
 def _text(config: pytest.Config, record: TestRecord) -> str:
-    assert record.verdict is not None
     state = _state(config)
-    return failure_text(
-        record.spec,
-        record.verdict,
-        result_id=record.assignment.result_id,
-        dashboard_url=state.cekura.dashboard_url,
-        worker_output=_worker_output(state),
-        reused_age=record.assignment.reused_age,
-        earlier_result_id=record.assignment.earlier_result_id,
-        result_of=record.assignment.result_of,
-    )
+    return failure_text(record, state.cekura.dashboard_url, _worker_output(state))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -317,31 +278,10 @@ def pytest_runtest_makereport(
     # process (the xdist controller, or this one).
     deciding = report.when == "call" or (report.when == "setup" and not report.passed)
     if record is not None and deciding:
-        row = _row(_cekura(item.config), item.nodeid, record, report)
+        outcome = "error" if report.when == "setup" and report.failed else report.outcome
+        row = summary_row(item.nodeid, record, outcome, _cekura(item.config).dashboard_url)
         setattr(report, REPORT_ATTR, row.to_json())
     return report
-
-
-def _row(
-    cekura: CekuraSession, nodeid: str, record: TestRecord, report: pytest.TestReport
-) -> SummaryRow:
-    verdict = record.verdict
-    outcome = "error" if report.when == "setup" and report.failed else report.outcome
-    return SummaryRow(
-        nodeid=nodeid,
-        scenario_ids=record.spec.scenario_ids,
-        min_success_rate=record.spec.min_success_rate,
-        succeeded=None if verdict is None else verdict.succeeded,
-        total=None if verdict is None else verdict.total,
-        outcome=outcome,
-        group=record.assignment.group_name,
-        result_id=record.assignment.result_id,
-        runs=tuple(_run_records(cekura, record)),
-        problems=record.assignment.problems,
-        ended_early=record.ended_early,
-        reused_age=record.assignment.reused_age,
-        earlier_result_id=record.assignment.earlier_result_id,
-    )
 
 
 class SummaryHooks:

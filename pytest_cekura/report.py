@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ from .client import START_LABEL
 from .markers import ScenarioSpec
 from .models import Run
 from .outcome import Outcome, RunIssue, Verdict
+from .records import TestRecord
 from .reuse import describe_age
 from .submit import Group
 
@@ -21,21 +22,15 @@ def run_url(template: str, result_id: int | None, run_id: int) -> str:
     return template.format(result_id="" if result_id is None else result_id, run_id=run_id)
 
 
-def failure_text(
-    spec: ScenarioSpec,
-    verdict: Verdict,
-    *,
-    result_id: int | None,
-    dashboard_url: str,
-    worker_output: Sequence[str] = (),
-    reused_age: float | None = None,
-    earlier_result_id: int | None = None,
-    result_of: Callable[[int], int | None] | None = None,
-) -> str:
-    lines = [_headline(spec, verdict), _scope(spec, result_id, reused_age, earlier_result_id)]
+def failure_text(record: TestRecord, dashboard_url: str, worker_output: Sequence[str] = ()) -> str:
+    """The report of a failed or errored Cekura test: what was asked, and each run that fell
+    short with its reasons, metrics, transcript tail, job metadata and link."""
+    verdict, assignment = record.verdict, record.assignment
+    assert verdict is not None
+    lines = [_headline(record.spec, verdict), _scope(record)]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
-        owner = result_of(issue.run.id) if result_of else result_id
+        owner = assignment.result_of(issue.run.id)
         lines.append("")
         lines += _run_block(issue, run_url(dashboard_url, owner, issue.run.id))
     if worker_output:
@@ -69,16 +64,17 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
     )
 
 
-def _scope(
-    spec: ScenarioSpec, result_id: int | None, reused_age: float | None, earlier: int | None
-) -> str:
+def _scope(record: TestRecord) -> str:
+    spec, assignment = record.spec, record.assignment
     ids = ", ".join(str(i) for i in spec.scenario_ids)
     profile = f", test profile {spec.test_profile}" if spec.test_profile is not None else ""
-    result = f" · result {result_id}" if result_id is not None else ""
-    if reused_age is not None:
-        result += f" (reused, {describe_age(reused_age)} old)"
-    if earlier is not None:
-        result += f" (the failed runs of result {earlier}, rerun)"
+    result = ""
+    if assignment.result_id is not None:
+        result = f" · result {assignment.result_id}"
+    if assignment.reused_age is not None:
+        result += f" (reused, {describe_age(assignment.reused_age)} old)"
+    if assignment.earlier_result_id is not None:
+        result += f" (the failed runs of result {assignment.earlier_result_id}, rerun)"
     return f"scenarios {ids} x {spec.frequency} ({spec.provider}{profile}){result}"
 
 
@@ -191,6 +187,53 @@ class SummaryRow:
     def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
         tuples = {key: tuple(data[key]) for key in ("scenario_ids", "runs", "problems")}
         return cls(**{**data, **tuples})
+
+
+def run_records(record: TestRecord, dashboard_url: str) -> list[dict[str, Any]]:
+    runs = record.result.runs if record.result is not None else record.assignment.runs
+    owner = record.assignment.result_of
+    return [run_record(run, result_id=owner(run.id), dashboard_url=dashboard_url) for run in runs]
+
+
+def junit_properties(record: TestRecord, dashboard_url: str) -> list[tuple[str, object]]:
+    """Properties for JUnit XML (and any reporter reading ``user_properties``)."""
+    assignment, verdict = record.assignment, record.verdict
+    props: list[tuple[str, object]] = []
+    if assignment.result_id is not None:
+        props.append(("cekura_result_id", assignment.result_id))
+    if assignment.reused_age is not None:
+        props.append(("cekura_reused_age_s", round(assignment.reused_age)))
+    if verdict is not None and verdict.total:
+        props.append(("cekura_success_rate", round(verdict.success_rate, 4)))
+    for run in run_records(record, dashboard_url):
+        profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
+        props.append(
+            (
+                "cekura_run",
+                f"{run['id']} scenario_id={run['scenario']} run_id={run['id']}{profile} "
+                f"status={run['status']} success={run['success']} {run['url']}",
+            )
+        )
+    return props
+
+
+def summary_row(nodeid: str, record: TestRecord, outcome: str, dashboard_url: str) -> SummaryRow:
+    verdict, assignment = record.verdict, record.assignment
+    return SummaryRow(
+        nodeid=nodeid,
+        scenario_ids=record.spec.scenario_ids,
+        min_success_rate=record.spec.min_success_rate,
+        succeeded=None if verdict is None else verdict.succeeded,
+        total=None if verdict is None else verdict.total,
+        outcome=outcome,
+        group=assignment.group_name,
+        result_id=assignment.result_id,
+        runs=tuple(run_records(record, dashboard_url)),
+        problems=assignment.problems,
+        ended_early=record.ended_early,
+        reused_age=assignment.reused_age,
+        earlier_result_id=assignment.earlier_result_id,
+    )
 
 
 def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:

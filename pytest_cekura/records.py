@@ -1,0 +1,63 @@
+"""What the session knows about each Cekura test: plain data shared by the session, which
+fills it in, and the reports, which show it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .markers import ScenarioSpec
+from .models import CekuraResult, Run
+from .outcome import Verdict
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What the submission gave one test: its result, its runs, or why it has none."""
+
+    result_id: int | None = None
+    runs: tuple[Run, ...] = ()
+    problems: tuple[str, ...] = ()
+    group_name: str | None = None
+    reused_age: float | None = None
+    #: --cekura-rerun-failed: the earlier result these successful runs were kept from.
+    earlier_result_id: int | None = None
+    earlier_run_ids: frozenset[int] = frozenset()
+
+    def result_of(self, run_id: int) -> int | None:
+        """The result a run belongs to (its dashboard link needs it)."""
+        return self.earlier_result_id if run_id in self.earlier_run_ids else self.result_id
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "earlier_result_id": self.earlier_result_id,
+            "earlier_run_ids": sorted(self.earlier_run_ids),
+            "reused_age": self.reused_age,
+            "group_name": self.group_name,
+            "result_id": self.result_id,
+            "runs": [run.model_dump(mode="json", by_alias=True) for run in self.runs],
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Assignment:
+        return cls(
+            result_id=data["result_id"],
+            runs=tuple(Run.model_validate(run) for run in data["runs"]),
+            problems=tuple(data["problems"]),
+            group_name=data["group_name"],
+            reused_age=data["reused_age"],
+            earlier_result_id=data["earlier_result_id"],
+            earlier_run_ids=frozenset(data["earlier_run_ids"]),
+        )
+
+
+@dataclass
+class TestRecord:
+    spec: ScenarioSpec
+    assignment: Assignment = field(default_factory=Assignment)
+    verdict: Verdict | None = None
+    result: CekuraResult | None = None
+    #: Calls ended because --cekura-early-verdict had already decided the test.
+    ended_early: int = 0
