@@ -328,13 +328,18 @@ def _pick(opt: _Option, cli_value: Any, ini_value: Any, env: Mapping[str, str]) 
     return None, opt.flag
 
 
+def _number(value: Any) -> float:
+    """``value`` as a float, NaN when it is not a number (so every range check fails)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def _positive(value: Any, source: str, *, default: float) -> float:
     if value is None:
         return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    number = _number(value)
     if not math.isfinite(number) or number <= 0:
         raise ConfigError(f"{source}={value!r} is invalid: use a positive number of seconds")
     return number
@@ -409,10 +414,7 @@ def _fraction(
 ) -> float | None:
     if value is None:
         return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    number = _number(value)
     low_ok = number > 0 if open_interval else number >= 0
     high_ok = number < 1 if open_interval else number <= 1
     if not (low_ok and high_ok):

@@ -14,6 +14,39 @@ SENTINEL_KEY = "sk-cekura-SENTINEL-3f9b2c71d4e8"
 #: Emulated call length is multiplied by this: a 30 s call takes 30 ms.
 TIME_SCALE = 0.001
 FAST = ("--cekura-poll-interval=0.02", "-p", "no:cacheprovider")
+#: An emulator catalogue with one scenario per way a call can end.
+PLAYBOOK = """
+[[scenario]]
+id = 30
+name = "Refill a prescription"
+outcome = "pass"
+
+[[scenario]]
+id = 31
+name = "Billing dispute"
+outcome = "fail"
+
+[[scenario]]
+id = 32
+name = "Agent never joins"
+outcome = "error"
+
+[[scenario]]
+id = 33
+name = "Endless hold music"
+outcome = "hang"
+
+[[scenario]]
+id = 34
+name = "Coin toss"
+outcome = "flaky"
+success_probability = 0.5
+
+[[test_profile]]
+id = 7
+name = "Jane"
+information = { customer_name = "Jane Doe" }
+"""
 
 
 @pytest.fixture
@@ -55,6 +88,16 @@ class Suite:
 
     def gets(self) -> int:
         return self.emulator.count("GET")
+
+
+@pytest.fixture
+def make_suite(
+    pytester: pytest.Pytester,
+    make_emulator: Callable[[str], Emulator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[str], Suite]:
+    """A pytester project wired to a fresh emulator playing the given catalogue."""
+    return lambda catalogue_toml: wire(pytester, make_emulator(catalogue_toml), monkeypatch)
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Suite, wire
-from pytest_cekura.emulator import Emulator
+from conftest import Suite
 
 STAND_IN = Path(__file__).with_name("stand_in_worker.py")
 SUITE = """
@@ -30,12 +29,8 @@ def worker_cmd(*args: str) -> str:
 
 
 @pytest.fixture
-def agent_suite(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    suite = wire(pytester, make_emulator('[[scenario]]\nid = 31\noutcome = "fail"\n'), monkeypatch)
+def agent_suite(make_suite: Callable[[str], Suite]) -> Suite:
+    suite = make_suite('[[scenario]]\nid = 31\noutcome = "fail"\n')
     suite.pytester.makepyfile(SUITE)
     return suite
 

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Suite, wire
-from pytest_cekura.emulator import Emulator
+from conftest import Suite
 
 SUITE = """
 import pytest
@@ -24,12 +23,8 @@ FLAKY = '[[scenario]]\nid = 34\noutcome = "flaky"\nsuccess_probability = 0.5\n'
 
 
 @pytest.fixture
-def flaky(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    suite = wire(pytester, make_emulator(FLAKY), monkeypatch)
+def flaky(make_suite: Callable[[str], Suite]) -> Suite:
+    suite = make_suite(FLAKY)
     suite.pytester.makepyfile(test_agent=SUITE)
     return suite
 

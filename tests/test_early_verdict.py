@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Suite, wire
-from pytest_cekura.emulator import Emulator
+from conftest import Suite
 from pytest_cekura.models import Run
 from pytest_cekura.outcome import Outcome, judge, wilson_lower_bound
 from pytest_cekura.poller import RunState
@@ -26,12 +25,8 @@ duration_s = 3000
 
 
 @pytest.fixture
-def early(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+def early(make_suite: Callable[[str], Suite]) -> Suite:
+    return make_suite(CATALOGUE)
 
 
 def test_a_decided_failure_ends_the_remaining_calls(early: Suite) -> None:

@@ -11,50 +11,12 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import FAST, Suite, wire
-from pytest_cekura.emulator import Emulator
-
-CATALOGUE = """
-[[scenario]]
-id = 30
-name = "Refill a prescription"
-outcome = "pass"
-
-[[scenario]]
-id = 31
-name = "Billing dispute"
-outcome = "fail"
-
-[[scenario]]
-id = 32
-name = "Agent never joins"
-outcome = "error"
-
-[[scenario]]
-id = 33
-name = "Endless hold music"
-outcome = "hang"
-
-[[scenario]]
-id = 34
-name = "Coin toss"
-outcome = "flaky"
-success_probability = 0.5
-
-[[test_profile]]
-id = 7
-name = "Jane"
-information = { customer_name = "Jane Doe" }
-"""
+from conftest import FAST, PLAYBOOK, Suite
 
 
 @pytest.fixture
-def catalogued(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+def catalogued(make_suite: Callable[[str], Suite]) -> Suite:
+    return make_suite(PLAYBOOK)
 
 
 def test_passing_scenarios_pass_without_a_body(catalogued: Suite) -> None:
@@ -237,13 +199,9 @@ def test_cekura_result_without_marker_is_a_clear_error(suite: Suite) -> None:
     result.stdout.fnmatch_lines(["*cekura_result fixture needs @pytest.mark.cekura_scenario*"])
 
 
-def test_gets_do_not_grow_with_the_number_of_tests(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_gets_do_not_grow_with_the_number_of_tests(make_suite: Callable[[str], Suite]) -> None:
     slow = "".join(f"[[scenario]]\nid = {i}\nduration_s = 300\n" for i in range(100, 130))
-    suite = wire(pytester, make_emulator(slow), monkeypatch)
+    suite = make_suite(slow)
     suite.pytester.makepyfile(
         """
         import pytest

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Suite, wire
-from pytest_cekura.emulator import Emulator
+from conftest import Suite
 
 CATALOGUE = """
 [[scenario]]
@@ -48,12 +47,8 @@ information = { customer_name = "Jane Doe" }
 
 
 @pytest.fixture
-def agents(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+def agents(make_suite: Callable[[str], Suite]) -> Suite:
+    return make_suite(CATALOGUE)
 
 
 def calls_by_scenario(suite: Suite) -> Counter[int]:

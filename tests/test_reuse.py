@@ -25,12 +25,8 @@ POLL = "--cekura-poll-interval=0.02"
 
 
 @pytest.fixture
-def suite_with_cache(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    suite = wire(pytester, make_emulator('[[scenario]]\nid = 33\noutcome = "fail"\n'), monkeypatch)
+def suite_with_cache(make_suite: Callable[[str], Suite]) -> Suite:
+    suite = make_suite('[[scenario]]\nid = 33\noutcome = "fail"\n')
     suite.pytester.makepyfile(SUITE)
     return suite
 

@@ -11,35 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Suite, wire
-from pytest_cekura.emulator import Emulator
+from conftest import PLAYBOOK, Suite
 from pytest_cekura.suites import SuiteError, load_suite
 
-# Until plugin.py registers the hook itself, each project wires it through its conftest. The
-# tests also pass once the plugin registers it too (see test_wired_twice_collects_once).
+# A user's conftest may import the hook as well: registering it a second time must not
+# collect anything twice (see test_wired_twice_collects_once).
 WIRING = "from pytest_cekura.suites import pytest_collect_file  # noqa: F401\n"
 
-CATALOGUE = """
-[[scenario]]
-id = 30
-name = "Refill a prescription"
-outcome = "pass"
-
-[[scenario]]
-id = 31
-name = "Billing dispute"
-outcome = "fail"
-
-[[scenario]]
-id = 32
-name = "Agent never joins"
-outcome = "error"
-
-[[test_profile]]
-id = 7
-name = "Jane"
-information = { customer_name = "Jane Doe" }
-"""
 
 #: The same three tests twice: as marked Python tests, and as a TOML suite.
 MARKED = """
@@ -74,12 +52,8 @@ frequency = 2
 
 
 @pytest.fixture
-def catalogued(
-    pytester: pytest.Pytester,
-    make_emulator: Callable[[str], Emulator],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Suite:
-    return wire(pytester, make_emulator(CATALOGUE), monkeypatch)
+def catalogued(make_suite: Callable[[str], Suite]) -> Suite:
+    return make_suite(PLAYBOOK)
 
 
 @pytest.fixture
