@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     )
     from .markers import ScenarioSpec
     from .models import CekuraResult, ExpectedOutcome, Metric, Result, Run, TranscriptLine
+    from .secret import Secret
 
 _HOMES = {
     "CekuraClient": "client",
@@ -46,6 +47,7 @@ _HOMES = {
     "Result": "models",
     "Run": "models",
     "TranscriptLine": "models",
+    "Secret": "secret",
 }
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "RetryPolicy",
     "Run",
     "ScenarioSpec",
+    "Secret",
     "ServerError",
     "TranscriptLine",
     "TransportError",

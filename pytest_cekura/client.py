@@ -182,7 +182,7 @@ class CekuraClient:
     def __init__(
         self,
         base_url: str,
-        api_key: Secret,
+        api_key: Secret | str,
         *,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
@@ -192,7 +192,8 @@ class CekuraClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._key = api_key
+        # Wrapped at once, so no attribute, repr or traceback local of ours holds the raw key.
+        self._key = api_key if isinstance(api_key, Secret) else Secret(api_key)
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rng = rng
@@ -201,7 +202,7 @@ class CekuraClient:
         self._counts: Counter[str] = Counter()
         self._http = httpx.Client(
             base_url=self.base_url,
-            auth=_ApiKeyAuth(api_key),
+            auth=_ApiKeyAuth(self._key),
             timeout=timeout,
             transport=transport,
             headers={"User-Agent": _user_agent(), "Accept": "application/json"},

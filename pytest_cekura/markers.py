@@ -14,7 +14,8 @@ from .errors import ConfigError
 MARKER = "cekura_scenario"
 MARKER_DOC = (
     f"{MARKER}(*scenario_ids, frequency=1, min_success_rate=1.0, provider='livekit', "
-    "agent=None, test_profile=None, personality=None, publish_data_message=None): run these "
+    "agent=None, test_profile=None, personality=None, publish_data_message=None, "
+    "scenario_fields=None, request_fields=None): run these "
     "Cekura scenarios (each `frequency` times) and pass when the share of successful runs "
     "reaches min_success_rate. See the pytest-cekura docs."
 )
@@ -103,7 +104,7 @@ def parse_marker(
         if name not in _KEYWORDS:
             raise _error(f"unknown argument {name}={kwargs[name]!r}{_suggest(name)}")
     provider = _provider(kwargs.get("provider", defaults.provider))
-    agent = _optional_id("agent", kwargs.get("agent", defaults.agent), "a Cekura agent")
+    agent = _optional_id("agent", kwargs.get("agent", defaults.agent), "an agent")
     scenario_fields = _fields("scenario_fields", kwargs.get("scenario_fields"))
     if "publish_data_message" in kwargs:
         scenario_fields["publish_data_message"] = _json("publish_data_message", kwargs)
@@ -197,11 +198,24 @@ def _json(name: str, kwargs: Mapping[str, Any]) -> Any:
     return value
 
 
+#: Fields pytest-cekura sets itself: overriding them would break the mapping of runs to tests.
+_OWN_FIELDS = frozenset(
+    {"name", "scenarios", "scenario", "frequency", "agent", "agent_id"}
+    | {"test_profile_ids", "personality_ids"}
+)
+
+
 def _fields(name: str, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
         raise _error(f"{name}={value!r} is invalid; use a dict of request field names to values")
+    taken = sorted(_OWN_FIELDS & set(value))
+    if taken:
+        raise _error(
+            f"{name} may not set {', '.join(taken)}: use the marker's own arguments "
+            "(scenario ids, frequency=, agent=, test_profile=, personality=)"
+        )
     return dict(_json(name, {name: dict(value)}))
 
 

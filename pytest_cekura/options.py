@@ -310,7 +310,9 @@ def resolve(
             *value("cekura_emulator_catalogue"), ini_dir, kind="TOML catalogue"
         ),
         emulator_time_scale=_positive(
-            *value("cekura_emulator_time_scale"), default=DEFAULT_TIME_SCALE
+            *value("cekura_emulator_time_scale"),
+            default=DEFAULT_TIME_SCALE,
+            unit="real seconds per emulated second, e.g. 0.01",
         ),
     )
 
@@ -336,12 +338,12 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def _positive(value: Any, source: str, *, default: float) -> float:
+def _positive(value: Any, source: str, *, default: float, unit: str = "seconds") -> float:
     if value is None:
         return default
     number = _number(value)
     if not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"{source}={value!r} is invalid: use a positive number of seconds")
+        raise ConfigError(f"{source}={value!r} is invalid: use a positive number ({unit})")
     return number
 
 

@@ -90,6 +90,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    if settings.emulator and not worker_input(config).get("cekura_emulator"):
+        try:
+            state.cekura.emulator_catalogue()  # a broken catalogue is reported at once
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
     state.cekura.result_cache = _result_cache(config)
     if settings.reuse_seconds is not None and state.cekura.result_cache is None:
         raise pytest.UsageError(
@@ -122,7 +127,13 @@ def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
     given = worker_input(config).get("cekura_agent_log")
     if given:
         return Path(given)
-    return Path(tempfile.mkdtemp(prefix="pytest-cekura-")) / "agent-worker.log"
+    cache = getattr(config, "cache", None)
+    # In pytest's cache folder the log is overwritten by the next session instead of piling up
+    # in the temp folder; without the cache provider, a temp folder it is.
+    folder = (
+        cache.mkdir("cekura") if cache is not None else Path(tempfile.mkdtemp(prefix="cekura-"))
+    )
+    return folder / "agent-worker.log"
 
 
 def start_worker(state: _State) -> None:

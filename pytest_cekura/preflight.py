@@ -74,7 +74,7 @@ def check_agents(
             problems.extend(livekit_problems(answer))
     if problems:
         raise ConfigError(
-            "pytest-cekura: no run was started, because the agent settings are incomplete:\n"
+            "pytest-cekura: no run was started, because of the agents these tests would call:\n"
             + "\n".join(f"  - {problem}" for problem in problems)
             + "\n(Skip these checks with --cekura-no-preflight if your LiveKit credentials "
             "are set on the project rather than the agent.)"

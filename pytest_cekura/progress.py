@@ -13,7 +13,7 @@ PLAIN_INTERVAL = 15.0
 
 
 def progress_line(counts: Mapping[str, int]) -> str:
-    total = sum(counts.values())
+    total = sum(counts.get(k, 0) for k in ("done", "running", "queued"))  # failed is in done
     parts = [f"{counts.get('done', 0)}/{total} runs done"]
     parts += [f"{counts[k]} {k}" for k in ("running", "queued", "failed") if counts.get(k)]
     return "cekura: " + ", ".join(parts)

@@ -29,7 +29,7 @@ from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, s
 from .xdist import SubmitOnce
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
+    from .emulator import Catalogue, Emulator
 
 MISSING_KEY = (
     f"pytest-cekura: the {ENV_API_KEY} environment variable is not set, and the selected tests "
@@ -39,7 +39,7 @@ MISSING_KEY = (
 AUTH_FAILED = (
     "pytest-cekura: Cekura rejected the API key ({error}). Check the {env} environment "
     "variable (and --cekura-url / {url_env} if you use another Cekura deployment). "
-    "No Cekura test was run."
+    "The session stopped before any call was started."
 )
 #: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
 CANCEL_BUDGET = 10.0
@@ -79,6 +79,7 @@ class CekuraSession:
         self._client: CekuraClient | None = None
         self._emulator: Emulator | None = None
         self._emulator_key = Secret("")
+        self._catalogue: Catalogue | None = None
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
         #: With --cekura-compare: test id -> committed success rate.
@@ -105,20 +106,27 @@ class CekuraSession:
             raise ConfigError(MISSING_KEY)
         return CekuraClient(self.settings.base_url, self.settings.api_key)
 
-    def start_emulator(self) -> tuple[str, Secret]:
-        """Start the in-process emulator (once) and return its URL and a fresh key."""
-        from .emulator import CatalogueError, Emulator, load_catalogue
+    def emulator_catalogue(self) -> Catalogue | None:
+        """The emulator's catalogue, read (and checked) once; None without a file."""
+        from .emulator import CatalogueError, load_catalogue
 
-        if self._emulator is None:
-            path = self.settings.emulator_catalogue
+        path = self.settings.emulator_catalogue
+        if path is not None and self._catalogue is None:
             try:
-                catalogue = load_catalogue(path) if path else None
+                self._catalogue = load_catalogue(path)
             except CatalogueError as exc:
                 raise ConfigError(f"pytest-cekura: {exc}") from None
+        return self._catalogue
+
+    def start_emulator(self) -> tuple[str, Secret]:
+        """Start the in-process emulator (once) and return its URL and a fresh key."""
+        from .emulator import Emulator
+
+        if self._emulator is None:
             # A fresh key: the user's real one never leaves their machine for the emulator.
             self._emulator_key = Secret(secrets.token_urlsafe(16))
             self._emulator = Emulator(
-                catalogue,
+                self.emulator_catalogue(),
                 api_key=self._emulator_key.reveal(),
                 time_scale=self.settings.emulator_time_scale,
             ).start()
@@ -289,12 +297,13 @@ class CekuraSession:
                     record.verdict, self.baseline[nodeid], settings.tolerance
                 )
             record.ended_early = early
-            result_id = record.assignment.result_id
+            assignment = record.assignment
+            owners = [assignment.earlier_result_id, assignment.result_id]
             record.result = CekuraResult(
                 scenario_ids=spec.scenario_ids,
                 runs=tuple(state.run for state in ordered),
                 min_success_rate=spec.min_success_rate,
-                result_ids=() if result_id is None else (result_id,),
+                result_ids=tuple(owner for owner in owners if owner is not None),
             )
         return record
 

@@ -25,13 +25,14 @@ from conftest import Suite
             "30, provider='zoom'",
             "provider='zoom' is not supported; use one of: livekit, livekit_v1",
         ),
-        ("30, agent=-1", "agent=-1 is invalid; use the positive integer id of a Cekura agent"),
+        ("30, agent=-1", "agent=-1 is invalid; use the positive integer id of an agent in Cekura"),
         ("30, personality='calm'", "personality='calm' is invalid"),
         ("30, provider='voice'", "provider='voice' needs an agent: pass agent= on the marker"),
         ("30, provider='websocket'", "provider='websocket' needs websocket_url: pass scenario_f"),
         ("30, provider='vapi', agent=1", "provider='vapi' needs vapi_assistant_id: pass request_f"),
         ("30, publish_data_message=object()", "publish_data_message=<object object at"),
         ("30, scenario_fields='x'", "scenario_fields='x' is invalid; use a dict of request field"),
+        ("30, request_fields={'frequency': 5}", "request_fields may not set frequency: use the"),
         ("30, test_profile=-1", "test_profile=-1 is invalid"),
         ("30, frequncy=2", "unknown argument frequncy=2 (did you mean frequency=?"),
     ],
@@ -133,3 +134,11 @@ def test_help_groups_every_option_under_cekura(pytester: pytest.Pytester) -> Non
     for flag in ("--cekura-url", "--cekura-agent", "--cekura-dry-run", "--cekura-emulator"):
         assert flag in section
     result.stdout.fnmatch_lines(["*cekura_preflight (bool):*", "*cekura_timeout (string):*"])
+
+
+def test_bad_catalogue_is_reported_even_without_cekura_tests(suite: Suite) -> None:
+    suite.pytester.makefile(".toml", catalogue='[[scenario]]\nid = "thirty"\n')
+    suite.pytester.makepyfile("def test_plain(): pass")
+    result = suite.run("--cekura-emulator", "--cekura-emulator-catalogue=catalogue.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "'thirty'" in result.stderr.str()

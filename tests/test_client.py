@@ -239,3 +239,19 @@ def test_backoff_is_full_jitter_and_capped() -> None:
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
+
+
+def test_a_plain_string_key_is_wrapped_at_once() -> None:
+    client = CekuraClient(
+        "https://cekura.test",
+        KEY,
+        transport=httpx.MockTransport(
+            lambda request: (
+                httpx.Response(200, json=[])
+                if request.headers[API_KEY_HEADER] == KEY
+                else httpx.Response(401)
+            )
+        ),
+    )
+    client.get_runs([1])
+    assert KEY not in repr(vars(client))

@@ -98,7 +98,7 @@ def test_agent_without_livekit_url_fails_the_session_before_any_post(agents: Sui
     result = agents.run()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
-    assert err.count("no run was started, because the agent settings are incomplete") == 1
+    assert err.count("no run was started, because of the agents these tests would call") == 1
     assert "agent 43 ('Half set up') has no LiveKit URL (wss://<project>.livekit.cloud)" in err
     assert "agent 43 ('Half set up') has no LiveKit agent name (its dispatch name)" in err
     assert "API key" not in err  # present settings are not reported

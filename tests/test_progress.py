@@ -14,7 +14,7 @@ from pytest_cekura.progress import Progress, progress_line
 
 def test_progress_line_wording() -> None:
     counts = {"done": 12, "running": 3, "queued": 25, "failed": 1}
-    assert progress_line(counts) == "cekura: 12/41 runs done, 3 running, 25 queued, 1 failed"
+    assert progress_line(counts) == "cekura: 12/40 runs done, 3 running, 25 queued, 1 failed"
     assert progress_line({"done": 2, "running": 0, "queued": 0, "failed": 0}) == (
         "cekura: 2/2 runs done"
     )

@@ -286,7 +286,7 @@ def test_inline_entries_have_no_line(tmp_path: Path) -> None:
         ("min_success_rate = 1.5", "min_success_rate=1.5 is invalid; use a fraction from 0.0"),
         ('provider = "zoom"', "provider='zoom' is not supported; use one of: livekit, livekit_v1*"),
         ('provider = "voice"', "provider='voice' needs an agent: pass agent= on the marker*"),
-        ('agent = "42"', "agent='42' is invalid; use the positive integer id of a Cekura agent*"),
+        ('agent = "42"', "agent='42' is invalid; use the positive integer id of an agent*"),
         ("test_profile = -1", "test_profile=-1 is invalid*"),
         ("publish_data_message = 1979-05-27", "publish_data_message=datetime.date(1979, 5, 27)*"),
     ],

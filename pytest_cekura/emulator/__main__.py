@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY",
         help=(
             "key clients must send in X-CEKURA-API-KEY "
-            f"(default: $CEKURA_API_KEY, else {DEFAULT_KEY!r})"
+            f"(default: $CEKURA_EMULATOR_API_KEY, else {DEFAULT_KEY!r}; never your real "
+            "$CEKURA_API_KEY)"
         ),
     )
     parser.add_argument(
@@ -77,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         catalogue = load_catalogue(args.catalogue) if args.catalogue else Catalogue()
     except CatalogueError as exc:
         parser.error(str(exc))
-    api_key = args.api_key or os.environ.get("CEKURA_API_KEY") or DEFAULT_KEY
+    # A dedicated variable: a real Cekura key has no business in a local test server.
+    api_key = args.api_key or os.environ.get("CEKURA_EMULATOR_API_KEY") or DEFAULT_KEY
     emulator = Emulator(
         catalogue,
         api_key=api_key,

@@ -63,7 +63,7 @@ def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment(CEKURA_API_KEY=key),
+        env=environment(CEKURA_EMULATOR_API_KEY=key, CEKURA_API_KEY="real-key-never-used"),
         # CI may start us with SIGINT ignored, which the child would inherit.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
