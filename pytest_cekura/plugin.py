@@ -38,7 +38,7 @@ from .secret import Secret
 from .session import CekuraSession
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
-from .xdist import SubmitOnce, is_worker, worker_input
+from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
 
 MARKER_ERROR_KEY = pytest.StashKey[str]()
 #: Name of the attribute carrying a test's summary row on its report (survives xdist).
@@ -333,6 +333,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if STATE_KEY not in session.config.stash:
         return
     state = _state(session.config)
+    if state.shared_dirs and not is_worker(session.config):
+        # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C the
+        # rest would go on costing money. The controller sees every run in the manifest.
+        state.cekura.end_unfinished(manifest_run_ids(state.shared_dirs))
     state.cekura.close()
     if state.worker is not None:
         state.worker.stop()

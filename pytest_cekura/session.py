@@ -307,6 +307,20 @@ class CekuraSession:
             )
         return record
 
+    def end_unfinished(self, run_ids: Sequence[int]) -> None:
+        """End every call among ``run_ids`` that is still going (best effort, bounded)."""
+        if not run_ids:
+            return
+        try:
+            client = self.client
+            unfinished: list[int] = []
+            for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
+                batch = client.get_runs(run_ids[start : start + BULK_CHUNK_SIZE])
+                unfinished += [run.id for run in batch.runs if not run.is_terminal]
+        except CekuraError:
+            return  # the session is over; nothing more can be done from here
+        self._cancel(unfinished)
+
     def _end_early(self, nodeid: str, states: Sequence[RunState]) -> int:
         """End the calls of a test decided early, unless another test still needs them."""
         if self._poller is None or self._poller.expired:

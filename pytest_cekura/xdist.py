@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +70,18 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def manifest_run_ids(directories: Iterable[str]) -> list[int]:
+    """Every run id the submitting worker recorded (none if it never got that far)."""
+    run_ids: list[int] = []
+    for directory in directories:
+        manifest = Path(directory) / "manifest.json"
+        try:
+            data = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue
+        for assignment in data.values():
+            if isinstance(assignment, dict):
+                run_ids += [run["id"] for run in assignment.get("runs", []) if "id" in run]
+    return sorted(set(run_ids))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from conftest import Suite
@@ -46,3 +48,30 @@ def test_collect_only_with_workers_submits_nothing(suite: Suite) -> None:
     suite.pytester.makepyfile(SUITE)
     suite.run("-n", "2", "--collect-only", subprocess=True)
     assert suite.emulator.requests == []
+
+
+def test_calls_of_tests_no_worker_reached_are_ended(make_suite: Callable[[str], Suite]) -> None:
+    hanging = "".join(f'[[scenario]]\nid = {i}\noutcome = "hang"\n' for i in range(60, 68))
+    suite = make_suite(hanging)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("sid", range(60, 68))
+        def test_stuck(sid): pass
+        """
+    )
+    suite.pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.cekura_scenario(item.callspec.params["sid"]))
+        """
+    )
+    result = suite.run("-n", "2", "-x", "--cekura-timeout=1", subprocess=True)
+    # xdist reports -x as an interruption.
+    assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED)
+    assert len(suite.emulator.runs) == 8
+    assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
