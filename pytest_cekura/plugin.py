@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from collections import Counter, deque
 from collections.abc import Generator
@@ -52,6 +54,7 @@ class _State:
     worker_log: Path | None = None
     worker: AgentWorker | None = None
     rows: list[SummaryRow] = field(default_factory=list)
+    previous_sigterm: Any = None
     worker_counts: Counter[str] = field(default_factory=Counter)
     shared_dirs: set[str] = field(default_factory=set)
 
@@ -90,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    state.previous_sigterm = _interrupt_on_sigterm(config)
     if settings.emulator and not worker_input(config).get("cekura_emulator"):
         try:
             state.cekura.emulator_catalogue()  # a broken catalogue is reported at once
@@ -110,6 +114,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> Any:
+    """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so calls in progress are ended.
+
+    Only in the main thread of a process that left SIGTERM at its default, never in an xdist
+    worker (its controller decides when it stops).
+    """
+    if is_worker(config) or threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"received signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return signal.SIG_DFL
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE_KEY in config.stash and config.stash[STATE_KEY].previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, config.stash[STATE_KEY].previous_sigterm)
 
 
 def _result_cache(config: pytest.Config) -> ResultCache | None:

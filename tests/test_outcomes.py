@@ -246,7 +246,10 @@ def test_pytest_timeout_ends_a_waiting_test_and_spares_the_others(catalogued: Su
     assert catalogued.posts() == 1
 
 
-def test_ctrl_c_while_waiting_ends_the_calls_and_exits_interrupted(catalogued: Suite) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
+    catalogued: Suite, sig: signal.Signals
+) -> None:
     catalogued.pytester.makepyfile(
         """
         import pytest
@@ -269,7 +272,7 @@ def test_ctrl_c_while_waiting_ends_the_calls_and_exits_interrupted(catalogued: S
         while catalogued.posts() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.3)  # now the test is waiting in setup
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         output, _ = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
