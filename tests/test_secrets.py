@@ -30,7 +30,11 @@ def test_sentinel_key_appears_in_no_output_or_report(suite: Suite, tmp_path: Pat
         """
     )
     junit = tmp_path / "junit.xml"
+    report = tmp_path / "cekura.json"
+    baseline = tmp_path / "baseline.json"
     result = suite.run(
+        f"--cekura-report={report}",
+        f"--cekura-baseline={baseline}",
         "-vv",
         "--tb=long",
         "--showlocals",
@@ -48,6 +52,8 @@ def test_sentinel_key_appears_in_no_output_or_report(suite: Suite, tmp_path: Pat
         "stdout": result.stdout.str(),
         "stderr": result.stderr.str(),
         "junit": junit.read_text(),
+        "json report": report.read_text(),
+        "baseline": baseline.read_text(),
     }
     assert "HTTP Request: GET" in outputs["stdout"]  # httpx's own debug logging was on
     for name, text in outputs.items():
