@@ -244,6 +244,23 @@ class CekuraClient:
         data = self._request("POST", path, json=body, idempotent=False, label=RERUN_LABEL)
         return _parse(Result, data, f"POST {path}")
 
+    def find_results(self, *, name: str, agent_id: int | None = None) -> list[Result]:
+        """Results named ``name`` (first page). The docs make ``agent_id`` required."""
+        params = {"name": name, "page_size": "100"}
+        if agent_id is not None:
+            params["agent_id"] = str(agent_id)
+        data = self._request("GET", "/test_framework/v1/results/", params=params)
+        entries = data.get("results") if isinstance(data, Mapping) else data
+        if not isinstance(entries, list):
+            raise ProtocolError(f"GET results/: expected a page of results, got {data!r:.200}")
+        found = []
+        for entry in entries:
+            try:
+                found.append(Result.model_validate(entry))
+            except ValidationError:
+                continue  # one unreadable entry must not hide the one we look for
+        return found
+
     def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:
         path = f"/test_framework/v1/results/{result_id}/"
         return _parse(Result, self._request("GET", path, deadline=deadline), f"GET {path}")

@@ -82,6 +82,7 @@ class CekuraSession:
         self._catalogue: Catalogue | None = None
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
+        self._own_agents: dict[int, int | None] = {}  # scenario -> its agent (from preflight)
         #: With --cekura-compare: test id -> committed success rate.
         self.baseline: Mapping[str, float] = {}
         #: Where results are remembered for --cekura-reuse (None without pytest's cache).
@@ -190,6 +191,7 @@ class CekuraSession:
     ) -> tuple[dict[str, ScenarioSpec], dict[str, Assignment]]:
         """Drop tests whose scenarios do not exist (they error alone); check the agents."""
         found = check_scenarios(client, (s for spec in specs.values() for s in spec.scenario_ids))
+        self._own_agents = dict(found.own_agents)
         kept: dict[str, ScenarioSpec] = {}
         excluded: dict[str, Assignment] = {}
         for nodeid, spec in specs.items():
@@ -249,7 +251,11 @@ class CekuraSession:
     ) -> dict[str, Assignment]:
         submissions: dict[GroupKey, Submission] = {}
         for group in groups:
-            submission = self._from_earlier(client, group) or submit_group(client, group)
+            # Cekura files a result under the request's agent, else the first scenario's own.
+            agent = group.key.agent or self._own_agents.get(group.scenario_ids[0])
+            submission = self._from_earlier(client, group) or submit_group(
+                client, group, result_agent=agent
+            )
             result_id = submission.result_id
             if submission.reused_age is None and result_id is not None and self.result_cache:
                 run_ids = [r.id for runs in submission.runs_by_scenario.values() for r in runs]

@@ -6,6 +6,7 @@ a scenario wanted by several tests in a group is requested once and its runs are
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,10 @@ class Submission:
     #: Set by --cekura-rerun-failed: the earlier result whose successful runs were kept.
     earlier_result_id: int | None = None
     earlier_run_ids: frozenset[int] = frozenset()
+    #: The POST failed in a way that leaves unknown whether runs were started.
+    ambiguous: bool = False
+    #: The POST failed ambiguously, and its result was then found by name and adopted.
+    adopted: bool = False
 
     def runs_for(self, spec: ScenarioSpec) -> tuple[tuple[Run, ...], list[str]]:
         """The runs of ``spec``'s scenarios, and a problem line per scenario short of runs."""
@@ -117,12 +122,55 @@ def request_body(group: Group) -> dict[str, Any]:
     return body
 
 
-def submit_group(client: CekuraClient, group: Group) -> Submission:
-    """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group."""
+def submit_group(
+    client: CekuraClient,
+    group: Group,
+    *,
+    result_agent: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Submission:
+    """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group.
+
+    After an ambiguous failure (the POST may have started runs) the result is looked up by the
+    group's unique name (``result_agent`` is the agent Cekura files it under) and adopted, so
+    nothing is started twice.
+    """
     outcome = _guarded(group, lambda: client.start_runs(group.key.provider, request_body(group)))
-    if isinstance(outcome, Submission):
+    if not isinstance(outcome, Submission):
+        return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(outcome.runs))
+    if not outcome.ambiguous:
         return outcome
-    return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(outcome.runs))
+    found = find_by_name(client, group.name, result_agent, sleep)
+    if found is None:
+        return outcome
+    return Submission(
+        group, result_id=found.id, runs_by_scenario=by_scenario(found.runs), adopted=True
+    )
+
+
+#: Seconds to wait before each look-up of a result whose POST failed ambiguously: a server
+#: that timed out on us may still be creating it.
+LOOKUP_DELAYS = (0.0, 1.0, 2.0)
+
+
+def find_by_name(
+    client: CekuraClient,
+    name: str,
+    agent: int | None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Result | None:
+    """The result this session created under ``name``, with its runs; None if not found."""
+    for delay in LOOKUP_DELAYS:
+        sleep(delay)
+        try:
+            matches = [r for r in client.find_results(name=name, agent_id=agent) if r.name == name]
+            if matches:
+                return client.get_result(matches[0].id)
+        except AuthError:
+            raise
+        except CekuraError:
+            continue  # the look-up is best effort; the caller reports the ambiguity
+    return None
 
 
 def rerun_failed(
@@ -149,14 +197,14 @@ def _guarded(group: Group, post: Callable[[], Result]) -> Result | Submission:
         raise
     except ApiError as exc:
         if exc.status_code >= 500:
-            return Submission(group, error=_maybe_started(group, exc))
+            return _maybe_started(group, exc)
         return Submission(group, error=f"Cekura rejected the request; nothing was started: {exc}")
     except TransportError as exc:
         if not exc.may_have_reached_server:
             return Submission(group, error=f"could not reach Cekura; nothing was started: {exc}")
-        return Submission(group, error=_maybe_started(group, exc))
+        return _maybe_started(group, exc)
     except CekuraError as exc:  # ProtocolError: 2xx we cannot read, so runs may exist
-        return Submission(group, error=_maybe_started(group, exc))
+        return _maybe_started(group, exc)
 
 
 def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:
@@ -167,9 +215,11 @@ def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:
     return {scenario_id: tuple(group) for scenario_id, group in found.items()}
 
 
-def _maybe_started(group: Group, exc: Exception) -> str:
-    return (
+def _maybe_started(group: Group, exc: Exception) -> Submission:
+    error = (
         f"the request to start runs failed after it may have reached Cekura ({exc}). "
-        "It was not re-sent, so you are not charged twice; runs may still exist: look for the "
-        f"result named {group.name!r} in Cekura's dashboard."
+        "It was not re-sent, so you are not charged twice, and no result named "
+        f"{group.name!r} could be found: look for it in Cekura's dashboard, where its runs "
+        "may still be going."
     )
+    return Submission(group, error=error, ambiguous=True)
