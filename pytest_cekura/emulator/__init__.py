@@ -7,7 +7,8 @@ Use it in-process::
     with Emulator(load_catalogue("cekura-catalogue.toml")) as emulator:
         ...  # talk to emulator.url with header X-CEKURA-API-KEY: emulator-key
 
-or standalone: ``python -m pytest_cekura.emulator --port 8765``.
+or standalone: ``python -m pytest_cekura.emulator --port 8765``. Break requests on purpose
+with ``[[fault]]`` tables, ``emulator.inject(...)`` or ``POST /_emulator/faults``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pytest_cekura.emulator.catalogue import (
     AgentEntry,
     Catalogue,
     CatalogueError,
+    FaultRule,
     ScenarioEntry,
     TestProfileEntry,
     load_catalogue,
+    parse_fault,
 )
 from pytest_cekura.emulator.server import Emulator
 from pytest_cekura.emulator.state import RequestRecord
@@ -28,8 +31,10 @@ __all__ = [
     "Catalogue",
     "CatalogueError",
     "Emulator",
+    "FaultRule",
     "RequestRecord",
     "ScenarioEntry",
     "TestProfileEntry",
     "load_catalogue",
+    "parse_fault",
 ]

@@ -27,11 +27,18 @@ A catalogue is a TOML file::
     name = "Jane"
     information = { customer_name = "Jane Doe" }
 
+    [[fault]]                 # see FaultRule: break requests on purpose
+    match = "start"
+    action = "error_after"
+    status = 500
+
 Scenarios and agents that are not listed still exist (real projects have many, and a test
 should not need a catalogue entry just to run one): scenarios pass, agents have complete
 LiveKit settings. A listed agent has only the LiveKit settings it lists, so tests can model
 half-configured agents. Entries are numbered from 1 in error messages, in the order they
-appear in the file, so ``scenario[2]`` is the second ``[[scenario]]`` table.
+appear in the file, so ``scenario[2]`` is the second ``[[scenario]]`` table. Fault rules are
+validated here too, because the same rules also arrive from ``Emulator.inject`` and the
+``/_emulator/faults`` control endpoint, and all three must accept and reject the same things.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ from __future__ import annotations
 import difflib
 import math
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from os import PathLike
 from pathlib import Path
 from types import MappingProxyType
@@ -96,7 +103,84 @@ _AGENT_KEYS = (
     "exists",
 )
 _PROFILE_KEYS = ("id", "name", "information")
-_TABLES = ("scenario", "agent", "test_profile")
+_TABLES = ("scenario", "agent", "test_profile", "fault")
+
+#: Which requests a fault rule applies to: one endpoint family each, or every Cekura request.
+FaultMatch = Literal[
+    "start",  # any run-starting POST scenarios/<runner>/
+    "bulk",  # GET runs/bulk/
+    "result",  # GET results/<id>/
+    "results",  # GET results/ (the list)
+    "run",  # GET runs/<id>/
+    "end_call",  # POST runs/<id>/end_call/ and results/<id>/end_calls/
+    "rerun",  # POST results/<id>/rerun/
+    "scenario",  # GET scenarios/ and scenarios/<id>/
+    "agent",  # GET aiagents/<id>/
+    "test_profile",  # GET test-profiles-external/ and test-profiles-external/<id>/
+    "any",
+]
+FaultAction = Literal[
+    "error_before",
+    "error_after",
+    "drop_before",
+    "drop_after",
+    "rate_limit",
+    "slow",
+    "malformed_json",
+    "unknown_status",
+    "omit_runs",
+    "duplicate_runs",
+    "extra_runs",
+    "never_finish",
+]
+#: How a connection is dropped: FIN without an answer, FIN after half a header block, or RST.
+DropMode = Literal["close", "partial", "reset"]
+FAULT_MATCHES: tuple[str, ...] = get_args(FaultMatch)
+FAULT_ACTIONS: tuple[str, ...] = get_args(FaultAction)
+DROP_MODES: tuple[str, ...] = get_args(DropMode)
+DEFAULT_UNKNOWN_STATUS = "paused"
+
+#: Answers that carry run objects (unknown_status rewrites them) and answers whose runs are a
+#: JSON list (omit/duplicate/extra rewrite the list; a result detail's runs are an object).
+_RUN_READS = ("bulk", "run", "result", "results", "start", "rerun")
+_RUN_LISTS = ("bulk", "start", "rerun")
+#: Actions limited to some matches; the others work on every kind of request.
+_ACTION_MATCHES: dict[str, tuple[str, ...]] = {
+    "unknown_status": _RUN_READS,
+    "omit_runs": _RUN_LISTS,
+    "duplicate_runs": _RUN_LISTS,
+    "extra_runs": _RUN_LISTS,
+    # It changes how runs play out, not how one request is answered.
+    "never_finish": ("any",),
+}
+#: The options each action reads; giving one it does not read is an error, not ignored, so a
+#: misplaced option (delay_s on error_after) cannot silently test nothing.
+_ACTION_OPTIONS: dict[str, tuple[str, ...]] = {
+    "error_before": ("status",),
+    "error_after": ("status",),
+    "drop_before": ("drop_mode",),
+    "drop_after": ("drop_mode",),
+    "rate_limit": ("retry_after", "retry_after_ms", "status"),
+    "slow": ("delay_s",),
+    "malformed_json": (),
+    "unknown_status": ("status_value", "scenario_ids"),
+    "omit_runs": ("omit", "omit_ids"),
+    "duplicate_runs": (),
+    "extra_runs": (),
+    "never_finish": ("scenario_ids",),
+}
+_FAULT_OPTIONS = (
+    "status",
+    "retry_after",
+    "retry_after_ms",
+    "delay_s",
+    "drop_mode",
+    "status_value",
+    "omit",
+    "omit_ids",
+    "scenario_ids",
+)
+_FAULT_KEYS = ("match", "action", "times", *_FAULT_OPTIONS)
 
 
 class CatalogueError(ConfigError, ValueError):
@@ -158,6 +242,279 @@ class TestProfileEntry:
         return {"id": self.id, "name": self.name, "information": dict(self.information)}
 
 
+class _InvalidFaultError(Exception):
+    """A fault field is wrong; the message lacks the "where", which the caller adds."""
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """One injected fault: which requests it matches, what it does, how many times.
+
+    Options an action does not read must be left as None (or empty); the ones it reads get their
+    defaults on construction (``times`` 1, ``status`` 500 or 429, ``drop_mode`` "close",
+    ``status_value`` "paused"). An invalid rule raises ``CatalogueError``. Build rules with
+    ``parse_fault`` (from TOML or JSON data) or ``Emulator.inject``; constructing one directly
+    validates the same way.
+    """
+
+    match: FaultMatch
+    action: FaultAction
+    #: Matching requests it applies to (0 = all); None only for never_finish, which lasts
+    #: until the faults are cleared.
+    times: int | None = None
+    status: int | None = None  # error_before, error_after, rate_limit
+    retry_after: str | None = None  # rate_limit: the Retry-After header, as sent
+    retry_after_ms: int | None = None  # rate_limit: an extra retry-after-ms header
+    delay_s: float | None = None  # slow: real seconds to wait before handling the request
+    drop_mode: DropMode | None = None  # drop_before, drop_after
+    status_value: str | None = None  # unknown_status: the status the runs show
+    omit: int | None = None  # omit_runs: leave out the first N runs of the answer
+    omit_ids: tuple[int, ...] = ()  # omit_runs: leave out these run ids
+    scenario_ids: tuple[int, ...] = ()  # never_finish (required), unknown_status (filter)
+
+    def __post_init__(self) -> None:
+        try:
+            normalized = _normalize_fault({f.name: getattr(self, f.name) for f in fields(self)})
+        except _InvalidFaultError as exc:
+            raise CatalogueError(f"FaultRule: {exc}") from None
+        for name, value in normalized.items():
+            object.__setattr__(self, name, value)  # frozen: defaults are filled in once, here
+
+    @property
+    def label(self) -> str:
+        """How the request log names the fault when it fires, e.g. ``error_after:500``."""
+        detail: object = None
+        if self.action in ("error_before", "error_after", "rate_limit"):
+            detail = self.status
+        elif self.action == "slow" and self.delay_s is not None:
+            detail = f"{self.delay_s:g}s"
+        elif self.action in ("drop_before", "drop_after") and self.drop_mode != "close":
+            detail = self.drop_mode
+        elif self.action == "unknown_status":
+            detail = self.status_value
+        elif self.action == "omit_runs":
+            detail = self.omit if self.omit is not None else ",".join(map(str, self.omit_ids))
+        return self.action if detail is None else f"{self.action}:{detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The rule's fields as TOML/JSON would give them, unset options left out."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or value == ():
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+def parse_fault(raw: Any, *, where: str = "fault") -> FaultRule:
+    """Validate one fault rule given as a mapping (a ``[[fault]]`` table or a JSON object).
+
+    ``where`` starts every error message, e.g. ``"cekura-catalogue.toml: fault[2]"``.
+    """
+    if not isinstance(raw, Mapping):
+        raise CatalogueError(
+            f"{where}: a fault rule must be a table (a JSON object) with match and action, "
+            f'e.g. {{"match": "start", "action": "error_after", "status": 500}}; got {raw!r}'
+        )
+    for key in raw:
+        if key not in _FAULT_KEYS:
+            raise CatalogueError(
+                f"{where}: unknown key {key!r}{_suggest(str(key), _FAULT_KEYS)}; "
+                f"allowed keys: {', '.join(_FAULT_KEYS)}"
+            )
+    for key, allowed in (("match", FAULT_MATCHES), ("action", FAULT_ACTIONS)):
+        if key not in raw:
+            raise CatalogueError(
+                f"{where}: missing required field {key!r}; add {key} = <one of: "
+                f"{', '.join(allowed)}>"
+            )
+    try:
+        normalized = _normalize_fault(raw)
+    except _InvalidFaultError as exc:
+        raise CatalogueError(f"{where}: {exc}") from None
+    return FaultRule(**normalized)
+
+
+def _normalize_fault(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every FaultRule field, checked and with the action's defaults filled in."""
+    action = raw.get("action")
+    if action not in FAULT_ACTIONS:
+        raise _InvalidFaultError(
+            _invalid("action", action, f"allowed: {', '.join(FAULT_ACTIONS)}", FAULT_ACTIONS)
+        )
+    match = raw.get("match")
+    if match not in FAULT_MATCHES:
+        raise _InvalidFaultError(
+            _invalid("match", match, f"allowed: {', '.join(FAULT_MATCHES)}", FAULT_MATCHES)
+        )
+    works_with = _ACTION_MATCHES.get(action, FAULT_MATCHES)
+    if match not in works_with:
+        raise _InvalidFaultError(
+            _invalid(
+                "match", match, f"action {action!r} works with match = {', '.join(works_with)}"
+            )
+        )
+    reads = _ACTION_OPTIONS[action]
+    for name in _FAULT_OPTIONS:
+        if _given(raw.get(name)) and name not in reads:
+            users = [a for a, options in _ACTION_OPTIONS.items() if name in options]
+            raise _InvalidFaultError(
+                f"field {name!r} is not used by action {action!r}; remove it "
+                f"({name} is read by action {' / '.join(users)})"
+            )
+    out: dict[str, Any] = {name: None for name in _FAULT_KEYS}
+    out.update(match=match, action=action, omit_ids=(), scenario_ids=())
+    out["times"] = _fault_times(action, raw.get("times"))
+    if "status" in reads:
+        default = 429 if action == "rate_limit" else 500
+        out["status"] = _fault_status(raw.get("status"), default)
+    if action == "rate_limit":
+        out["retry_after"] = _retry_after(raw.get("retry_after"))
+        out["retry_after_ms"] = _optional_count("retry_after_ms", raw.get("retry_after_ms"), 0)
+    if action == "slow":
+        out["delay_s"] = _delay(raw.get("delay_s"))
+    if "drop_mode" in reads:
+        mode = raw.get("drop_mode") if _given(raw.get("drop_mode")) else "close"
+        if mode not in DROP_MODES:
+            raise _InvalidFaultError(
+                _invalid("drop_mode", mode, f"allowed: {', '.join(DROP_MODES)}")
+            )
+        out["drop_mode"] = mode
+    if action == "unknown_status":
+        out["status_value"] = _status_value(raw.get("status_value"))
+    if action == "omit_runs":
+        out["omit"], out["omit_ids"] = _omission(raw.get("omit"), raw.get("omit_ids"))
+    if "scenario_ids" in reads:
+        ids = _id_list("scenario_ids", raw.get("scenario_ids"), "e.g. [31, 35]")
+        if action == "never_finish" and not ids:
+            raise _InvalidFaultError(
+                "action 'never_finish' needs field 'scenario_ids', the scenarios whose runs "
+                "stay running; add scenario_ids = [31]"
+            )
+        out["scenario_ids"] = ids
+    return out
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != ()
+
+
+def _invalid(name: str, value: Any, allowed: str, options: tuple[str, ...] = ()) -> str:
+    hint = _suggest(value, options) if isinstance(value, str) and options else ""
+    return f"field {name!r} has invalid value {value!r}{hint}; {allowed}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _fault_times(action: str, value: Any) -> int | None:
+    if action == "never_finish":
+        if value is not None:
+            raise _InvalidFaultError(
+                "field 'times' is not used by action 'never_finish' (it lasts until the faults "
+                "are cleared); remove it"
+            )
+        return None
+    if value is None:
+        return 1
+    if not _is_int(value) or value < 0:
+        raise _InvalidFaultError(
+            _invalid("times", value, "must be an integer >= 0 (0 = every matching request)")
+        )
+    return int(value)
+
+
+def _fault_status(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if not _is_int(value) or not 400 <= value <= 599:
+        raise _InvalidFaultError(
+            _invalid("status", value, "must be an HTTP error status from 400 to 599, e.g. 500")
+        )
+    return int(value)
+
+
+def _retry_after(value: Any) -> str:
+    if value is None:
+        raise _InvalidFaultError(
+            "action 'rate_limit' needs field 'retry_after', the Retry-After header to send; "
+            'add retry_after = "2" (seconds) or an HTTP date, e.g. '
+            '"Wed, 21 Oct 2026 07:28:00 GMT"'
+        )
+    if _is_number(value) and value >= 0:
+        return str(value) if _is_int(value) else f"{value:g}"
+    # Any other header-safe text is sent as given, so clients' handling of odd values can be
+    # tested too; only what cannot be a header value at all is refused.
+    if isinstance(value, str) and value.strip() and value.isascii() and value.isprintable():
+        return value
+    raise _InvalidFaultError(
+        _invalid(
+            "retry_after",
+            value,
+            'must be seconds >= 0 or an HTTP date, e.g. "2" or "Wed, 21 Oct 2026 07:28:00 GMT" '
+            "(printable ASCII)",
+        )
+    )
+
+
+def _optional_count(name: str, value: Any, minimum: int) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or value < minimum:
+        raise _InvalidFaultError(_invalid(name, value, f"must be an integer >= {minimum}"))
+    return int(value)
+
+
+def _delay(value: Any) -> float:
+    if value is None:
+        raise _InvalidFaultError(
+            "action 'slow' needs field 'delay_s', the real seconds to wait before answering; "
+            "add delay_s = 2.0"
+        )
+    if not _is_number(value) or value < 0:
+        raise _InvalidFaultError(
+            _invalid("delay_s", value, "must be a number of seconds >= 0, e.g. 2")
+        )
+    return float(value)
+
+
+def _status_value(value: Any) -> str:
+    if value is None:
+        return DEFAULT_UNKNOWN_STATUS
+    if not isinstance(value, str) or not value.strip():
+        raise _InvalidFaultError(
+            _invalid("status_value", value, 'must be a non-empty string, e.g. "paused"')
+        )
+    return value
+
+
+def _omission(omit: Any, omit_ids: Any) -> tuple[int | None, tuple[int, ...]]:
+    ids = _id_list("omit_ids", omit_ids, "e.g. [90001, 90002]")
+    if (omit is None) == (not ids):
+        raise _InvalidFaultError(
+            "action 'omit_runs' needs exactly one of 'omit' (leave out the first N runs, e.g. "
+            "omit = 2) and 'omit_ids' (leave out these run ids, e.g. omit_ids = [90001])"
+        )
+    return _optional_count("omit", omit, 1), ids
+
+
+def _id_list(name: str, value: Any, example: str) -> tuple[int, ...]:
+    if value is None or value == ():
+        return ()
+    if (
+        isinstance(value, str | bytes)
+        or not isinstance(value, Sequence)
+        or not value
+        or not all(_is_int(item) and item > 0 for item in value)
+    ):
+        raise _InvalidFaultError(
+            _invalid(name, value, f"must be a non-empty list of positive ids, {example}")
+        )
+    return tuple(int(item) for item in value)
+
+
 @dataclass(frozen=True)
 class Catalogue:
     """Scenarios, agents and test profiles by id; lookups of unlisted ids return defaults.
@@ -170,6 +527,8 @@ class Catalogue:
     test_profiles: Mapping[int, TestProfileEntry] = field(default_factory=dict, hash=False)
     agents: Mapping[int, AgentEntry] = field(default_factory=dict, hash=False)
     source: str | None = None
+    #: Fault rules the emulator starts with (``[[fault]]`` tables), in file order.
+    faults: tuple[FaultRule, ...] = ()
 
     def scenario(self, scenario_id: int) -> ScenarioEntry:
         entry = self.scenarios.get(scenario_id)
@@ -224,7 +583,7 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<catalogue>") -> 
         if key not in _TABLES:
             raise CatalogueError(
                 f"{source}: unknown top-level table {key!r}{_suggest(key, _TABLES)}; "
-                "allowed: [[scenario]], [[agent]] and [[test_profile]]"
+                "allowed: [[scenario]], [[agent]], [[test_profile]] and [[fault]]"
             )
     scenarios = _parse_table(data, "scenario", source, _parse_scenario)
     agents = _parse_table(data, "agent", source, _parse_agent)
@@ -235,6 +594,19 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<catalogue>") -> 
         test_profiles=MappingProxyType(profiles),
         agents=MappingProxyType(agents),
         source=source,
+        faults=_parse_faults(data, source),
+    )
+
+
+def _parse_faults(data: Mapping[str, Any], source: str) -> tuple[FaultRule, ...]:
+    items = data.get("fault", [])
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise CatalogueError(
+            f"{source}: 'fault' must be an array of tables; write each rule as [[fault]]"
+        )
+    return tuple(
+        parse_fault(raw, where=f"{source}: fault[{number}]")
+        for number, raw in enumerate(items, start=1)
     )
 
 

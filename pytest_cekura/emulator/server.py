@@ -7,6 +7,12 @@ several concurrent pollers at once, HTTP/1.1 keep-alive (``protocol_version`` pl
 means an idle kept-alive connection can never block interpreter exit. Answers are built in
 memory from a few small records, so even a bulk GET of 100 run ids takes a few milliseconds.
 
+Faults (``faults.py``) are applied here, around the real handler: ``error_before``,
+``drop_before`` and ``rate_limit`` answer instead of it, ``error_after``, ``drop_after`` and
+``malformed_json`` run it and then spoil its answer, so a client's ambiguous failures leave real
+runs behind, exactly as on Cekura. Dropping a connection is the socket layer's job
+(``_Handler._drop``); ``_Api`` only says how.
+
 Paths are matched with and without a trailing slash and under both prefixes Cekura uses
 (``scenarios``/``scenarios-external``, ``results``/``results-external``,
 ``runs``/``runs-external``), because clients in the wild use every variant. Agents are served
@@ -21,20 +27,29 @@ import hmac
 import json
 import re
 import socket
+import struct
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from pytest_cekura.emulator import dashboard, objects
-from pytest_cekura.emulator.catalogue import Catalogue
+from pytest_cekura.emulator import dashboard, faults, objects
+from pytest_cekura.emulator.catalogue import (
+    Catalogue,
+    CatalogueError,
+    DropMode,
+    FaultAction,
+    FaultMatch,
+    FaultRule,
+    parse_fault,
+)
 from pytest_cekura.emulator.state import (
     RequestRecord,
     ResultFilter,
@@ -73,6 +88,8 @@ class _Response:
     body: bytes
     content_type: str = _JSON
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set: send nothing (or half a header block) and hang up this way instead of answering.
+    drop: DropMode | None = None
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
@@ -94,6 +111,10 @@ Handler = Callable[[_Request, dict[str, str]], _Response]
 class _Route:
     pattern: re.Pattern[str]
     methods: dict[str, Handler]
+    kind: str | None = None  # what a fault's ``match`` calls it; None: faults never apply
+
+
+_DROPPED = 0  # the status logged for a request whose connection was dropped unanswered
 
 
 class _Api:
@@ -105,6 +126,13 @@ class _Api:
         self._api_key = api_key.encode("utf-8")
         self._routes = self._cekura_routes()
         self._control_routes = self._emulator_routes()
+        self._faults = faults.FaultPlan(catalogue.faults)
+        self._store.set_never_finish(self._faults.never_finish())
+        # Changing the rules and the store's never_finish set is one step: two concurrent
+        # changes must not leave the store with the set of the older one.
+        self._faults_changing = threading.Lock()
+        #: Set while the emulator stops, so a ``slow`` fault stops waiting at once.
+        self.stopping = threading.Event()
 
     def __repr__(self) -> str:
         return "_Api(api_key=***)"
@@ -112,31 +140,88 @@ class _Api:
     def handle(self, request: _Request) -> _Response:
         path = request.path.rstrip("/") or "/"
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
-            return self._dispatch(self._control_routes, request, path, authenticate=False)
-        response = self._dispatch(self._routes, request, path, authenticate=True)
+            return self._dispatch(self._control_routes, request, path, authenticate=False)[0]
+        response, fault = self._dispatch(self._routes, request, path, authenticate=True)
         query = {name: values[-1] for name, values in request.query.items()}
-        self._store.log_request(RequestRecord(request.method, request.path, query, response.status))
+        status = _DROPPED if response.drop is not None else response.status
+        record = RequestRecord(request.method, request.path, query, status, fault)
+        self._store.log_request(record)
         return response
+
+    # ------------------------------------------------------------------ faults
+
+    def add_faults(self, rules: Sequence[FaultRule], *, replace_all: bool = False) -> None:
+        with self._faults_changing:
+            if replace_all:
+                self._faults.replace(rules)
+            else:
+                self._faults.add(rules)
+            self._store.set_never_finish(self._faults.never_finish())
+
+    def describe_faults(self) -> list[dict[str, Any]]:
+        return self._faults.describe()
+
+    def _with_faults(
+        self, kind: str, handler: Handler, request: _Request, params: dict[str, str]
+    ) -> tuple[_Response, str | None]:
+        """Serve a routed, authenticated request, through the fault that applies to it."""
+        rule = self._faults.take(kind)
+        if rule is None:
+            return handler(request, params), None
+        action, label = rule.action, rule.label
+        # Faults that answer instead of the server: nothing is created.
+        if action in ("error_before", "rate_limit"):
+            status, body, headers = faults.rejection(rule)
+            return _json(status, body, headers), label
+        if action == "drop_before":
+            return _Response(_DROPPED, b"", drop=rule.drop_mode), label
+        if action == "slow":
+            # Real seconds on purpose: the fault is about the client's read timeout, which a
+            # fake clock does not drive. Waiting on the stop event keeps stop() prompt.
+            if self.stopping.wait(rule.delay_s or 0.0):
+                return _Response(_DROPPED, b"", drop="close"), label
+            return handler(request, params), label
+        # Faults that spoil the answer after the work is done: the runs exist.
+        response = handler(request, params)
+        if action == "error_after":
+            status, body, headers = faults.rejection(rule)
+            return _json(status, body, headers), label
+        if action == "drop_after":
+            return replace(response, drop=rule.drop_mode), label
+        if action == "malformed_json":
+            return replace(response, body=faults.truncate(response.body)), label
+        # The rest rewrite the runs of a successful answer; an error answer has none, so the
+        # rule is not used up by it.
+        if not 200 <= response.status < 300 or response.content_type != _JSON:
+            self._faults.give_back(rule)
+            return response, None
+        payload = faults.rewrite_runs(rule, kind, json.loads(response.body))
+        return _json(response.status, payload, response.headers), label
 
     # ---------------------------------------------------------------- plumbing
 
     def _dispatch(
         self, routes: list[_Route], request: _Request, path: str, *, authenticate: bool
-    ) -> _Response:
+    ) -> tuple[_Response, str | None]:
+        """The answer, and the label of the fault that shaped it (None: no fault fired)."""
         for route in routes:
             match = route.pattern.fullmatch(path)
             if match is None:
                 continue
             # DRF order: authentication happens before the method check and the lookup.
+            # Faults come after both: a rejected key or method is not a request the server
+            # would have served, so it does not use up a rule meant for a real one.
             if authenticate and (denied := self._authenticate(request)) is not None:
-                return denied
+                return denied, None
             handler = route.methods.get(request.method)
             if handler is None:
                 allow = ", ".join(sorted(route.methods))
                 message = f'Method "{request.method}" not allowed.'
-                return _json(405, {"detail": message}, {"Allow": allow})
-            return handler(request, match.groupdict())
-        return _detail(404, _NOT_FOUND)
+                return _json(405, {"detail": message}, {"Allow": allow}), None
+            if route.kind is None:
+                return handler(request, match.groupdict()), None
+            return self._with_faults(route.kind, handler, request, match.groupdict())
+        return _detail(404, _NOT_FOUND), None
 
     def _authenticate(self, request: _Request) -> _Response | None:
         given = request.headers.get(API_KEY_HEADER)
@@ -153,28 +238,38 @@ class _Api:
         runs = rf"{_V1}/(?:runs|runs-external)"
         profiles = rf"{_V1}/test-profiles-external"
         actions = "|".join(re.escape(action) for action in RUNNERS)
-        table: list[tuple[str, dict[str, Handler]]] = [
-            (rf"{scenarios}/(?P<action>{actions})", {"POST": self._create}),
-            (scenarios, {"GET": self._list_scenarios}),
-            (rf"{scenarios}/(?P<scenario_id>\d+)", {"GET": self._scenario}),
-            (rf"(?:{_V1}|{_V2})/aiagents/(?P<agent_id>\d+)", {"GET": self._agent}),
-            (profiles, {"GET": self._list_profiles}),
-            (rf"{profiles}/(?P<profile_id>\d+)", {"GET": self._profile}),
-            (results, {"GET": self._list_results}),
-            (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}),
-            (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}),
-            (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}),
-            (rf"{runs}/bulk", {"GET": self._bulk}),
-            (rf"{runs}/(?P<run_id>\d+)", {"GET": self._run_detail}),
-            (rf"{runs}/(?P<run_id>\d+)/end_call", {"POST": self._end_call}),
+        # The third element is the route's kind: the fault ``match`` value that selects it.
+        table: list[tuple[str, dict[str, Handler], FaultMatch]] = [
+            (rf"{scenarios}/(?P<action>{actions})", {"POST": self._create}, "start"),
+            (scenarios, {"GET": self._list_scenarios}, "scenario"),
+            (rf"{scenarios}/(?P<scenario_id>\d+)", {"GET": self._scenario}, "scenario"),
+            (rf"(?:{_V1}|{_V2})/aiagents/(?P<agent_id>\d+)", {"GET": self._agent}, "agent"),
+            (profiles, {"GET": self._list_profiles}, "test_profile"),
+            (rf"{profiles}/(?P<profile_id>\d+)", {"GET": self._profile}, "test_profile"),
+            (results, {"GET": self._list_results}, "results"),
+            (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}, "result"),
+            (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}, "end_call"),
+            (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}, "rerun"),
+            (rf"{runs}/bulk", {"GET": self._bulk}, "bulk"),
+            (rf"{runs}/(?P<run_id>\d+)", {"GET": self._run_detail}, "run"),
+            (rf"{runs}/(?P<run_id>\d+)/end_call", {"POST": self._end_call}, "end_call"),
         ]
-        return [_Route(re.compile(pattern), methods) for pattern, methods in table]
+        return [_Route(re.compile(pattern), methods, kind) for pattern, methods, kind in table]
 
     def _emulator_routes(self) -> list[_Route]:
         table: list[tuple[str, dict[str, Handler]]] = [
             (rf"{CONTROL_PREFIX}/requests", {"GET": self._control_requests}),
             (rf"{CONTROL_PREFIX}/runs", {"GET": self._control_runs}),
             (rf"{CONTROL_PREFIX}/reset", {"POST": self._control_reset}),
+            (
+                rf"{CONTROL_PREFIX}/faults",
+                {
+                    "GET": self._control_faults,
+                    "POST": self._control_add_faults,
+                    "PUT": self._control_add_faults,
+                    "DELETE": self._control_clear_faults,
+                },
+            ),
             (rf"{CONTROL_PREFIX}/dashboard/results/(?P<result_id>\d+)", {"GET": self._dashboard}),
         ]
         return [_Route(re.compile(pattern), methods) for pattern, methods in table]
@@ -306,6 +401,35 @@ class _Api:
         self._store.reset()
         return _detail(200, "Emulator state cleared.")
 
+    def _control_faults(self, _: _Request, __: dict[str, str]) -> _Response:
+        return _json(200, self.describe_faults())
+
+    def _control_add_faults(self, request: _Request, _: dict[str, str]) -> _Response:
+        """POST adds the rules in the body (one object or a list), PUT replaces all with them."""
+        where = f"{request.method} {CONTROL_PREFIX}/faults"
+        try:
+            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            return _detail(400, f"{where}: JSON parse error - {exc}")
+        if body is None and request.method == "POST":
+            example = '{"match": "start", "action": "error_after", "status": 500}'
+            return _detail(400, f"{where}: send a fault rule as JSON, e.g. {example}")
+        items = body if isinstance(body, list) else [] if body is None else [body]
+        try:
+            # All or nothing: one bad rule in a list installs none of them.
+            rules = [
+                parse_fault(raw, where=f"{where}: fault[{number}]")
+                for number, raw in enumerate(items, start=1)
+            ]
+        except CatalogueError as exc:
+            return _detail(400, str(exc))
+        self.add_faults(rules, replace_all=request.method == "PUT")
+        return _json(201 if request.method == "POST" else 200, self.describe_faults())
+
+    def _control_clear_faults(self, _: _Request, __: dict[str, str]) -> _Response:
+        self.add_faults([], replace_all=True)
+        return _json(200, self.describe_faults())
+
     def _dashboard(self, _: _Request, params: dict[str, str]) -> _Response:
         result_id = int(params["result_id"])
         result = self._store.result_detail(result_id)
@@ -435,7 +559,33 @@ class _Handler(BaseHTTPRequestHandler):
             # A bug in the emulator must not look like a dropped connection to the client.
             traceback.print_exc(file=sys.stderr)
             response = _detail(500, "Internal emulator error; see the emulator's stderr.")
-        self._send(response)
+        if response.drop is not None:
+            self._drop(response.drop)
+        else:
+            self._send(response)
+
+    def _drop(self, mode: DropMode) -> None:
+        """Hang up without a complete answer, as a crashing server or proxy would.
+
+        ``close`` sends FIN before any byte of an answer and ``partial`` after half a header
+        block; httpx raises RemoteProtocolError for both. ``reset`` sends RST (ReadError).
+        Nothing is raised here, so the server logs nothing and goes on serving.
+        """
+        self.close_connection = True  # the stream is unusable for any further request
+        if mode == "partial":
+            # Never a complete header block, so the status in it never reaches the client.
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Le")
+            self.wfile.flush()
+        if mode == "reset":
+            # A zero linger timeout makes close() send RST and discard unsent data; the
+            # server must then close without shutdown(SHUT_WR) first, which would send a FIN
+            # the client could read as a clean end of stream before the RST arrives.
+            linger = struct.pack("ii", 1, 0)
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            self.server.reset_on_close(self.connection)
+            return
+        with contextlib.suppress(OSError):  # the client may have hung up already
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _read_body(self) -> bytes | None:
         """The request body, or None if its framing is broken (the connection is then closed)."""
@@ -482,8 +632,13 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: _Api) -> None:
         self.api = api
         self._connections: set[socket.socket] = set()
+        self._resets: set[socket.socket] = set()  # dropped with RST: close without FIN
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def reset_on_close(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._resets.add(connection)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -493,6 +648,11 @@ class _Server(ThreadingHTTPServer):
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
+            reset = request in self._resets
+            self._resets.discard(request)
+        if reset:
+            self.close_request(request)  # no shutdown(SHUT_WR): see _Handler._drop
+            return
         super().shutdown_request(request)
 
     def close_connections(self) -> None:
@@ -589,6 +749,7 @@ class Emulator:
         """Bind and serve in a daemon thread; returns self. Starting twice is a no-op."""
         if self._server is not None:
             return self
+        self._api.stopping.clear()
         server = _Server((self.host, self.port), self._api)
         self.port = server.server_address[1]
         self._url = f"http://{self.host}:{self.port}"
@@ -608,6 +769,7 @@ class Emulator:
         self._server = self._thread = None
         if server is None:
             return
+        self._api.stopping.set()
         _shutdown_promptly(server)
         server.close_connections()
         server.server_close()
@@ -647,5 +809,63 @@ class Emulator:
         return self._store.debug_runs()
 
     def reset(self) -> None:
-        """Forget results, runs and logged requests; new ids continue where they left off."""
+        """Forget results, runs and logged requests; new ids continue where they left off.
+
+        Faults stay installed (they are configuration, like the catalogue): clear_faults().
+        """
         self._store.reset()
+
+    def inject(
+        self,
+        match: FaultMatch,
+        action: FaultAction,
+        *,
+        times: int | None = None,
+        status: int | None = None,
+        retry_after: str | float | None = None,
+        retry_after_ms: int | None = None,
+        delay_s: float | None = None,
+        drop_mode: DropMode | None = None,
+        status_value: str | None = None,
+        omit: int | None = None,
+        omit_ids: Sequence[int] | None = None,
+        scenario_ids: Sequence[int] | None = None,
+    ) -> FaultRule:
+        """Install a fault rule after those already installed; returns it, defaults filled in.
+
+        The arguments are the ``[[fault]]`` keys of the catalogue, with the same defaults and
+        checks (``times`` 1, 0 = every matching request); raises ``CatalogueError`` (a
+        ``ValueError``) naming the field and its allowed values. Takes effect for the next
+        request, also while a session is running.
+        """
+        given = {
+            "match": match,
+            "action": action,
+            "times": times,
+            "status": status,
+            "retry_after": retry_after,
+            "retry_after_ms": retry_after_ms,
+            "delay_s": delay_s,
+            "drop_mode": drop_mode,
+            "status_value": status_value,
+            "omit": omit,
+            "omit_ids": omit_ids,
+            "scenario_ids": scenario_ids,
+        }
+        rule = parse_fault(
+            {name: value for name, value in given.items() if value is not None},
+            where="Emulator.inject",
+        )
+        self._api.add_faults([rule])
+        return rule
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule, those of the catalogue too (``never_finish`` runs then end
+        as their clocks say)."""
+        self._api.add_faults([], replace_all=True)
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        """The installed rules in order, as ``GET /_emulator/faults`` lists them: the rule's
+        fields plus ``fired`` (requests it applied to) and ``remaining`` (None = unlimited)."""
+        return self._api.describe_faults()

@@ -8,8 +8,10 @@ deterministically, and means there is nothing to stop or join.
 
 Run lifecycle (``real seconds = emulated seconds * time_scale``): ``pending`` until 10 % of the
 scenario's duration has passed, then ``running``, then terminal at the full duration:
-``completed`` (pass/fail), ``failed`` (error). ``hang`` runs stay ``running``; an ended call
-becomes ``cancelled``. Error and cancelled runs carry ``expected_outcome: null`` and no metrics,
+``completed`` (pass/fail), ``failed`` (error). ``hang`` runs stay ``running``, and so do the
+runs of scenarios a ``never_finish`` fault names, for as long as it is installed (it can be
+switched off mid-session, and the runs then end as their clocks say); an ended call becomes
+``cancelled``. Error and cancelled runs carry ``expected_outcome: null`` and no metrics,
 as nothing was evaluated.
 
 Result counts: ``completed_runs_count`` counts terminal runs, ``success_runs_count`` runs with
@@ -59,12 +61,18 @@ CREATE_RESPONSE_KEYS = (
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request to a Cekura path as the emulator saw it (``path`` excludes the query)."""
+    """One request to a Cekura path as the emulator saw it (``path`` excludes the query).
+
+    ``status`` is what the client received: 0 when the connection was dropped without an
+    answer. ``fault`` names the injected fault that shaped the answer (``"error_after:500"``),
+    None for an ordinary one.
+    """
 
     method: str
     path: str
     query: dict[str, str]
     status: int
+    fault: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +179,7 @@ class Store:
         self._runs: dict[int, _RunRecord] = {}
         self._attempts: dict[int, int] = {}  # scenario id -> runs started so far
         self._requests: list[RequestRecord] = []
+        self._never_finish: frozenset[int] = frozenset()  # scenario ids, from fault rules
         self._next_result_id = FIRST_RESULT_ID
         self._next_run_id = FIRST_RUN_ID
 
@@ -267,12 +276,20 @@ class Store:
                 self._cancel(self._runs[run_id], now)
             return True
 
+    def set_never_finish(self, scenario_ids: frozenset[int]) -> None:
+        """Keep the runs of these scenarios ``running`` (a ``never_finish`` fault); reads
+        derive statuses from the clock, so switching this off lets overdue runs end at once."""
+        with self._lock:
+            self._never_finish = scenario_ids
+
     def log_request(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
 
     def reset(self) -> None:
-        """Forget results, runs and requests; ids keep counting so old ids never come back."""
+        """Forget results, runs and requests; ids keep counting so old ids never come back.
+
+        Faults (``never_finish`` too) are configuration, like the catalogue, and stay."""
         with self._lock:
             self._results.clear()
             self._runs.clear()
@@ -360,7 +377,7 @@ class Store:
             return _Phase("cancelled", started, run.cancelled_at, "cancelled")
         if now < start:
             return _Phase("pending", None, None, None)
-        if scenario.outcome == "hang" or now < end:
+        if scenario.outcome == "hang" or scenario.id in self._never_finish or now < end:
             return _Phase("running", start, None, None)
         verdict = self._verdict(run, scenario)
         return _Phase("failed" if verdict == "error" else "completed", start, end, verdict)

@@ -479,7 +479,13 @@ def test_request_log_records_cekura_paths_only(api: httpx.Client, emulator: Emul
     assert emulator.count("get") == 4
     assert emulator.count("GET", "/runs/bulk") == 2
     served = get_json(api, "/_emulator/requests")
-    assert served[0] == {"method": "POST", "path": LIVEKIT, "query": {}, "status": 201}
+    assert served[0] == {
+        "method": "POST",
+        "path": LIVEKIT,
+        "query": {},
+        "status": 201,
+        "fault": None,
+    }
     assert len(served) == 5
 
 
