@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpcore  # noqa: F401  (see below)
 import pytest
 
 from pytest_cekura.emulator import Emulator, load_catalogue
+
+# httpx maps httpcore's exceptions to its own with isinstance checks against the httpcore
+# classes it saw first. In-process pytester runs drop modules first imported inside them, so
+# httpcore must be imported here, once, or a later run's exceptions would escape unmapped.
 
 #: A sentinel key: tests grep every output for it to prove it never leaks.
 SENTINEL_KEY = "sk-cekura-SENTINEL-3f9b2c71d4e8"
