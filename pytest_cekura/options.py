@@ -32,6 +32,7 @@ EMULATOR_TIMEOUT = 60.0
 DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
 DEFAULT_AGENT_READY_TIMEOUT = 60.0
 DEFAULT_TOLERANCE = 0.1
+DEFAULT_REQUEST_TIMEOUT = 30.0
 #: Cekura does not document dashboard deep links; this template is overridable per project.
 DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/results/{result_id}?run={run_id}"
 
@@ -162,6 +163,13 @@ _OPTIONS = (
         metavar="SECONDS",
     ),
     _Option(
+        "--cekura-request-timeout",
+        "cekura_request_timeout",
+        f"Seconds to wait for each API answer (default {DEFAULT_REQUEST_TIMEOUT:g}); a "
+        "run-starting request that times out is looked up by name, never sent again.",
+        metavar="SECONDS",
+    ),
+    _Option(
         "--cekura-dashboard-url",
         "cekura_dashboard_url",
         "Link template for a run in Cekura's web app, with {result_id} and {run_id}.",
@@ -242,6 +250,7 @@ class Settings:
     tolerance: float
     poll_interval: float
     timeout: float
+    request_timeout: float
     dashboard_url: str
     agent_cmd: str | None
     agent_ready: str | None
@@ -298,6 +307,9 @@ def resolve(
         ),
         timeout=_positive(
             *value("cekura_timeout"), default=EMULATOR_TIMEOUT if emulator else DEFAULT_TIMEOUT
+        ),
+        request_timeout=_positive(
+            *value("cekura_request_timeout"), default=DEFAULT_REQUEST_TIMEOUT
         ),
         dashboard_url=_template(*value("cekura_dashboard_url")),
         agent_cmd=_text(*value("cekura_agent_cmd")),

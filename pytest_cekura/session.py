@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from .client import BULK_CHUNK_SIZE, CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
@@ -102,10 +104,17 @@ class CekuraSession:
             url, key = self._remote_emulator or self.start_emulator()
             if self.dashboard_url == DEFAULT_DASHBOARD_URL:
                 self.dashboard_url = url + EMULATOR_DASHBOARD
-            return CekuraClient(url, key)
+            return CekuraClient(url, key, timeout=self._http_timeout())
         if self.settings.api_key is None:
             raise ConfigError(MISSING_KEY)
-        return CekuraClient(self.settings.base_url, self.settings.api_key)
+        return CekuraClient(
+            self.settings.base_url, self.settings.api_key, timeout=self._http_timeout()
+        )
+
+    def _http_timeout(self) -> httpx.Timeout:
+        # Connecting and queueing for a connection stay short whatever the read timeout is.
+        seconds = self.settings.request_timeout
+        return httpx.Timeout(seconds, connect=min(5.0, seconds), pool=min(5.0, seconds))
 
     def emulator_catalogue(self) -> Catalogue | None:
         """The emulator's catalogue, read (and checked) once; None without a file."""

@@ -174,3 +174,13 @@ def test_slow_server_is_waited_for_without_spurious_retries(suite: Suite) -> Non
     suite.pytester.makepyfile(ONE_TEST)
     suite.run().assert_outcomes(passed=1)
     assert starts(suite) == 1
+
+
+def test_post_timing_out_while_cekura_accepts_late_is_adopted(suite: Suite) -> None:
+    """Row 4: the answer comes too late; the runs exist; found by name, not re-posted."""
+    suite.emulator.inject("start", "slow", delay_s=1.0)
+    suite.pytester.makepyfile(ONE_TEST)
+    result = suite.run("--cekura-request-timeout=0.3", "--cekura-no-preflight")
+    result.assert_outcomes(passed=1)
+    assert starts(suite) == 1
+    assert len(suite.emulator.runs) == 4
