@@ -37,12 +37,16 @@ from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfi
 from pytest_cekura.emulator.content import DEFAULT_PERSONALITY_ID, personality_name
 
 SuccessRateFormat = Literal["percent", "fraction"]
-Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+Status = Literal["pending", "in_queue", "running", "evaluating", "completed", "failed", "cancelled"]
 TerminalVerdict = Literal["pass", "fail", "error", "cancelled"]
 
 FIRST_RESULT_ID = 5000
 FIRST_RUN_ID = 90000
-RUNNING_AFTER = 0.1  # fraction of the call's duration spent "pending" (room setup, dialling)
+# A call's life as fractions of its duration: created "pending", then "in_queue" waiting for a
+# line, "running" while the caller and agent talk, "evaluating" while Cekura scores the call.
+QUEUED_AFTER = 0.05
+RUNNING_AFTER = 0.1  # fraction of the call's duration before it connects (room setup, dialling)
+EVALUATING_AFTER = 0.9
 ERROR_MESSAGE = "Agent did not join the room within 30 s"
 CANCELLED_MESSAGE = "Call ended by user"
 RECORDING_URL = "https://recordings.emulator.invalid/runs/{run_id}.wav"
@@ -376,9 +380,14 @@ class Store:
             started = start if run.cancelled_at >= start else None
             return _Phase("cancelled", started, run.cancelled_at, "cancelled")
         if now < start:
-            return _Phase("pending", None, None, None)
-        if scenario.outcome == "hang" or scenario.id in self._never_finish or now < end:
+            queued = now >= run.created + QUEUED_AFTER * duration
+            return _Phase("in_queue" if queued else "pending", None, None, None)
+        if scenario.outcome == "hang" or scenario.id in self._never_finish:
             return _Phase("running", start, None, None)
+        if now < run.created + EVALUATING_AFTER * duration:
+            return _Phase("running", start, None, None)
+        if now < end:
+            return _Phase("evaluating", start, None, None)
         verdict = self._verdict(run, scenario)
         return _Phase("failed" if verdict == "error" else "completed", start, end, verdict)
 
@@ -557,10 +566,12 @@ class Store:
 
 
 def _result_status(phases: list[_Phase]) -> str:
-    if all(p.status == "pending" for p in phases):
+    if all(p.status in ("pending", "in_queue") for p in phases):
         return "pending"
-    if any(p.verdict is None for p in phases):
+    if any(p.verdict is None and p.status != "evaluating" for p in phases):
         return "in_progress"
+    if any(p.status == "evaluating" for p in phases):
+        return "evaluating"  # every call is over; scores are still being computed
     return "failed" if all(p.status == "failed" for p in phases) else "completed"
 
 

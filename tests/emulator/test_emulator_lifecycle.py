@@ -41,9 +41,13 @@ def expected_flaky_pass(scenario_id: int, attempt: int, probability: float) -> b
     ("elapsed", "run_status", "result_status"),
     [
         (0, "pending", "pending"),
-        (9.9, "pending", "pending"),
+        (4.9, "pending", "pending"),
+        (5, "in_queue", "pending"),
+        (9.9, "in_queue", "pending"),
         (10, "running", "in_progress"),
-        (99.9, "running", "in_progress"),
+        (89.9, "running", "in_progress"),
+        (90, "evaluating", "evaluating"),
+        (99.9, "evaluating", "evaluating"),
         (100, "completed", "completed"),
     ],
 )
@@ -180,7 +184,7 @@ def test_unlisted_scenario_passes_after_default_duration(
 ) -> None:
     _, run_id = started(api, 4242)
     clock.advance(29.9)
-    assert run(api, run_id)["status"] == "running"
+    assert run(api, run_id)["status"] == "evaluating"  # the last tenth of the duration
     clock.advance(0.1)
     done = run(api, run_id)
     assert (done["status"], done["success"], done["scenario_name"]) == (
@@ -210,8 +214,10 @@ def test_time_scale_converts_emulated_to_real_seconds(
         httpx.Client(base_url=emulator.url, headers={"X-CEKURA-API-KEY": API_KEY}) as client,
     ):
         _, run_id = started(client, PASS)  # 100 emulated s = 50 clock s
-        clock.advance(49.9)
+        clock.advance(44.9)
         assert run(client, run_id)["status"] == "running"
+        clock.advance(5.0)
+        assert run(client, run_id)["status"] == "evaluating"
         clock.advance(0.1)
         completed = run(client, run_id)
         assert (completed["status"], completed["duration"]) == ("completed", "01:40")
