@@ -7,6 +7,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Generator
@@ -37,7 +38,7 @@ from .report import (
 )
 from .reuse import CACHE_KEY, ResultCache
 from .secret import Secret
-from .session import CekuraSession
+from .session import CekuraSession, WaitCutShort
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
@@ -270,17 +271,40 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if cekura.dry_run_groups is not None:
         pytest.skip("cekura dry run: nothing was submitted")
     progress = _progress(item.config)
-    if progress is None:
-        record = cekura.verdict(item.nodeid)
-    else:
+    give_up_at, limit = item.stash.get(TIMEOUT_KEY, (None, None))
+    if progress is not None:
         progress.start()
-        try:
-            record = cekura.verdict(item.nodeid, progress.tick)
-        finally:
+    try:
+        record = cekura.verdict(
+            item.nodeid, progress.tick if progress else None, give_up_at=give_up_at
+        )
+    except WaitCutShort as exc:
+        # Ending the wait ourselves, just before pytest-timeout would, gives a clean error
+        # with either of its methods (its "thread" method would end the whole process).
+        pytest.fail(
+            f"Timeout (>{limit:g}s) from pytest-timeout while waiting for Cekura: {exc}; "
+            "the calls are ended at the end of the session",
+            pytrace=False,
+        )
+    finally:
+        if progress is not None:
             progress.finish()
     item.user_properties.extend(junit_properties(record, cekura.dashboard_url))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         pytest.fail(_text(item.config, record), pytrace=False)
+
+
+TIMEOUT_KEY = pytest.StashKey[tuple[float, float]]()
+#: How long before pytest-timeout's own timer a waiting test gives up by itself.
+TIMEOUT_MARGIN = 0.5
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """Note when pytest-timeout will fire for this test; its own timer is still set."""
+    timeout = float(settings.timeout)
+    margin = min(TIMEOUT_MARGIN, timeout / 10)
+    item.stash[TIMEOUT_KEY] = (time.monotonic() + timeout - margin, timeout)
 
 
 def _progress(config: pytest.Config) -> Progress | None:

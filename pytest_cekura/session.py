@@ -45,6 +45,16 @@ AUTH_FAILED = (
 )
 #: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
 CANCEL_BUDGET = 10.0
+
+
+class WaitCutShort(Exception):  # noqa: N818  (not an error of Cekura's: a bounded wait ended)
+    """The wait for a test's runs ended at the caller's limit, before they all finished."""
+
+    def __init__(self, run_ids: list[int]) -> None:
+        super().__init__(f"runs {', '.join(map(str, run_ids))} still going")
+        self.run_ids = run_ids
+
+
 EARLY_REASON = (
     "still going when the verdict was already decided; the call was ended to save money "
     "(--cekura-early-verdict)"
@@ -277,9 +287,17 @@ class CekuraSession:
     # -- verdicts ----------------------------------------------------------------------------
 
     def verdict(
-        self, nodeid: str, on_tick: Callable[[dict[str, int]], None] | None = None
+        self,
+        nodeid: str,
+        on_tick: Callable[[dict[str, int]], None] | None = None,
+        *,
+        give_up_at: float | None = None,
     ) -> TestRecord:
-        """Wait for the test's runs (bounded by the deadline) and judge them; cached."""
+        """Wait for the test's runs (bounded by the deadline) and judge them; cached.
+
+        ``give_up_at`` (a ``time.monotonic()`` instant, e.g. just before the test's own
+        timeout) stops the wait early with ``WaitCutShort``; the verdict stays undecided.
+        """
         record = self.records[nodeid]
         if record.verdict is None:
             runs = record.assignment.runs
@@ -295,16 +313,20 @@ class CekuraSession:
                     unfinished_reason=reason,
                 )
 
-            def decided(now: Sequence[RunState]) -> bool:
-                return decide(now).outcome is not Outcome.ERROR
+            def enough(now: Sequence[RunState]) -> bool:
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    return True
+                return settings.early_verdict and decide(now).outcome is not Outcome.ERROR
 
             states: dict[int, RunState] = {}
             if self._poller is not None:
                 if self._lazy:
                     self._poller.track(runs, poll_now=True)
-                until = decided if settings.early_verdict else None
-                states = self._poller.wait([run.id for run in runs], on_tick, until)
+                states = self._poller.wait([run.id for run in runs], on_tick, enough)
             ordered = [states[run.id] for run in runs]
+            going = [state.run.id for state in ordered if not state.done]
+            if going and give_up_at is not None and time.monotonic() >= give_up_at:
+                raise WaitCutShort(going)
             early = self._end_early(nodeid, ordered) if settings.early_verdict else 0
             record.verdict = decide(ordered, EARLY_REASON if early else None)
             if nodeid in self.baseline:
