@@ -18,7 +18,9 @@ from .models import Run
 
 #: How long the main thread blocks at a time, so signals (Ctrl-C, pytest-timeout) land promptly.
 WAIT_SLICE = 0.25
-JITTER = 0.1  # +/- 10 % on each interval, so many CI jobs don't poll in lock-step
+#: Up to 10 % off each interval, so many CI jobs don't poll in lock-step. Only ever shorter:
+#: a finished run is then seen at most one interval (plus a poll) after it ends.
+JITTER = 0.1
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Poller:
         """Block until every run in ``run_ids`` is done, ``until`` says enough, or the
         deadline passes. ``on_tick`` gets ``_counts()`` on this (the main) thread each slice.
         """
+        last_tick = self._clock()
         with self._changed:
             while not self._all_done(run_ids) and self._clock() < self._deadline:
                 if self._stop.is_set():
@@ -103,7 +106,10 @@ class Poller:
                 if until is not None and until([self._states[r] for r in run_ids]):
                     break
                 self._changed.wait(min(WAIT_SLICE, max(0.0, self._deadline - self._clock())))
-                if on_tick is not None:
+                # The poller wakes us once per chunk it fetched; counting every run each time
+                # would make a big session quadratic, so progress is counted once per slice.
+                if on_tick is not None and self._clock() - last_tick >= WAIT_SLICE:
+                    last_tick = self._clock()
                     on_tick(self._counts())
             return {run_id: self._states[run_id] for run_id in run_ids}
 
@@ -130,7 +136,7 @@ class Poller:
             remaining = self._deadline - self._clock()
             if remaining <= 0:
                 break
-            jitter = 1.0 + JITTER * (2 * self._rng() - 1)
+            jitter = 1.0 - JITTER * self._rng()
             self._wake.wait(min(self._interval * jitter, remaining))
             self._wake.clear()
             if self._stop.is_set():
