@@ -22,7 +22,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -38,9 +38,9 @@ from .errors import (
     TransportError,
 )
 from .models import AgentSettings, Result, Run, Scenario
+from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret, redact
 
-DEFAULT_BASE_URL = "https://api.cekura.ai"
 API_KEY_HEADER = "X-CEKURA-API-KEY"
 #: The bulk endpoint's id limit is undocumented; 50 ids keep the URL well under 2 KB.
 BULK_CHUNK_SIZE = 50
@@ -50,72 +50,6 @@ START_LABEL = "POST start runs"
 PREFLIGHT_LABEL = "GET preflight"
 RERUN_LABEL = "POST rerun"
 END_CALL_LABEL = "POST end call"
-
-
-@dataclass(frozen=True)
-class Provider:
-    """A run-starting endpoint and the shape of body it takes (cekura-api.md section 2).
-
-    ``objects`` endpoints take ``scenarios: [{"scenario": id, ...}]`` and an ``agent``;
-    ``ids`` endpoints take ``scenarios: [id, ...]`` and a required ``agent_id``.
-    """
-
-    name: str
-    path: str
-    family: Literal["objects", "ids"]
-    #: False for the v1 room-URL runners, which start one run per element: repeat it instead.
-    takes_frequency: bool = True
-    #: Fields the endpoint requires in each scenario element (objects) or at the top (ids).
-    required_fields: tuple[str, ...] = ()
-
-
-def _provider(name: str, path: str, family: Literal["objects", "ids"], **kw: Any) -> Provider:
-    return Provider(name, f"/test_framework/v1/{path}/", family, **kw)
-
-
-#: Every run-starting endpoint of the reference, by the name the marker's ``provider=`` takes.
-#: Paths are the API reference's where it has one, else the official SDK's, with the slash.
-PROVIDERS: Mapping[str, Provider] = {
-    p.name: p
-    for p in (
-        _provider("livekit", "scenarios-external/run_scenarios_livekit_v2", "objects"),
-        _provider(
-            "livekit_v1",
-            "scenarios-external/run_scenarios_livekit",
-            "objects",
-            takes_frequency=False,
-            required_fields=("livekit_room_url", "access_token"),
-        ),
-        _provider("pipecat", "scenarios/run_scenarios_pipecat_v2", "objects"),
-        _provider(
-            "pipecat_v1",
-            "scenarios/run_scenarios_pipecat",
-            "objects",
-            takes_frequency=False,
-            required_fields=("pipecat_room_url",),
-        ),
-        _provider(
-            "websocket",
-            "scenarios/run_scenarios_with_websockets",
-            "objects",
-            required_fields=("websocket_url",),
-        ),
-        _provider("voice", "scenarios/run_scenarios", "ids"),
-        _provider("text", "scenarios/run_scenarios_text", "ids"),
-        _provider(
-            "vapi",
-            "scenarios/run_scenarios_vapi_webrtc",
-            "ids",
-            required_fields=("vapi_assistant_id",),
-        ),
-        _provider("retell", "scenarios-external/run_scenarios_retell_webrtc", "ids"),
-        _provider("elevenlabs", "scenarios-external/run_scenarios_elevenlabs", "ids"),
-        _provider("sip", "scenarios-external/run_scenarios_sip", "ids"),
-        _provider("email", "scenarios/run_scenarios_email", "ids"),
-        _provider("chirp", "scenarios/run_scenarios_chirp", "ids"),
-        _provider("agora", "scenarios-external/run_scenarios_agora", "ids"),
-    )
-}
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import PROVIDERS
 from .errors import ConfigError
+from .providers import PROVIDERS
 
 MARKER = "cekura_scenario"
 MARKER_DOC = (

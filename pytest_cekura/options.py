@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .client import DEFAULT_BASE_URL, PROVIDERS
 from .errors import ConfigError
+from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret
 
 ENV_API_KEY = "CEKURA_API_KEY"

@@ -1,4 +1,8 @@
-"""pytest hooks and fixtures: each hook only turns a pytest event into ``CekuraSession`` calls."""
+"""pytest hooks and fixtures: each hook only turns a pytest event into ``CekuraSession`` calls.
+
+Only light modules are imported at start-up: the HTTP client, the models (pydantic) and the
+rest load when the first Cekura test is selected, so a suite with no Cekura test pays nothing.
+"""
 
 from __future__ import annotations
 
@@ -14,34 +18,26 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .baseline import comparison_lines, load_baseline, write_baseline
-from .client import CekuraClient
 from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
-from .models import CekuraResult
 from .options import Settings, add_options
-from .outcome import Outcome
 from .progress import Progress
-from .records import TestRecord
-from .report import (
-    SummaryRow,
-    dry_run_lines,
-    failure_text,
-    json_report,
-    junit_properties,
-    summary_lines,
-    summary_row,
-)
-from .reuse import CACHE_KEY, ResultCache
 from .secret import Secret
-from .session import CekuraSession, WaitCutShort
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
+
+if TYPE_CHECKING:
+    from .client import CekuraClient
+    from .models import CekuraResult
+    from .records import TestRecord
+    from .report import SummaryRow
+    from .reuse import ResultCache
+    from .session import CekuraSession
 
 MARKER_ERROR_KEY = pytest.StashKey[str]()
 #: Name of the attribute carrying a test's summary row on its report (survives xdist).
@@ -50,7 +46,10 @@ REPORT_ATTR = "cekura"
 
 @dataclass
 class _State:
-    cekura: CekuraSession
+    config: pytest.Config
+    settings: Settings
+    #: With --cekura-compare: test id -> committed success rate.
+    baseline: dict[str, float] = field(default_factory=dict)
     #: Where the agent worker's output goes (--cekura-agent-cmd), in every process.
     worker_log: Path | None = None
     worker: AgentWorker | None = None
@@ -58,9 +57,20 @@ class _State:
     previous_sigterm: Any = None
     worker_counts: Counter[str] = field(default_factory=Counter)
     shared_dirs: set[str] = field(default_factory=set)
+    session: CekuraSession | None = None
+
+    @property
+    def cekura(self) -> CekuraSession:
+        """The session's Cekura work, created (with its imports) on first use."""
+        if self.session is None:
+            self.session = _new_session(self.config, self.settings)
+            self.session.result_cache = _result_cache(self.config)
+            self.session.baseline = self.baseline
+        return self.session
 
     def request_counts(self) -> Counter[str]:
-        return Counter(self.cekura.request_counts) + self.worker_counts
+        own = self.session.request_counts if self.session is not None else {}
+        return Counter(own) + self.worker_counts
 
 
 STATE_KEY = pytest.StashKey[_State]()
@@ -71,7 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    settings = _cekura(config).settings
+    settings = _state(config).settings
     lines = []
     where = (
         f"built-in emulator (time scale {settings.emulator_time_scale:g})"
@@ -93,22 +103,23 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = Settings.from_config(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    state = config.stash[STATE_KEY] = _State(_new_session(config, settings))
+    state = config.stash[STATE_KEY] = _State(config, settings)
     state.previous_sigterm = _interrupt_on_sigterm(config)
     if settings.emulator and not worker_input(config).get("cekura_emulator"):
         try:
             state.cekura.emulator_catalogue()  # a broken catalogue is reported at once
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-    state.cekura.result_cache = _result_cache(config)
-    if settings.reuse_seconds is not None and state.cekura.result_cache is None:
+    if settings.reuse_seconds is not None and getattr(config, "cache", None) is None:
         raise pytest.UsageError(
             "pytest-cekura: --cekura-reuse keeps results in pytest's cache, which is disabled "
             "(-p no:cacheprovider): enable it, or drop --cekura-reuse"
         )
     if settings.compare_path is not None:
+        from .baseline import load_baseline
+
         try:
-            state.cekura.baseline = load_baseline(settings.compare_path)
+            state.baseline = load_baseline(settings.compare_path)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     state.worker_log = _worker_log(config, settings)
@@ -141,6 +152,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _result_cache(config: pytest.Config) -> ResultCache | None:
+    from .reuse import CACHE_KEY, ResultCache
+
     cache = getattr(config, "cache", None)
     if cache is None:
         return None
@@ -166,7 +179,7 @@ def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
 
 def start_worker(state: _State) -> None:
     """Start the user's agent worker and wait until it is ready (once per test run)."""
-    settings = state.cekura.settings
+    settings = state.settings
     if state.worker is not None or settings.agent_cmd is None or state.worker_log is None:
         return
     spec = WorkerSpec(
@@ -193,6 +206,8 @@ def _worker_output(state: _State, lines: int = 20) -> list[str]:
 
 
 def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
+    from .session import CekuraSession
+
     if not is_worker(config):
         session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         return CekuraSession(settings, session_id)
@@ -216,15 +231,20 @@ def _cekura(config: pytest.Config) -> CekuraSession:
     return config.stash[STATE_KEY].cekura
 
 
+def _started(config: pytest.Config) -> CekuraSession | None:
+    """The session's Cekura work if any test needed it (hot per-test hooks must not start it)."""
+    return config.stash[STATE_KEY].session if STATE_KEY in config.stash else None
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Submit once, after collection and deselection (-k, -m, --lf) have settled the items."""
-    settings = _cekura(session.config).settings
+    state = _state(session.config)
+    settings = state.settings
     specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
     if not specs or _submits_nothing(session):
         return
-    state = _state(session.config)
-    if not state.cekura.settings.dry_run and not is_worker(session.config):
+    if not settings.dry_run and not is_worker(session.config):
         start_worker(state)
     try:
         state.cekura.submit(specs)
@@ -265,9 +285,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Wait for this test's runs; an error here (Cekura could not run them) is an ERROR."""
     if MARKER_ERROR_KEY in item.stash:
         pytest.fail(item.stash[MARKER_ERROR_KEY], pytrace=False)
-    cekura = _cekura(item.config)
-    if item.nodeid not in cekura.records:
+    cekura = _started(item.config)
+    if cekura is None or item.nodeid not in cekura.records:
         return
+    from .outcome import Outcome
+    from .report import junit_properties
+    from .session import WaitCutShort
+
     if cekura.dry_run_groups is not None:
         pytest.skip("cekura dry run: nothing was submitted")
     progress = _progress(item.config)
@@ -319,13 +343,15 @@ def _progress(config: pytest.Config) -> Progress | None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """The agent misbehaved: FAIL before the body runs, with the runs that show why."""
-    cekura = _cekura(item.config)
-    record = cekura.records.get(item.nodeid)
-    if record is not None and record.verdict and record.verdict.outcome is Outcome.FAILED:
+    cekura = _started(item.config)
+    record = cekura.records.get(item.nodeid) if cekura is not None else None
+    if record is not None and record.verdict and record.verdict.outcome.value == "failed":
         pytest.fail(_text(item.config, record), pytrace=False)
 
 
 def _text(config: pytest.Config, record: TestRecord) -> str:
+    from .report import failure_text
+
     state = _state(config)
     return failure_text(record, state.cekura.dashboard_url, _worker_output(state))
 
@@ -335,13 +361,16 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    record = _cekura(item.config).records.get(item.nodeid)
+    cekura = _started(item.config)
+    record = cekura.records.get(item.nodeid) if cekura is not None else None
     # The phase that decides the test's outcome carries its summary row to the reporting
     # process (the xdist controller, or this one).
     deciding = report.when == "call" or (report.when == "setup" and not report.passed)
-    if record is not None and deciding:
+    if cekura is not None and record is not None and deciding:
+        from .report import summary_row
+
         outcome = "error" if report.when == "setup" and report.failed else report.outcome
-        row = summary_row(item.nodeid, record, outcome, _cekura(item.config).dashboard_url)
+        row = summary_row(item.nodeid, record, outcome, cekura.dashboard_url)
         setattr(report, REPORT_ATTR, row.to_json())
     return report
 
@@ -355,22 +384,26 @@ class SummaryHooks:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         row = getattr(report, REPORT_ATTR, None)
         if isinstance(row, dict):
+            from .report import SummaryRow
+
             self._state.rows.append(SummaryRow.from_json(row))
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        groups = self._state.cekura.dry_run_groups
+        from .report import dry_run_lines, summary_lines
+
+        state = self._state
+        groups = state.session.dry_run_groups if state.session is not None else None
         if groups is not None:
             terminalreporter.section("cekura dry run")
             for line in dry_run_lines(groups):
                 terminalreporter.write_line(line)
-        if not self._state.rows or terminalreporter.config.get_verbosity() < -1:
+        if not state.rows or terminalreporter.config.get_verbosity() < -1:
             return
-        cekura = self._state.cekura
-        if cekura.settings.compare_path is not None:
+        if state.settings.compare_path is not None:
+            from .baseline import comparison_lines
+
             terminalreporter.section("cekura baseline comparison")
-            for line in comparison_lines(
-                self._state.rows, cekura.baseline, cekura.settings.tolerance
-            ):
+            for line in comparison_lines(state.rows, state.baseline, state.settings.tolerance):
                 terminalreporter.write_line(line)
         terminalreporter.section("cekura")
         lines = summary_lines(self._state.rows, self._state.request_counts())
@@ -388,23 +421,28 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C the
         # rest would go on costing money. The controller sees every run in the manifest.
         state.cekura.end_unfinished(manifest_run_ids(state.shared_dirs))
-    state.cekura.close()
+    if state.session is not None:
+        state.session.close()
     if state.worker is not None:
         state.worker.stop()
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
-        output["cekura_request_counts"] = state.cekura.request_counts
+        output["cekura_request_counts"] = dict(state.request_counts())
     else:
-        settings = state.cekura.settings
+        settings = state.settings
         if settings.report_path is not None:
             _write_report(state, settings.report_path)
         if settings.baseline_path is not None:
+            from .baseline import write_baseline
+
             write_baseline(settings.baseline_path, state.rows)
     for directory in state.shared_dirs:
         shutil.rmtree(directory, ignore_errors=True)
 
 
 def _write_report(state: _State, path: Path) -> None:
+    from .report import json_report
+
     cekura = state.cekura
     data = json_report(
         state.rows, state.request_counts(), session_id=cekura.session_id, api=cekura.api_url
@@ -423,7 +461,7 @@ class XdistHooks:
         # Before xdist's own sessionstart spawns the workers, which submit once collected.
         config = session.config
         distributed = config.getoption("dist", "no") != "no" and not is_worker(config)
-        if distributed and not (config.option.collectonly or _cekura(config).settings.dry_run):
+        if distributed and not (config.option.collectonly or _state(config).settings.dry_run):
             start_worker(_state(self._config))
 
     def pytest_configure_node(self, node: Any) -> None:
@@ -432,7 +470,7 @@ class XdistHooks:
         state.shared_dirs.add(str(SubmitOnce(uid).directory))
         if state.worker_log is not None:
             node.workerinput["cekura_agent_log"] = str(state.worker_log)
-        if state.cekura.settings.emulator:
+        if state.settings.emulator:
             # One emulator for the whole run: runs started by one worker must be visible to all.
             try:
                 url, key = state.cekura.start_emulator()
