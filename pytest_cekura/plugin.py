@@ -123,7 +123,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     state.worker_log = _worker_log(config, settings)
-    config.pluginmanager.register(SummaryHooks(state), "cekura-summary")
+    if getattr(config.option, "dist", "no") != "no" and not is_worker(config):
+        # An xdist controller runs no test itself: rows arrive on its workers' reports.
+        _activate(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
 
@@ -242,6 +244,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state(session.config)
     settings = state.settings
     specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
+    if any(MARKER_ERROR_KEY in item.stash for item in session.items) or specs:
+        _activate(session.config)
     if not specs or _submits_nothing(session):
         return
     if not settings.dry_run and not is_worker(session.config):
@@ -279,9 +283,7 @@ def _skipped(item: pytest.Item) -> bool:
     return item.get_closest_marker("skip") is not None
 
 
-# Neither tryfirst nor trylast: after skip/skipif are evaluated (no waiting for a skipped
-# test), before pytest's own implementation sets up fixtures (which may use the verdict).
-def pytest_runtest_setup(item: pytest.Item) -> None:
+def _wait_for_verdict(item: pytest.Item) -> None:
     """Wait for this test's runs; an error here (Cekura could not run them) is an ERROR."""
     if MARKER_ERROR_KEY in item.stash:
         pytest.fail(item.stash[MARKER_ERROR_KEY], pytrace=False)
@@ -340,8 +342,7 @@ def _progress(config: pytest.Config) -> Progress | None:
     )
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_call(item: pytest.Item) -> None:
+def _fail_misbehaving_agent(item: pytest.Item) -> None:
     """The agent misbehaved: FAIL before the body runs, with the runs that show why."""
     cekura = _started(item.config)
     record = cekura.records.get(item.nodeid) if cekura is not None else None
@@ -356,11 +357,40 @@ def _text(config: pytest.Config, record: TestRecord) -> str:
     return failure_text(record, state.cekura.dashboard_url, _worker_output(state))
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
+class TestHooks:
+    """Per-test hooks, registered only once the session has a Cekura test: a suite without
+    one pays nothing per test."""
+
+    __test__ = False  # not a test class, whatever its name
+
+    # Neither tryfirst nor trylast: after skip/skipif are evaluated (no waiting for a skipped
+    # test), before pytest's own implementation sets up fixtures (which may use the verdict).
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        _wait_for_verdict(item)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> None:
+        _fail_misbehaving_agent(item)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        _attach_summary_row(item, report)
+        return report
+
+
+def _activate(config: pytest.Config) -> None:
+    """Register the per-test and summary hooks (once)."""
+    manager = config.pluginmanager
+    if not manager.has_plugin("cekura-tests"):
+        manager.register(TestHooks(), "cekura-tests")
+    if not manager.has_plugin("cekura-summary"):
+        manager.register(SummaryHooks(_state(config)), "cekura-summary")
+
+
+def _attach_summary_row(item: pytest.Item, report: pytest.TestReport) -> None:
     cekura = _started(item.config)
     record = cekura.records.get(item.nodeid) if cekura is not None else None
     # The phase that decides the test's outcome carries its summary row to the reporting
@@ -372,7 +402,6 @@ def pytest_runtest_makereport(
         outcome = "error" if report.when == "setup" and report.failed else report.outcome
         row = summary_row(item.nodeid, record, outcome, cekura.dashboard_url)
         setattr(report, REPORT_ATTR, row.to_json())
-    return report
 
 
 class SummaryHooks:
