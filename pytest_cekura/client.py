@@ -216,6 +216,13 @@ class CekuraClient:
             raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
         return _parse_runs(entries)
 
+    def get_all_runs(self, run_ids: Sequence[int]) -> list[Run]:
+        """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks."""
+        runs: list[Run] = []
+        for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
+            runs += self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs
+        return runs
+
     def get_scenario(self, scenario_id: int) -> Scenario:
         path = f"/test_framework/v1/scenarios/{scenario_id}/"
         data = self._request("GET", path, label=PREFLIGHT_LABEL)

@@ -77,10 +77,6 @@ class ScenarioSpec:
             json.dumps(extras, sort_keys=True),
         )
 
-    @property
-    def run_count(self) -> int:
-        return len(self.scenario_ids) * self.frequency
-
 
 _KEYWORDS = (
     "frequency",

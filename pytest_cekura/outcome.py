@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 
-from .models import KNOWN_STATUSES, Run
+from .models import Run
 from .poller import RunState
 
 #: Tolerance for comparing rates such as 2/3 against a threshold written as 0.6667.
@@ -140,7 +140,7 @@ def _issue(state: RunState, unfinished_reason: str | None) -> RunIssue | None:
 
 def _unfinished(state: RunState) -> str:
     status = state.run.status or "missing"
-    known = "" if state.run.status in KNOWN_STATUSES else " (a status pytest-cekura does not know)"
+    known = "" if state.run.is_known_status else " (a status pytest-cekura does not know)"
     reason = f"not finished by the deadline; last status {status!r}{known}"
     if state.poll_error:
         reason += f"; last polling error: {state.poll_error}"

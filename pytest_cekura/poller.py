@@ -59,10 +59,6 @@ class Poller:
         self._wake = threading.Event()  # set to poll now rather than at the next interval
         self._thread = threading.Thread(target=self._loop, name="cekura-poller", daemon=True)
 
-    @property
-    def deadline(self) -> float:
-        return self._deadline
-
     def track(self, runs: Iterable[Run], *, poll_now: bool = False) -> None:
         with self._changed:
             for run in runs:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .client import BULK_CHUNK_SIZE, CekuraClient
+from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
-from .models import CekuraResult, Run
+from .models import CekuraResult
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
 from .outcome import Outcome, Verdict, against_baseline, judge
 from .poller import Poller, RunState
@@ -234,9 +234,7 @@ class CekuraSession:
         remembered = self.result_cache.recall(group, client.base_url, max_age)
         if remembered is None:
             return None
-        runs: list[Run] = []
-        for start in range(0, len(remembered.run_ids), BULK_CHUNK_SIZE):
-            runs += client.get_runs(remembered.run_ids[start : start + BULK_CHUNK_SIZE]).runs
+        runs = client.get_all_runs(remembered.run_ids)
         if not len(runs) == len(remembered.run_ids) == group.run_count:
             return None  # not a whole result of this exact shape: pay for a fresh one
         if all(run.succeeded for run in runs):
@@ -349,14 +347,10 @@ class CekuraSession:
         if not run_ids:
             return
         try:
-            client = self.client
-            unfinished: list[int] = []
-            for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
-                batch = client.get_runs(run_ids[start : start + BULK_CHUNK_SIZE])
-                unfinished += [run.id for run in batch.runs if not run.is_terminal]
+            runs = self.client.get_all_runs(run_ids)
         except CekuraError:
             return  # the session is over; nothing more can be done from here
-        self._cancel(unfinished)
+        self._cancel([run.id for run in runs if not run.is_terminal])
 
     def _end_early(self, nodeid: str, states: Sequence[RunState]) -> int:
         """End the calls of a test decided early, unless another test still needs them."""
