@@ -67,6 +67,8 @@ _V2 = "/test_framework/v2"
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
 _MAX_LINE = 65537
+#: Content-Length a ``drop_before`` partial answer announces; none of its body is sent.
+_PARTIAL_PLACEHOLDER_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -560,21 +562,36 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             response = _detail(500, "Internal emulator error; see the emulator's stderr.")
         if response.drop is not None:
-            self._drop(response.drop)
+            self._drop(response)
         else:
             self._send(response)
 
-    def _drop(self, mode: DropMode) -> None:
+    def _drop(self, response: _Response) -> None:
         """Hang up without a complete answer, as a crashing server or proxy would.
 
-        ``close`` sends FIN before any byte of an answer and ``partial`` after half a header
-        block; httpx raises RemoteProtocolError for both. ``reset`` sends RST (ReadError).
-        Nothing is raised here, so the server logs nothing and goes on serving.
+        ``close`` sends FIN before any byte of an answer. ``partial`` sends a complete header
+        block (the real answer's for ``drop_after``; a 200 whose body never comes for
+        ``drop_before``, which did nothing) and only part of the body it announces, then FIN:
+        the connection breaks mid-response, which every HTTP client reports (httpx
+        RemoteProtocolError, curl exit 18, urllib IncompleteRead). Half a header block would
+        not do: curl and Python's http.client end the headers at EOF and see an empty 200.
+        ``reset`` sends RST (httpx ReadError). Nothing is raised here, so the server logs
+        nothing and goes on serving.
         """
+        mode = response.drop
         self.close_connection = True  # the stream is unusable for any further request
         if mode == "partial":
-            # Never a complete header block, so the status in it never reaches the client.
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Le")
+            if response.body:
+                status, body, announced = response.status, response.body, len(response.body)
+            else:
+                status, body, announced = 200, b"", _PARTIAL_PLACEHOLDER_LENGTH
+            self.send_response(status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(announced))
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])  # always fewer bytes than announced
             self.wfile.flush()
         if mode == "reset":
             # A zero linger timeout makes close() send RST and discard unsent data; the

@@ -8,6 +8,7 @@ created, and the plugin did not send it again".
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import threading
@@ -166,18 +167,66 @@ def test_drop_after_creates_the_runs_then_hangs_up(
     assert capfd.readouterr().err == ""
 
 
-def test_partial_drop_sends_half_a_header_block_then_fin(emulator: Emulator) -> None:
-    emulator.inject("any", "drop_before", drop_mode="partial")
+def _raw_exchange(emulator: Emulator, request: bytes) -> bytes:
+    """Send one raw HTTP request and read everything until the server closes."""
     host, port = emulator.url.removeprefix("http://").split(":")
+    received = b""
     with socket.create_connection((host, int(port)), timeout=2) as raw:
-        raw.sendall(
-            f"GET {V1}/results/ HTTP/1.1\r\nHost: x\r\nX-CEKURA-API-KEY: {API_KEY}\r\n\r\n".encode()
-        )
-        received = b""
+        raw.sendall(request)
         while chunk := raw.recv(4096):
             received += chunk
-    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert b"\r\n\r\n" not in received  # the header block never ends
+    return received
+
+
+def test_partial_drop_before_sends_headers_then_fin_mid_body(emulator: Emulator) -> None:
+    emulator.inject("any", "drop_before", drop_mode="partial")
+    received = _raw_exchange(
+        emulator,
+        f"GET {V1}/results/ HTTP/1.1\r\nHost: x\r\nX-CEKURA-API-KEY: {API_KEY}\r\n\r\n".encode(),
+    )
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Content-Length: 1024" in head.split(b"\r\n")
+    assert body == b""  # the announced body never comes
+
+
+def test_partial_drop_after_cuts_the_real_answer_mid_body(emulator: Emulator) -> None:
+    emulator.inject("start", "drop_after", drop_mode="partial")
+    payload = json.dumps(BODY).encode()
+    received = _raw_exchange(
+        emulator,
+        (
+            f"POST {LIVEKIT} HTTP/1.1\r\nHost: x\r\nX-CEKURA-API-KEY: {API_KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        + payload,
+    )
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Created\r\n")
+    announced = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.startswith(b"Content-Length")
+    )
+    assert 0 < len(body) < announced
+    assert body.startswith(b'{"id": ')
+    assert len(emulator.runs) == 1  # the work was done all the same
+
+
+@pytest.mark.parametrize("action", ["drop_before", "drop_after"])
+def test_partial_drop_is_an_error_for_http_client_too(emulator: Emulator, action: Any) -> None:
+    """Not only httpx: the stdlib client behind urllib and requests sees a broken answer, not
+    an empty 200 (which a half-finished header block would have given it)."""
+    emulator.inject("any", action, drop_mode="partial")
+    host, port = emulator.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=2)
+    try:
+        connection.request("GET", f"{V1}/results/", headers={"X-CEKURA-API-KEY": API_KEY})
+        response = connection.getresponse()
+        with pytest.raises(http.client.IncompleteRead):
+            response.read()
+    finally:
+        connection.close()
 
 
 def test_malformed_json_after_creating_the_runs(api: httpx.Client, emulator: Emulator) -> None:
