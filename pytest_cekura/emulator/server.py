@@ -226,12 +226,22 @@ class _Api:
         return _detail(404, _NOT_FOUND), None
 
     def _authenticate(self, request: _Request) -> _Response | None:
+        """The API key header, or (cekura-api.md 1, the SDK's OAuth login) ``Authorization:
+        Bearer <token>`` instead of it; the emulator's one credential is its key."""
         given = request.headers.get(API_KEY_HEADER)
-        if not given:
-            return _detail(401, "Authentication credentials were not provided.")
+        if given:
+            return self._check(given, "Invalid API key.")
+        scheme, _, token = (request.headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() == "bearer":
+            if not token.strip():
+                return _detail(401, "Invalid token header. No credentials provided.")
+            return self._check(token.strip(), "Invalid token.")
+        return _detail(401, "Authentication credentials were not provided.")
+
+    def _check(self, given: str, wrong: str) -> _Response | None:
         # Constant-time comparison: the emulator may listen on a shared host.
         if not hmac.compare_digest(given.encode("utf-8"), self._api_key):
-            return _detail(401, "Invalid API key.")
+            return _detail(401, wrong)
         return None
 
     def _cekura_routes(self) -> list[_Route]:

@@ -70,6 +70,32 @@ def test_wrong_api_key_is_401(emulator: Emulator) -> None:
     assert emulator.runs == []
 
 
+@pytest.mark.parametrize(
+    ("authorization", "status", "detail"),
+    [
+        (f"Bearer {API_KEY}", 200, None),
+        (f"bearer  {API_KEY}", 200, None),
+        ("Bearer not-the-key", 401, "Invalid token."),
+        ("Bearer", 401, "Invalid token header. No credentials provided."),
+        (f"Basic {API_KEY}", 401, "Authentication credentials were not provided."),
+    ],
+)
+def test_bearer_token_instead_of_the_key_header(
+    emulator: Emulator, authorization: str, status: int, detail: str | None
+) -> None:
+    """cekura-api.md 1: the SDK sends ``Authorization: Bearer`` *instead of* the key header."""
+    response = httpx.get(f"{emulator.url}{V1}/results/", headers={"Authorization": authorization})
+    assert response.status_code == status
+    if detail is not None:
+        assert response.json() == {"detail": detail}
+
+
+def test_key_header_wins_over_a_bearer_token(emulator: Emulator) -> None:
+    headers = {"X-CEKURA-API-KEY": "not-the-key", "Authorization": f"Bearer {API_KEY}"}
+    response = httpx.get(f"{emulator.url}{V1}/results/", headers=headers)
+    assert (response.status_code, response.json()) == (401, {"detail": "Invalid API key."})
+
+
 def test_custom_api_key_is_required_and_never_in_repr(clock: FakeClock) -> None:
     with Emulator(api_key="s3cret-value", clock=clock) as emulator:
         good = httpx.get(
