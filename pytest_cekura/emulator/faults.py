@@ -175,8 +175,9 @@ def rewrite_runs(rule: FaultRule, kind: str, payload: Any) -> Any:
 
 
 def _run_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
-    if kind == "run":
-        return [payload]
+    if kind == "run":  # one run, or a page of the runs list
+        is_page = "results" in payload and "count" in payload
+        return list(payload["results"]) if is_page else [payload]
     if kind == "result":
         return list(payload["runs"].values())  # the detail view keys runs by id
     if kind == "results":

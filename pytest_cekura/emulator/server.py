@@ -34,6 +34,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -53,6 +54,7 @@ from pytest_cekura.emulator.catalogue import (
 from pytest_cekura.emulator.state import (
     RequestRecord,
     ResultFilter,
+    RunFilter,
     Store,
     SuccessRateFormat,
 )
@@ -263,6 +265,7 @@ class _Api:
             (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}, "end_call"),
             (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}, "rerun"),
             (rf"{runs}/bulk", {"GET": self._bulk}, "bulk"),
+            (runs, {"GET": self._list_runs}, "run"),
             (rf"{runs}/(?P<run_id>\d+)", {"GET": self._run_detail}, "run"),
             (rf"{runs}/(?P<run_id>\d+)/end_call", {"POST": self._end_call}, "end_call"),
         ]
@@ -367,6 +370,28 @@ class _Api:
             return _json(400, {"run_ids": ["This field is required."]})
         unique = list(dict.fromkeys(ids))  # asked twice, answered once, first order kept
         return _json(200, self._store.runs(unique))
+
+    def _list_runs(self, request: _Request, _: dict[str, str]) -> _Response:
+        """``GET runs-external/``: full run objects, newest first, paginated, filtered."""
+        errors: dict[str, list[str]] = {}
+        where = RunFilter(
+            result_id=_int_param(request, "result__id", errors),
+            statuses=_statuses(request.last("status"), request.last("status__in")),
+            success=_bool_param(request, "success", errors),
+            scenario_ids=_id_set_param(request, "scenario__id__in", errors),
+            created_from=_datetime_param(request, "timestamp__gte", errors),
+            created_until=_datetime_param(request, "timestamp__lte", errors),
+            agent_id=_int_param(request, "result__agent_id", errors),
+            run_as_text=_bool_param(request, "result__run_as_text", errors),
+        )
+        if errors:
+            return _json(400, errors)
+        page = _page_number(request.last("page"))
+        size = _page_size(request.last("page_size"))
+        found = self._store.list_runs(where, page, size) if page is not None else None
+        if page is None or found is None:
+            return _detail(404, _INVALID_PAGE)
+        return _json(200, _page_body(request, page, size, found.count, found.items))
 
     def _run_detail(self, _: _Request, params: dict[str, str]) -> _Response:
         run = self._store.run(int(params["run_id"]))
@@ -476,6 +501,47 @@ def _id_set_param(
         errors[name] = [f"Enter comma-separated integer ids, e.g. {name}=31,32."]
         return None
     return frozenset(int(t) for t in tokens)
+
+
+def _statuses(exact: str | None, listed: str | None) -> frozenset[str] | None:
+    """``status`` and ``status__in`` together: a run must satisfy both when both are given."""
+    chosen: frozenset[str] | None = None
+    if exact is not None and exact.strip():
+        chosen = frozenset({exact.strip().lower()})
+    tokens = [token.strip().lower() for token in (listed or "").split(",") if token.strip()]
+    if tokens:
+        wanted = frozenset(tokens)
+        chosen = wanted if chosen is None else chosen & wanted
+    return chosen
+
+
+_TRUE = ("true", "True", "1")
+_FALSE = ("false", "False", "0")
+
+
+def _bool_param(request: _Request, name: str, errors: dict[str, list[str]]) -> bool | None:
+    value = request.last(name)
+    if value is None or value.strip() == "":
+        return None
+    if value.strip() in _TRUE:
+        return True
+    if value.strip() in _FALSE:
+        return False
+    errors[name] = ["Select a valid choice. Use true or false."]
+    return None
+
+
+def _datetime_param(request: _Request, name: str, errors: dict[str, list[str]]) -> datetime | None:
+    value = request.last(name)
+    if value is None or value.strip() == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace(" ", "+"))
+    except ValueError:
+        errors[name] = ["Enter a valid date/time."]
+        return None
+    # A naive time is UTC, Cekura's time zone in every timestamp it sends.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _page_number(value: str | None) -> int | None:

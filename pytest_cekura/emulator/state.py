@@ -114,6 +114,20 @@ class ResultFilter:
 
 
 @dataclass(frozen=True)
+class RunFilter:
+    """The filters of ``GET runs-external/`` (cekura-api.md 6); None = not filtered."""
+
+    result_id: int | None = None
+    statuses: frozenset[str] | None = None  # status and status__in
+    success: bool | None = None
+    scenario_ids: frozenset[int] | None = None
+    created_from: datetime | None = None  # timestamp__gte
+    created_until: datetime | None = None  # timestamp__lte
+    agent_id: int | None = None  # result__agent_id
+    run_as_text: bool | None = None  # result__run_as_text
+
+
+@dataclass(frozen=True)
 class ResultPage:
     count: int
     items: list[dict[str, Any]]
@@ -320,6 +334,44 @@ class Store:
             chosen = matching[(page - 1) * page_size : page * page_size]
             items = [self._result_view(r, now, detail=False) for r in chosen]
             return ResultPage(len(matching), items)
+
+    def list_runs(self, where: RunFilter, page: int, page_size: int) -> ResultPage | None:
+        """Runs matching ``where``, newest first; None if ``page`` is out of range.
+
+        Statuses are derived from the clock, so the status and success filters look at every
+        run's phase; that is a few milliseconds for 10,000 runs."""
+        with self._lock:
+            now = self._clock()
+            matching: list[tuple[_RunRecord, ScenarioEntry, _Phase]] = []
+            for run in reversed(self._runs.values()):
+                scenario = self._catalogue.scenario(run.scenario_id)
+                if not self._run_matches(run, where):
+                    continue
+                phase = self._phase(run, scenario, now)
+                if where.statuses is not None and phase.status not in where.statuses:
+                    continue
+                if where.success is not None and (phase.verdict == "pass") is not where.success:
+                    continue
+                if where.success is False and phase.verdict is None:
+                    continue  # success is null, not false, until the run has ended
+                matching.append((run, scenario, phase))
+            last_page = max(1, -(-len(matching) // page_size))
+            if page > last_page:
+                return None
+            chosen = matching[(page - 1) * page_size : page * page_size]
+            return ResultPage(len(matching), [self._run_view_at(*found) for found in chosen])
+
+    def _run_matches(self, run: _RunRecord, where: RunFilter) -> bool:
+        result = self._results[run.result_id]
+        created = datetime.fromtimestamp(self._wall_offset + run.created, tz=UTC)
+        return not (
+            (where.result_id is not None and run.result_id != where.result_id)
+            or (where.scenario_ids is not None and run.scenario_id not in where.scenario_ids)
+            or (where.agent_id is not None and result.agent != where.agent_id)
+            or (where.run_as_text is not None and result.run_as_text is not where.run_as_text)
+            or (where.created_from is not None and created < where.created_from)
+            or (where.created_until is not None and created > where.created_until)
+        )
 
     def runs(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:
         """Full run objects for the ids that exist, in the order given."""
