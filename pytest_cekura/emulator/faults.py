@@ -155,6 +155,11 @@ def rewrite_runs(rule: FaultRule, kind: str, payload: Any) -> Any:
         for run in _run_objects(kind, payload):
             if not rule.scenario_ids or run.get("scenario") in rule.scenario_ids:
                 run["status"] = rule.status_value
+        if not rule.scenario_ids:
+            # Results share the status enum (cekura-api.md 5.1), and clients stop polling on
+            # the result's status: it must be able to show an odd value too.
+            for result in _result_objects(kind, payload):
+                result["status"] = rule.status_value
         return payload
     runs = _run_list(kind, payload)
     if rule.action == "omit_runs":
@@ -183,6 +188,14 @@ def _run_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
     if kind == "results":
         return [run for result in payload["results"] for run in result["runs"]]
     return _run_list(kind, payload)
+
+
+def _result_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
+    if kind in ("result", "start", "rerun"):
+        return [payload]
+    if kind == "results":
+        return list(payload["results"])
+    return []
 
 
 def _run_list(kind: str, payload: Any) -> list[dict[str, Any]]:
