@@ -50,6 +50,7 @@ EVALUATING_AFTER = 0.9
 ERROR_MESSAGE = "Agent did not join the room within 30 s"
 CANCELLED_MESSAGE = "Call ended by user"
 RECORDING_URL = "https://recordings.emulator.invalid/runs/{run_id}.wav"
+CALL_ID = "emulated-call-{run_id}"
 CREATE_RESPONSE_KEYS = (
     "id",
     "name",
@@ -477,6 +478,7 @@ class Store:
             "personality_name": personality_name(run.personality_id),
             "status": phase.status,
             "success": None,
+            "scenario_instructions": content.scenario_instructions(scenario),
             "expected_outcome_prompt": content.expected_outcome_prompt(scenario),
             "expected_outcome": None,
             "evaluation": None,
@@ -484,9 +486,17 @@ class Store:
             "transcript_object": [],
             "duration": None,
             "voice_recording_url": None,
+            # The provider's call id: data, not an id of any endpoint, and deliberately not
+            # a number, so a client that takes it for the run id fails here, not on Cekura.
+            "call_id": CALL_ID.format(run_id=run.run_id) if phase.started_at is not None else "",
+            "provider_call_id": "",
             "number": None,
             "inbound_number": None,
+            "outbound_number": None,
             "error_message": "",
+            "feedback": "",
+            "is_reviewed": False,
+            "critical_categories": [],
             "run_as_text": result.run_as_text,
             "test_profile_data": profile.as_api_dict() if profile is not None else None,
             "trace_id": "",

@@ -74,6 +74,28 @@ def test_pending_run_has_every_key_with_unknowns_empty(api: httpx.Client, clock:
     assert pending["expected_outcome"] is None
     assert pending["evaluation"] is None
     assert pending["timestamp"].endswith("Z")
+    assert pending["call_id"] == ""
+
+
+def test_run_object_has_the_documented_fields(api: httpx.Client, clock: FakeClock) -> None:
+    """cekura-api.md 4: the run object's fields (email_id, for email runs, and the unverified
+    evaluation_status enum aside)."""
+    _, run_id = started(api, PASS)
+    clock.advance(100)
+    finished = run(api, run_id)
+    documented = {
+        "id", "call_id", "provider_call_id", "scenario", "scenario_name",
+        "scenario_instructions", "personality", "personality_name", "agent", "status",
+        "success", "expected_outcome_prompt", "expected_outcome", "evaluation", "transcript",
+        "transcript_object", "duration", "voice_recording_url", "number", "inbound_number",
+        "outbound_number", "metadata", "feedback", "is_reviewed", "critical_categories",
+        "error_message", "run_as_text", "test_profile_data", "trace_id", "timestamp",
+        "executed_at",
+    }  # fmt: skip
+    assert documented <= set(finished)
+    assert finished["call_id"] == f"emulated-call-{run_id}"  # a string, never the run id
+    assert finished["scenario_instructions"].startswith("You are calling about refund request")
+    assert (finished["is_reviewed"], finished["critical_categories"]) == (False, [])
 
 
 def test_passing_run(api: httpx.Client, clock: FakeClock) -> None:
