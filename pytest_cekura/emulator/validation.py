@@ -160,10 +160,23 @@ def parse_new_result(body: Any, runner: Runner, catalogue: Catalogue) -> NewResu
 def _scenarios(
     body: dict[str, Any], runner: Runner, catalogue: Catalogue, errors: Errors
 ) -> list[ScenarioItem]:
+    elements = body.get("scenarios")
+    selectors = [key for key in ("tags", "folder_path") if body.get(key) not in (None, "", [])]
+    by_selection = runner.family == "ids" and (
+        (elements is None and selectors) or isinstance(elements, int | str)
+    )
+    if by_selection and not isinstance(elements, bool):
+        # cekura-api.md 2.3 lets voice/text pick scenarios by tags, folder, count or "all";
+        # the catalogue has no tags or folders, so say so instead of "This field is required."
+        given = ", ".join(selectors) if elements is None else f"scenarios={_short(elements)}"
+        errors["scenarios"] = [
+            f"The emulator selects scenarios by id only; {given} is not emulated. "
+            "Send scenarios as a list of ids, e.g. [30, 31]."
+        ]
+        return []
     if "scenarios" not in body:
         errors["scenarios"] = [REQUIRED]
         return []
-    elements = body["scenarios"]
     problem = _list_problem(elements)
     if problem:
         errors["scenarios"] = [problem]

@@ -408,3 +408,33 @@ def test_dispatch_fields_are_not_in_cekuras_run_objects(
     assert set(debug) - set(bulk) == dispatch_only
     assert {k: v for k, v in debug.items() if k not in dispatch_only} == bulk
     assert bulk == api.get(f"{V1}/runs/{debug['id']}/").json()
+
+
+@pytest.mark.parametrize(
+    ("selection", "shown"),
+    [
+        ({"scenarios": "all"}, 'scenarios="all"'),
+        ({"scenarios": 3}, "scenarios=3"),
+        ({"scenarios": "Sales.Inbound", "project_id": 1}, 'scenarios="Sales.Inbound"'),
+        ({"tags": ["smoke"]}, "tags"),
+        ({"folder_path": "Sales.Inbound", "project_id": 1}, "folder_path"),
+    ],
+)
+def test_selection_forms_that_are_not_emulated_are_named(
+    api: httpx.Client, emulator: Emulator, selection: dict[str, Any], shown: str
+) -> None:
+    """cekura-api.md 2.3 also selects by tags, folder, a count or "all": the emulator does not
+    (its catalogue has neither tags nor folders) and says so instead of "field required"."""
+    spec = BY_ACTION["run_scenarios"]
+    body = {**spec.body(PASS), **selection}
+    if "scenarios" not in selection:
+        del body["scenarios"]
+    response = post(api, spec, body)
+    assert response.status_code == 400
+    assert response.json() == {
+        "scenarios": [
+            f"The emulator selects scenarios by id only; {shown} is not emulated. "
+            "Send scenarios as a list of ids, e.g. [30, 31]."
+        ]
+    }
+    assert emulator.runs == []
