@@ -37,7 +37,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import AgentSettings, Result, Run, Scenario
+from .models import AgentSettings, Result, Run, RunSnapshot, Scenario
 from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret, redact
 
@@ -86,7 +86,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class RunBatch:
     """One bulk answer: the runs that parsed, and the ids whose entries did not (with why)."""
 
-    runs: list[Run] = field(default_factory=list)
+    runs: list[RunSnapshot] = field(default_factory=list)
     invalid: dict[int, str] = field(default_factory=dict)
 
 
@@ -220,7 +220,7 @@ class CekuraClient:
         """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks."""
         runs: list[Run] = []
         for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
-            runs += self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs
+            runs += (s.run() for s in self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs)
         return runs
 
     def get_scenario(self, scenario_id: int) -> Scenario:
@@ -369,7 +369,7 @@ def _parse_runs(entries: Iterable[Any]) -> RunBatch:
     batch = RunBatch()
     for entry in entries:
         try:
-            batch.runs.append(Run.model_validate(entry))
+            batch.runs.append(RunSnapshot.parse(entry))
         except ValidationError as exc:
             run_id = entry.get("id") if isinstance(entry, Mapping) else None
             if isinstance(run_id, int):

@@ -8,12 +8,21 @@ strings and classified by ``is_terminal``, and numbers may arrive as strings.
 
 from __future__ import annotations
 
+import json
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 #: Statuses after which a run or result never changes again.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
@@ -21,6 +30,10 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
 ERROR_STATUSES = frozenset({"failed", "timeout", "cancelled"})
 #: Every status value documented in the reference; anything else is "unknown".
 KNOWN_STATUSES = TERMINAL_STATUSES | {"pending", "in_queue", "running", "in_progress", "evaluating"}
+
+
+def _succeeded(status: str, success: bool | None) -> bool:
+    return status == "completed" and success is True
 
 
 def _lenient_int(value: Any) -> int | None:
@@ -152,7 +165,7 @@ class Run(_Model):
     @property
     def succeeded(self) -> bool:
         """Completed and judged successful by Cekura's evaluation."""
-        return self.status == "completed" and self.success is True
+        return _succeeded(self.status, self.success)
 
     @property
     def duration_s(self) -> float | None:
@@ -176,6 +189,66 @@ def parse_duration(text: str | None) -> float | None:
         return _lenient_float(text)
     hours, minutes, seconds = match.groups()
     return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+class _RunHead(BaseModel):
+    """The fields of a run that say whether it is finished; everything else is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: int
+    status: Status = "pending"
+    success: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """A run as Cekura last showed it, kept compact: the fields that say how it is going, and
+    the run object itself as compressed JSON, parsed into a ``Run`` only when a test asks.
+
+    A parsed ``Run`` with its transcript and metrics takes ~10 KB of objects; its compressed
+    JSON a few hundred bytes. A session following 10,000 runs keeps snapshots, not ``Run``s.
+    """
+
+    id: int
+    status: str
+    success: bool | None
+    source: bytes
+
+    @classmethod
+    def parse(cls, entry: Any) -> RunSnapshot:
+        """Read one entry of a bulk answer; raises ``ValidationError`` if it is unreadable.
+
+        A finished run is validated in full here, once, so a run whose detail cannot be read
+        is found while polling, not when its test is reported. A run still going is only
+        checked for its id and status: the poller reads it again and again.
+        """
+        head = _RunHead.model_validate(entry)
+        if head.status in TERMINAL_STATUSES:
+            Run.model_validate(entry)
+        source = json.dumps(entry, separators=(",", ":")).encode()
+        return cls(head.id, head.status, head.success, zlib.compress(source, 1))
+
+    @classmethod
+    def of(cls, run: Run) -> RunSnapshot:
+        source = run.model_dump_json(by_alias=True).encode()
+        return cls(run.id, run.status, run.success, zlib.compress(source, 1))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return _succeeded(self.status, self.success)
+
+    def run(self) -> Run:
+        """The full run. A run still going whose detail is unreadable (never checked in full
+        by ``parse``) is shown by its id and status alone."""
+        try:
+            return Run.model_validate_json(zlib.decompress(self.source))
+        except ValidationError:
+            return Run(id=self.id, status=self.status, success=self.success)
 
 
 def _runs(value: Any) -> list[Any]:

@@ -53,11 +53,16 @@ class _State:
     #: Where the agent worker's output goes (--cekura-agent-cmd), in every process.
     worker_log: Path | None = None
     worker: AgentWorker | None = None
-    rows: list[SummaryRow] = field(default_factory=list)
+    #: One row per test; a rerun (pytest-rerunfailures) replaces the attempt before it.
+    rows_by_test: dict[str, SummaryRow] = field(default_factory=dict)
     previous_sigterm: Any = None
     worker_counts: Counter[str] = field(default_factory=Counter)
     shared_dirs: set[str] = field(default_factory=set)
     session: CekuraSession | None = None
+
+    @property
+    def rows(self) -> list[SummaryRow]:
+        return list(self.rows_by_test.values())
 
     @property
     def cekura(self) -> CekuraSession:
@@ -378,6 +383,8 @@ class TestHooks:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         _attach_summary_row(item, report)
+        if report.when == "teardown" and (cekura := _started(item.config)) is not None:
+            cekura.release(item.nodeid)
         return report
 
 
@@ -415,7 +422,8 @@ class SummaryHooks:
         if isinstance(row, dict):
             from .report import SummaryRow
 
-            self._state.rows.append(SummaryRow.from_json(row))
+            summary = SummaryRow.from_json(row)
+            self._state.rows_by_test[summary.nodeid] = summary
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         from .report import dry_run_lines, summary_lines

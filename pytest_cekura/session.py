@@ -19,7 +19,7 @@ import httpx
 from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
-from .models import CekuraResult
+from .models import CekuraResult, Run
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
 from .outcome import Outcome, Verdict, against_baseline, judge
 from .poller import Poller, RunState
@@ -332,15 +332,23 @@ class CekuraSession:
                     record.verdict, self.baseline[nodeid], settings.tolerance
                 )
             record.ended_early = early
-            assignment = record.assignment
-            owners = [assignment.earlier_result_id, assignment.result_id]
-            record.result = CekuraResult(
-                scenario_ids=spec.scenario_ids,
-                runs=tuple(state.run for state in ordered),
-                min_success_rate=spec.min_success_rate,
-                result_ids=tuple(owner for owner in owners if owner is not None),
-            )
+            record.result = _result(record, [state.run for state in ordered])
+        elif record.result is None and self._poller is not None:
+            # Released after an earlier report of this test (pytest-rerunfailures runs it
+            # again): the same runs, read again from the poller's snapshots.
+            states = self._poller.states([run.id for run in record.assignment.runs])
+            record.result = _result(record, [state.run for state in states.values()])
         return record
+
+    def release(self, nodeid: str) -> None:
+        """The test is reported: let go of its runs' full detail (transcripts, metrics).
+
+        A session of 10,000 runs would otherwise hold them all until it ends. The verdict
+        (with the failed runs it reports) and the summary row are kept.
+        """
+        record = self.records.get(nodeid)
+        if record is not None:
+            record.result = None
 
     def end_unfinished(self, run_ids: Sequence[int]) -> None:
         """End every call among ``run_ids`` that is still going (best effort, bounded)."""
@@ -393,6 +401,17 @@ class CekuraSession:
         futures = [pool.submit(end, run_id) for run_id in run_ids]
         wait_futures(futures, timeout=CANCEL_BUDGET)
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _result(record: TestRecord, runs: Sequence[Run]) -> CekuraResult:
+    assignment = record.assignment
+    owners = [assignment.earlier_result_id, assignment.result_id]
+    return CekuraResult(
+        scenario_ids=record.spec.scenario_ids,
+        runs=tuple(runs),
+        min_success_rate=record.spec.min_success_rate,
+        result_ids=tuple(owner for owner in owners if owner is not None),
+    )
 
 
 def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from pytest_cekura.models import CekuraResult, Result, Run, normalise_success_rate, parse_duration
+from pytest_cekura.models import (
+    CekuraResult,
+    Result,
+    Run,
+    RunSnapshot,
+    normalise_success_rate,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -125,3 +133,41 @@ def test_cekura_result_success_rate_counts_only_completed_successes() -> None:
     result = CekuraResult((30,), runs, min_success_rate=0.3, result_ids=(9,))
     assert result.success_rate == pytest.approx(1 / 3)
     assert result.passed
+
+
+FINISHED = {
+    "id": 7,
+    "scenario": 30,
+    "status": "COMPLETED",
+    "success": True,
+    "transcript_object": [{"role": "Main Agent", "content": "Hello", "timestamp": 1.5}],
+    "evaluation": {"metrics": [{"name": "Latency", "type": "numeric", "score": 800}]},
+    "new_field": {"kept": True},
+}
+
+
+def test_snapshot_keeps_a_finished_run_whole() -> None:
+    snapshot = RunSnapshot.parse(FINISHED)
+    assert (snapshot.id, snapshot.status, snapshot.succeeded) == (7, "completed", True)
+    assert snapshot.is_terminal
+    # Compressed, yet the run it gives back is the one Cekura sent, unknown fields included.
+    assert snapshot.run() == Run.model_validate(FINISHED)
+    assert snapshot.run().model_extra == {"new_field": {"kept": True}}
+
+
+def test_snapshot_of_an_unreadable_finished_run_is_refused_when_polled() -> None:
+    with pytest.raises(ValidationError, match="duration"):
+        RunSnapshot.parse({**FINISHED, "duration": {"not": "a duration"}})
+
+
+def test_snapshot_of_a_run_still_going_is_checked_only_for_its_state() -> None:
+    # The poller reads a running run every interval: only id and status are checked, and
+    # detail that cannot be read falls back to id and status (they are all a verdict needs).
+    snapshot = RunSnapshot.parse({"id": 8, "status": "running", "duration": ["odd"]})
+    assert not snapshot.is_terminal
+    assert snapshot.run() == Run(id=8, status="running")
+
+
+def test_snapshot_of_a_run_object() -> None:
+    run = Run.model_validate(FINISHED)
+    assert RunSnapshot.of(run).run() == run

@@ -311,3 +311,29 @@ def test_report_header_names_the_emulator(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest("--cekura-emulator")
     result.stdout.fnmatch_lines(["cekura: built-in emulator (time scale 0.01), poll every 0.1s*"])
+
+
+def test_a_rerun_test_gets_its_runs_again_without_a_second_submission(catalogued: Suite) -> None:
+    # A test's full run detail is let go once it is reported (sessions of 10,000 runs would
+    # otherwise hold every transcript); pytest-rerunfailures then runs the same test again.
+    catalogued.pytester.makepyfile(
+        """
+        import pytest
+
+        attempts = []
+
+        @pytest.mark.flaky(reruns=1)
+        @pytest.mark.cekura_scenario(30, frequency=2)
+        def test_refill_flow(cekura_result):
+            attempts.append(cekura_result)
+            assert len(cekura_result.runs) == 2
+            assert all(run.transcript_object for run in cekura_result.runs)
+            assert len(attempts) == 2, "first attempt fails on purpose"
+            assert attempts[0].runs == attempts[1].runs
+        """
+    )
+    result = catalogued.run()
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
+    assert catalogued.posts() == 1
+    # One summary row per test: the rerun replaces the attempt before it.
+    result.stdout.fnmatch_lines(["cekura: 1 test(s) (1 passed) over 2 run(s); *"])
