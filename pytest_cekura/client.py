@@ -139,7 +139,12 @@ class CekuraClient:
             auth=_ApiKeyAuth(self._key),
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": _user_agent(), "Accept": "application/json"},
+            # The reference (and the official SDK) send the JSON content type on every request.
+            headers={
+                "User-Agent": _user_agent(),
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+            },
             # Redirects could turn a POST into a GET; paths carry the documented trailing slash.
             follow_redirects=False,
         )
@@ -288,10 +293,11 @@ class CekuraClient:
                     return _json_body(response, method, path)
                 status_error = _status_error(response, method, path, self._key)
                 delay = backoff_delay(attempt, self._retry, self._rng)
-                if isinstance(status_error, RateLimitedError) and status_error.retry_after:
-                    if status_error.retry_after > self._retry.max_retry_after:
+                retry_after = _retry_after(response)
+                if retry_after:
+                    if retry_after > self._retry.max_retry_after:
                         raise status_error
-                    delay = status_error.retry_after
+                    delay = retry_after
                 if not _status_retriable(status_error, idempotent) or not self._may_retry(
                     attempt, delay, deadline
                 ):
@@ -304,6 +310,13 @@ class CekuraClient:
             return False
         # Sleeping past the caller's deadline only delays the error it will report anyway.
         return deadline is None or self._clock() + delay < deadline
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The server's own wait before a retry: on 429 and on 503 (cekura-api.md 9.3)."""
+    if response.status_code not in {429, 503}:
+        return None
+    return parse_retry_after(response.headers.get("Retry-After"))
 
 
 def _status_retriable(error: ApiError, idempotent: bool) -> bool:
@@ -328,7 +341,7 @@ def _status_error(response: httpx.Response, method: str, path: str, key: Secret)
             body,
             method=method,
             path=path,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=_retry_after(response),
         )
     if status >= 500:
         return ServerError(status, body, method=method, path=path)

@@ -140,12 +140,24 @@ def submit_group(
         return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(outcome.runs))
     if not outcome.ambiguous:
         return outcome
-    found = find_by_name(client, group.name, result_agent, sleep)
+    agent = result_agent if result_agent is not None else _scenario_agent(client, group)
+    found = find_by_name(client, group.name, agent, sleep)
     if found is None:
         return outcome
     return Submission(
         group, result_id=found.id, runs_by_scenario=by_scenario(found.runs), adopted=True
     )
+
+
+def _scenario_agent(client: CekuraClient, group: Group) -> int | None:
+    """The agent Cekura files the group's result under when the request names none: its
+    first scenario's (the results list needs ``agent_id``; preflight may not have run)."""
+    try:
+        return client.get_scenario(group.scenario_ids[0]).agent
+    except AuthError:
+        raise
+    except CekuraError:
+        return None  # the look-up without an agent may still find it
 
 
 #: Seconds to wait before each look-up of a result whose POST failed ambiguously: a server

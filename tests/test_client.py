@@ -120,6 +120,24 @@ def test_get_honours_retry_after_seconds_and_date() -> None:
     assert 25 < sleeps[1] <= 30
 
 
+def test_get_honours_retry_after_on_503_but_a_post_is_not_resent() -> None:
+    # cekura-api.md 9.3: Retry-After on 429 *and* 503; a 503 on a POST stays ambiguous.
+    busy = httpx.Response(503, headers={"Retry-After": "3"})
+    client, seen, sleeps = make_client(responses(busy, httpx.Response(200, json=[])))
+    client.get_runs([1])
+    assert (len(seen), sleeps) == (2, [3.0])
+    client, seen, sleeps = make_client(responses(busy))
+    with pytest.raises(ServerError):
+        client.start_runs("livekit", {"scenarios": [{"scenario": 30}]})
+    assert (len(seen), sleeps) == (1, [])
+
+
+def test_every_request_says_json_as_the_reference_asks() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(200, json=[])))
+    client.get_runs([1])
+    assert seen[0].headers["Content-Type"] == "application/json"
+
+
 def test_get_gives_up_after_max_attempts() -> None:
     client, seen, sleeps = make_client(responses(httpx.Response(503, text="busy")))
     with pytest.raises(ServerError, match="HTTP 503: busy"):

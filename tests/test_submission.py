@@ -223,3 +223,25 @@ def test_plugin_can_be_disabled(suite: Suite) -> None:
     )
     suite.pytester.runpytest("-p", "no:cekura").assert_outcomes(passed=1)
     assert suite.emulator.requests == []
+
+
+def test_ambiguous_post_is_looked_up_under_the_scenarios_agent_without_preflight(
+    suite: Suite,
+) -> None:
+    # The results list needs agent_id (cekura-api.md 6); without preflight and without an
+    # agent on the marker, the agent comes from the first scenario.
+    suite.emulator.inject("start", "error_after", status=500)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_agent():
+            pass
+        """
+    )
+    suite.run("--cekura-no-preflight").assert_outcomes(passed=1)
+    assert suite.posts() == 1
+    agent = suite.emulator.catalogue.scenario(30).agent
+    lookups = [r for r in suite.emulator.requests if r.path.endswith("/results/")]
+    assert [r.query.get("agent_id") for r in lookups] == [str(agent)]
