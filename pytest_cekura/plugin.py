@@ -28,7 +28,6 @@ from .options import Settings, add_options
 from .progress import Progress
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
-from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
 from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
 
 if TYPE_CHECKING:
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from .report import SummaryRow
     from .reuse import ResultCache
     from .session import CekuraSession
+    from .worker import AgentWorker
 
 MARKER_ERROR_KEY = pytest.StashKey[str]()
 #: Name of the attribute carrying a test's summary row on its report (survives xdist).
@@ -189,6 +189,8 @@ def start_worker(state: _State) -> None:
     settings = state.settings
     if state.worker is not None or settings.agent_cmd is None or state.worker_log is None:
         return
+    from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
+
     spec = WorkerSpec(
         settings.agent_cmd,
         log_path=state.worker_log,

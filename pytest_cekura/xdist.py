@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from .errors import ConfigError
 
 #: How long a worker waits for another worker's submission (many groups can take a while).
@@ -42,6 +40,9 @@ class SubmitOnce:
 
     def run(self, submit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Return the manifest, calling ``submit`` only if no process has done so yet."""
+        # Imported here: every pytest process loads this module, few of them run xdist.
+        from filelock import FileLock
+
         self.directory.mkdir(parents=True, exist_ok=True)
         manifest = self.directory / "manifest.json"
         started = self.directory / "submitting"
