@@ -19,7 +19,7 @@ from .markers import ScenarioSpec
 from .models import AgentSettings
 
 #: Lookups in flight at once: enough to hide latency, few enough to stay clear of rate limits.
-CONCURRENCY = 4
+CONCURRENCY = 8
 
 T = TypeVar("T")
 K = TypeVar("K")
