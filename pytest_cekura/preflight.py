@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from .client import CekuraClient
-from .errors import AuthError, CekuraError, ConfigError, NotFoundError
+from .errors import AuthError, CekuraError, ConfigError, NotFoundError, TransportError
 from .markers import ScenarioSpec
 from .models import AgentSettings
 
@@ -99,13 +99,24 @@ def livekit_problems(agent: AgentSettings) -> list[str]:
 
 
 def _concurrently(fetch: Callable[[K], T], keys: list[K]) -> dict[K, T | CekuraError]:
-    """Fetch each key, at most ``CONCURRENCY`` at a time; errors are returned, not raised."""
+    """Fetch each key, at most ``CONCURRENCY`` at a time; errors are returned, not raised.
+
+    Once one fetch could not reach Cekura at all, the rest are not tried: each would wait out
+    its own retries (seconds apiece) only to fail the same way.
+    """
+    unreachable: list[TransportError] = []
 
     def one(key: K) -> T | CekuraError:
+        if unreachable:
+            return unreachable[0]
         try:
             return fetch(key)
         except AuthError:
             raise  # a session-level problem, reported as such by the caller
+        except TransportError as exc:
+            if not exc.may_have_reached_server:
+                unreachable.append(exc)
+            return exc
         except CekuraError as exc:
             return exc
 

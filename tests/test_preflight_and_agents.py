@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
 
 from conftest import Suite
+from pytest_cekura.client import RetryPolicy
+from pytest_cekura.preflight import CONCURRENCY
 
 CATALOGUE = """
 [[scenario]]
@@ -257,3 +260,33 @@ def test_default_provider_from_ini(agents: Suite) -> None:
     agents.run().assert_outcomes(passed=1)
     (post,) = [r for r in agents.emulator.requests if r.method == "POST"]
     assert "run_scenarios_pipecat_v2" in post.path
+
+
+def test_unreachable_cekura_is_given_up_on_after_the_first_lookups(suite: Suite) -> None:
+    # 30 scenarios against a closed port: once a look-up finds nobody listening, the others
+    # are not tried (each would wait out its retries); every test errors, none is started.
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("sid", range(100, 130))
+        def test_scenario(sid):
+            pass
+        """
+    )
+    suite.pytester.makeconftest(
+        """
+        import pytest
+
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                item.add_marker(pytest.mark.cekura_scenario(item.callspec.params["sid"]))
+        """
+    )
+    result = suite.run("--cekura-url=http://127.0.0.1:9")
+    result.assert_outcomes(errors=30)
+    result.stdout.fnmatch_lines(["*could not reach Cekura; nothing was started*"])
+    lookups = re.search(r"(\d+) GET preflight", result.stdout.str())
+    assert lookups is not None
+    # At most the first CONCURRENCY look-ups, each with its retries (30 x 5 without the cut).
+    assert int(lookups.group(1)) <= CONCURRENCY * RetryPolicy().max_attempts
