@@ -125,6 +125,7 @@ def test_bad_catalogue_is_one_error(suite: Suite, monkeypatch: pytest.MonkeyPatc
     err = result.stderr.str()
     assert err.count("catalogue.toml") >= 1
     assert err.count("'maybe'") == 1
+    assert "field 'outcome' has invalid value 'maybe'; allowed: pass, fail, error, " in err
 
 
 def test_help_groups_every_option_under_cekura(pytester: pytest.Pytester) -> None:

@@ -6,11 +6,17 @@ session hangs, and a result Cekura produced is never dropped.
 
 from __future__ import annotations
 
+import logging
+import re
+import socket
 import time
 
+import httpx
 import pytest
 
-from conftest import Suite
+from conftest import SENTINEL_KEY, TIME_SCALE, Suite
+from pytest_cekura.emulator import Catalogue, Emulator
+from pytest_cekura.emulator.state import FIRST_RUN_ID
 
 ONE_TEST = """
 import pytest
@@ -30,19 +36,126 @@ def test_second(): pass
 """
 
 
+#: Two groups (x1 and x2): the first POST is test_first's, so its run is FIRST_RUN_ID and
+#: test_second's are the next two.
+TWO_GROUPS = """
+import pytest
+
+@pytest.mark.cekura_scenario(30)
+def test_first(): pass
+
+@pytest.mark.cekura_scenario(31, frequency=2)
+def test_second(): pass
+"""
+
+
+FAST_ARGS = ("--cekura-poll-interval=0.02", "-p", "no:cacheprovider")
+
+
 def starts(suite: Suite) -> int:
     return sum(1 for r in suite.emulator.requests if "run_scenarios" in r.path)
 
 
+def run_of(suite: Suite, scenario_id: int) -> int:
+    (run_id,) = [run["id"] for run in suite.emulator.runs if run["scenario"] == scenario_id]
+    return int(run_id)
+
+
+class Clock:
+    """Times, in the pytester process, from the end of submission (where the plugin's deadline
+    starts) to each test's decision and to the end of the session."""
+
+    def __init__(self) -> None:
+        self.submitted = 0.0
+        self.decided: dict[str, float] = {}
+        self.finished = 0.0
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self) -> None:
+        self.submitted = time.monotonic()  # the plugin submitted in pytest_collection_finish
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":
+            self.decided[report.nodeid.split("::")[-1]] = time.monotonic() - self.submitted
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self) -> None:
+        self.finished = time.monotonic() - self.submitted
+
+
 def test_post_failing_before_creating_runs_errors_and_is_not_resent(suite: Suite) -> None:
-    """Row 1: 500 before anything exists: the name look-up finds nothing; one clear error."""
+    """Row 1: 500 before anything exists: the name look-up finds nothing; only that group's
+    test errors, saying runs may exist and where to look; the other group is unaffected."""
     suite.emulator.inject("start", "error_before", status=500)
+    suite.pytester.makepyfile(TWO_GROUPS)
+    result = suite.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_first*",
+            "*may have reached Cekura*It was not re-sent*no result named 'pytest-cekura *"
+            " #1 livekit x1' could be found: look for it in Cekura's dashboard*",
+        ]
+    )
+    assert [r.status for r in suite.emulator.requests if "run_scenarios" in r.path] == [500, 201]
+    lookups = [r for r in suite.emulator.requests if r.path.endswith("/results/")]
+    assert lookups
+    assert all(r.query["name"].endswith(" #1 livekit x1") for r in lookups)
+    assert sorted(run["scenario"] for run in suite.emulator.runs) == [31, 31]
+
+
+def test_ambiguous_post_whose_result_cannot_be_found_errors_and_is_not_resent(
+    suite: Suite,
+) -> None:
+    """Runs were created, but the look-up by name fails too: no second POST; the test errors
+    naming the result to look for. (404 on the look-up, which is not retried, keeps it fast.)"""
+    suite.emulator.inject("start", "error_after", status=500)
+    suite.emulator.inject("results", "error_before", status=404, times=0)
     suite.pytester.makepyfile(ONE_TEST)
     result = suite.run()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*may have reached Cekura*no result named 'pytest-cekura *"])
+    result.stdout.fnmatch_lines(
+        ["*may have reached Cekura*no result named 'pytest-cekura *' could be found*dashboard*"]
+    )
     assert starts(suite) == 1
-    assert suite.emulator.runs == []
+    assert len(suite.emulator.runs) == 4  # they exist: that is why nothing was re-sent
+    assert suite.emulator.count("GET", "/results/") >= 2  # the look-up was tried again
+
+
+@pytest.mark.parametrize("status", [400, 404, 422])
+def test_rejected_post_errors_its_group_alone_and_is_not_resent(suite: Suite, status: int) -> None:
+    """Row 9: a 4xx says nothing was started: no retry, no look-up; the other group runs."""
+    suite.emulator.inject("start", "error_before", status=status)
+    suite.pytester.makepyfile(TWO_GROUPS)
+    result = suite.run()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_first*",
+            f"*Cekura rejected the request; nothing was started: *HTTP {status}*",
+        ]
+    )
+    assert [r.status for r in suite.emulator.requests if "run_scenarios" in r.path] == [
+        status,
+        201,
+    ]
+    assert suite.emulator.count("GET", "/results/") == 0
+
+
+def test_every_group_of_every_session_has_its_own_name(suite: Suite) -> None:
+    """The name is the only handle after an ambiguous failure: it must never repeat."""
+    suite.pytester.makepyfile(TWO_GROUPS)
+    suite.run().assert_outcomes(passed=2)
+    suite.run().assert_outcomes(passed=2)
+    page = httpx.get(
+        f"{suite.emulator.url}/test_framework/v1/results/",
+        params={"agent_id": "1", "page_size": "100"},
+        headers={"X-CEKURA-API-KEY": SENTINEL_KEY},
+    ).json()
+    names = [result["name"] for result in page["results"]]
+    assert len(names) == starts(suite) == 4
+    assert len(set(names)) == 4
+    assert all(re.fullmatch(r"pytest-cekura \S+ #[12] livekit x[12]", name) for name in names)
 
 
 @pytest.mark.parametrize(
@@ -51,9 +164,10 @@ def test_post_failing_before_creating_runs_errors_and_is_not_resent(suite: Suite
         ("error_after", {"status": 500}),
         ("drop_after", {}),
         ("drop_after", {"drop_mode": "reset"}),
+        ("drop_after", {"drop_mode": "partial"}),
         ("malformed_json", {}),
     ],
-    ids=["500-after", "dropped", "reset", "malformed-json"],
+    ids=["500-after", "dropped", "reset", "partial", "malformed-json"],
 )
 def test_ambiguous_post_adopts_the_runs_it_created(
     suite: Suite, action: str, extra: dict[str, object]
@@ -67,6 +181,7 @@ def test_ambiguous_post_adopts_the_runs_it_created(
     lookups = [r for r in suite.emulator.requests if r.path.endswith("/results/")]
     assert lookups
     assert lookups[0].query["name"].startswith("pytest-cekura ")
+    assert suite.emulator.count("GET", "/results/5000/") == 1  # the found result was read
 
 
 def test_refused_connection_is_retried_then_reported(suite: Suite) -> None:
@@ -75,8 +190,53 @@ def test_refused_connection_is_retried_then_reported(suite: Suite) -> None:
     started = time.monotonic()
     result = suite.run("--cekura-url=http://127.0.0.1:9", "--cekura-no-preflight")
     result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(["*could not reach Cekura; nothing was started*ConnectError*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*could not reach Cekura; nothing was started*ConnectError*",
+            # Five attempts at the one POST (the counts include retries).
+            "cekura: 2 test(s) (2 error) over 0 run(s); API requests: 5 POST start runs",
+        ]
+    )
     assert time.monotonic() - started < 60
+
+
+def test_refused_connection_is_retried_until_cekura_answers(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row 18: a refused connection carried nothing, so the POST is sent again, and once
+    Cekura is up the session goes on as if nothing happened: one POST arrives, one set of runs.
+    """
+    with socket.socket() as probe:  # a free port nobody listens on (yet)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    late = Emulator(Catalogue(), api_key=SENTINEL_KEY, time_scale=TIME_SCALE, port=port)
+
+    class StartOnRefusal(logging.Handler):
+        """Starts the emulator the moment httpcore reports the first refused connection."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("connect_tcp.failed"):
+                late.start()  # before the plugin's retry: starting twice is a no-op
+
+    connection_log = logging.getLogger("httpcore.connection")
+    handler, level = StartOnRefusal(), connection_log.level
+    connection_log.addHandler(handler)
+    connection_log.setLevel(logging.DEBUG)
+    monkeypatch.setenv("CEKURA_API_URL", f"http://127.0.0.1:{port}")
+    suite.pytester.makepyfile(ONE_TEST)
+    try:
+        result = suite.run("--cekura-no-preflight")
+    finally:
+        connection_log.removeHandler(handler)
+        connection_log.setLevel(level)
+        late.stop()
+    result.assert_outcomes(passed=1)
+    # The emulator saw one POST; the plugin sent more (the refused ones).
+    assert [r.status for r in late.requests if "run_scenarios" in r.path] == [201]
+    assert len(late.runs) == 4
+    counted = re.search(r"API requests: (\d+) POST start runs", result.stdout.str())
+    assert counted is not None
+    assert int(counted.group(1)) == 2
 
 
 def test_rate_limited_post_is_retried_after_retry_after(suite: Suite) -> None:
@@ -91,12 +251,47 @@ def test_rate_limited_post_is_retried_after_retry_after(suite: Suite) -> None:
 
 
 def test_rate_limited_poll_honours_retry_after(suite: Suite) -> None:
+    """Row 5: calls last 30-60 ms and polls are 20 ms apart, so only the wait Cekura asked
+    for can make the session last a second."""
     suite.emulator.inject("bulk", "rate_limit", retry_after="1", times=1)
     suite.pytester.makepyfile(ONE_TEST)
+    started = time.monotonic()
     suite.run().assert_outcomes(passed=1)
+    assert time.monotonic() - started >= 1.0
     bulk = [r for r in suite.emulator.requests if r.path.endswith("/runs/bulk/")]
     assert bulk[0].status == 429
     assert all(r.status == 200 for r in bulk[1:])
+    assert len(bulk) <= 3  # no polling while told to wait
+
+
+def test_retry_after_beyond_the_deadline_ends_the_wait_at_the_deadline(suite: Suite) -> None:
+    """Row 6: a wait past the deadline is not slept; the tests error, naming the 429."""
+    suite.emulator.inject("bulk", "rate_limit", retry_after="30", times=0)
+    suite.pytester.makepyfile(TWO_TESTS)
+    clock = Clock()
+    result = suite.pytester.runpytest(
+        "--cekura-poll-interval=0.2",
+        "-p",
+        "no:cacheprovider",
+        "--cekura-timeout=0.5",
+        plugins=[clock],
+    )
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*not finished by the deadline*last polling error*HTTP 429*"])
+    assert clock.finished < 0.5 + 0.2 + 1.5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="plugin bug: the poller re-polls every interval after a 429 whose Retry-After it "
+    "chose not to wait for (beyond the deadline or the 120 s cap), instead of stopping",
+)
+def test_retry_after_beyond_the_deadline_is_not_ignored_by_the_poller(suite: Suite) -> None:
+    suite.emulator.inject("bulk", "rate_limit", retry_after="30", times=0)
+    suite.pytester.makepyfile(TWO_TESTS)
+    suite.run("--cekura-timeout=0.5").assert_outcomes(errors=2)
+    # Cekura said "come back in 30 s": asking again within the same half second ignores it.
+    assert suite.emulator.count("GET", "/runs/bulk/") == 1
 
 
 @pytest.mark.parametrize("status", [401, 403])
@@ -127,16 +322,43 @@ def test_unknown_status_errors_only_its_test_naming_the_run(suite: Suite) -> Non
     suite.pytester.makepyfile(TWO_TESTS)
     result = suite.run("--cekura-timeout=1")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*last status 'paused' (a status pytest-cekura does not know)*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_second*",
+            f"run {run_of(suite, 31)} · scenario 31 *",
+            "*last status 'paused' (a status pytest-cekura does not know)*",
+        ]
+    )
 
 
 def test_runs_missing_from_bulk_answers_error_at_the_deadline(suite: Suite) -> None:
-    """Row 14: a run the answers keep leaving out is named, with why."""
-    suite.emulator.inject("bulk", "omit_runs", omit=1, times=0)
-    suite.pytester.makepyfile(TWO_TESTS)
+    """Row 14: a run the answers keep leaving out is named, with why; the others pass."""
+    suite.emulator.inject("bulk", "omit_runs", omit_ids=[FIRST_RUN_ID + 1], times=0)
+    suite.pytester.makepyfile(TWO_GROUPS)
     result = suite.run("--cekura-timeout=1")
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*missing from Cekura's last bulk answer*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_second*",
+            f"run {FIRST_RUN_ID + 1} · scenario 31 *",
+            "*why: not finished by the deadline*missing from Cekura's last bulk answer*",
+        ]
+    )
+    assert f"run {FIRST_RUN_ID + 2} · scenario 31" not in result.stdout.str()
+
+
+def test_malformed_bulk_answers_error_at_the_deadline_naming_the_runs(suite: Suite) -> None:
+    """Row 11, persisting: never a verdict from an unreadable answer; each run is named."""
+    suite.emulator.inject("bulk", "malformed_json", times=0)
+    suite.pytester.makepyfile(TWO_TESTS)
+    clock = Clock()
+    result = suite.pytester.runpytest(*FAST_ARGS, "--cekura-timeout=0.5", plugins=[clock])
+    result.assert_outcomes(errors=2)
+    for scenario_id in (30, 31):
+        result.stdout.fnmatch_lines(
+            [f"run {run_of(suite, scenario_id)} · scenario {scenario_id} *", "*not JSON*"]
+        )
+    assert clock.finished < 0.5 + 0.02 + 1.5
 
 
 def test_duplicate_and_stranger_runs_in_bulk_answers_change_nothing(suite: Suite) -> None:
@@ -160,11 +382,58 @@ def test_runs_that_never_finish_end_at_the_deadline(suite: Suite) -> None:
     """Row 13: no hang past the deadline plus a poll interval; the unfinished run is named."""
     suite.emulator.inject("any", "never_finish", scenario_ids=[31])
     suite.pytester.makepyfile(TWO_TESTS)
-    started = time.monotonic()
-    result = suite.run("--cekura-timeout=1")
-    assert time.monotonic() - started < 10
+    clock = Clock()
+    result = suite.pytester.runpytest(*FAST_ARGS, "--cekura-timeout=1", plugins=[clock])
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*not finished by the deadline; last status 'running'*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"run {run_of(suite, 31)} · scenario 31 *",
+            "*not finished by the deadline; last status 'running'*",
+        ]
+    )
+    # The deadline plus one poll interval, and some slack for a loaded machine.
+    assert 0.9 <= clock.decided["test_second"] < 1.0 + 0.02 + 1.5
+    assert clock.finished < 1.0 + 0.02 + 1.5
+    assert suite.emulator.count("POST", "end_call") == 1  # the unfinished call was ended
+
+
+@pytest.mark.parametrize(
+    "delay",
+    [
+        0.3,
+        pytest.param(
+            3.0,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="plugin bug: at session end Poller.stop() joins the poller thread for "
+                "up to 5 s while a slow bulk GET is in flight, so the session outlives "
+                "--cekura-timeout plus one poll interval (the tests themselves end on time)",
+            ),
+        ),
+    ],
+    ids=["answer-within-interval", "answer-after-deadline"],
+)
+def test_slow_server_and_unfinished_runs_end_by_the_deadline(suite: Suite, delay: float) -> None:
+    """Rows 13 + 17: every bulk answer is slow and one run never ends; each test is decided
+    by the deadline plus one poll interval, and so is the session."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[31])
+    suite.emulator.inject("bulk", "slow", delay_s=delay, times=0)
+    suite.pytester.makepyfile(TWO_TESTS)
+    clock = Clock()
+    timeout, interval, slack = 1.0, 0.2, 1.0
+    result = suite.pytester.runpytest(
+        "--cekura-poll-interval=0.2",
+        "-p",
+        "no:cacheprovider",
+        f"--cekura-timeout={timeout}",
+        plugins=[clock],
+    )
+    result.assert_outcomes(errors=1, passed=0 if delay > timeout else 1)
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_second*", "*not finished by the deadline*"]
+    )
+    assert max(clock.decided.values()) < timeout + interval + slack
+    assert clock.finished < timeout + interval + slack
 
 
 def test_slow_server_is_waited_for_without_spurious_retries(suite: Suite) -> None:
