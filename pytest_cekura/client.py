@@ -293,11 +293,10 @@ class CekuraClient:
                     return _json_body(response, method, path)
                 status_error = _status_error(response, method, path, self._key)
                 delay = backoff_delay(attempt, self._retry, self._rng)
-                retry_after = _retry_after(response)
-                if retry_after:
-                    if retry_after > self._retry.max_retry_after:
+                if status_error.retry_after:
+                    if status_error.retry_after > self._retry.max_retry_after:
                         raise status_error
-                    delay = retry_after
+                    delay = status_error.retry_after
                 if not _status_retriable(status_error, idempotent) or not self._may_retry(
                     attempt, delay, deadline
                 ):
@@ -335,17 +334,14 @@ _STATUS_ERRORS: Mapping[int, type[ApiError]] = {
 def _status_error(response: httpx.Response, method: str, path: str, key: Secret) -> ApiError:
     body = redact(response.text, key)
     status = response.status_code
+    error: type[ApiError]
     if status == 429:
-        return RateLimitedError(
-            status,
-            body,
-            method=method,
-            path=path,
-            retry_after=_retry_after(response),
-        )
-    if status >= 500:
-        return ServerError(status, body, method=method, path=path)
-    return _STATUS_ERRORS.get(status, ApiError)(status, body, method=method, path=path)
+        error = RateLimitedError
+    elif status >= 500:
+        error = ServerError
+    else:
+        error = _STATUS_ERRORS.get(status, ApiError)
+    return error(status, body, method=method, path=path, retry_after=_retry_after(response))
 
 
 def _transport_error(exc: httpx.TransportError, method: str, path: str) -> TransportError:

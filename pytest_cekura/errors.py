@@ -17,13 +17,23 @@ class ConfigError(CekuraError):
 
 
 class ApiError(CekuraError):
-    """Cekura answered with an HTTP error status."""
+    """Cekura answered with an HTTP error status; ``retry_after`` (seconds) is its
+    ``Retry-After`` on a 429 or 503, when it gave one."""
 
-    def __init__(self, status_code: int, body: str, *, method: str, path: str) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        body: str,
+        *,
+        method: str,
+        path: str,
+        retry_after: float | None = None,
+    ) -> None:
         self.status_code = status_code
         self.body = body
         self.method = method
         self.path = path
+        self.retry_after = retry_after
         super().__init__(f"{method} {path} -> HTTP {status_code}: {_shorten(body)}")
 
 
@@ -36,13 +46,7 @@ class NotFoundError(ApiError):
 
 
 class RateLimitedError(ApiError):
-    """429: Cekura rejected the request before doing anything; ``retry_after`` is in seconds."""
-
-    def __init__(
-        self, status_code: int, body: str, *, method: str, path: str, retry_after: float | None
-    ) -> None:
-        super().__init__(status_code, body, method=method, path=path)
-        self.retry_after = retry_after
+    """429: Cekura rejected the request before doing anything."""
 
 
 class ServerError(ApiError):

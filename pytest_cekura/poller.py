@@ -11,11 +11,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .client import BULK_CHUNK_SIZE, CekuraClient
-from .errors import CekuraError
+from .errors import ApiError, CekuraError
 from .models import Run, RunSnapshot
 
 #: How long the main thread blocks at a time, so signals (Ctrl-C, pytest-timeout) land promptly.
@@ -88,7 +87,8 @@ class Poller:
         self._stop = threading.Event()
         self._wake = threading.Event()  # set to poll now rather than at the next interval
         self._thread = threading.Thread(target=self._loop, name="cekura-poller", daemon=True)
-        self._pool = ThreadPoolExecutor(POLL_CONCURRENCY, thread_name_prefix="cekura-poll")
+        #: When Cekura's Retry-After (on a 429 or 503 poll) lets polling resume.
+        self._resume_at = 0.0
 
     def track(self, runs: Iterable[Run], *, poll_now: bool = False) -> None:
         with self._changed:
@@ -101,14 +101,15 @@ class Poller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 0.5) -> None:
+        """Stop polling. A bulk GET still in flight is not waited for beyond ``timeout``: its
+        threads are daemons, and its answer is no longer needed."""
         self._stop.set()
         self._wake.set()
         with self._changed:
             self._changed.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def outstanding(self) -> list[int]:
         with self._changed:
@@ -176,34 +177,60 @@ class Poller:
             jitter = 1.0 - JITTER * self._rng()
             self._wake.wait(min(self._interval * jitter, remaining))
             self._wake.clear()
-            if self._stop.is_set():
+            # Cekura asked for a pause: hold every poll until then, even one asked for early.
+            held = min(self._resume_at, self._deadline) - self._clock()
+            if held > 0:
+                self._stop.wait(held)
+            if self._stop.is_set() or self.expired:
                 break
             self.poll_once()
         with self._changed:
             self._changed.notify_all()
 
     def poll_once(self) -> None:
-        """Fetch every outstanding run once, in chunks fetched ``POLL_CONCURRENCY`` at a time
-        (a cycle of 200 chunks then takes 50 round trips, not 200); record errors instead of
-        raising."""
+        """Fetch every outstanding run once, in chunks, ``POLL_CONCURRENCY`` at a time (a
+        cycle of 200 chunks then takes 50 round trips, not 200); errors are recorded per run,
+        not raised."""
         pending = self.outstanding()
         chunks = [
             pending[start : start + BULK_CHUNK_SIZE]
             for start in range(0, len(pending), BULK_CHUNK_SIZE)
         ]
-        try:
-            list(self._pool.map(self._poll_chunk, chunks))
-        except RuntimeError:
-            return  # the pool was shut down: the session is ending
+        queue = iter(chunks)
+        lock = threading.Lock()
+
+        def fetch() -> None:
+            while not self._stop.is_set():
+                with lock:
+                    chunk = next(queue, None)
+                if chunk is None:
+                    return
+                self._poll_chunk(chunk)
+
+        # Daemon threads, not an executor: a GET stuck on a slow server must not hold up the
+        # end of the session (executor threads are joined at interpreter exit).
+        fetchers = [
+            threading.Thread(target=fetch, name="cekura-poll", daemon=True)
+            for _ in range(min(POLL_CONCURRENCY, len(chunks)))
+        ]
+        for thread in fetchers:
+            thread.start()
+        for thread in fetchers:
+            thread.join()
 
     def _poll_chunk(self, chunk: list[int]) -> None:
-        if self._stop.is_set():
-            return
         try:
             batch = self._client.get_runs(chunk, deadline=self._deadline)
         except CekuraError as exc:
+            if isinstance(exc, ApiError) and exc.retry_after:
+                with self._changed:
+                    self._resume_at = max(self._resume_at, self._clock() + exc.retry_after)
             self._record_error(chunk, str(exc))
             return
+        except Exception:
+            if self._stop.is_set():
+                return  # the session closed the client under this request: nothing to report
+            raise
         self._update(chunk, batch.runs, batch.invalid)
 
     def _update(

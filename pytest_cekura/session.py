@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .client import CekuraClient
+from .client import RERUN_LABEL, START_LABEL, CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
@@ -41,7 +41,11 @@ MISSING_KEY = (
 AUTH_FAILED = (
     "pytest-cekura: Cekura rejected the API key ({error}). Check the {env} environment "
     "variable (and --cekura-url / {url_env} if you use another Cekura deployment). "
-    "The session stopped before any call was started."
+)
+NOTHING_STARTED = "The session stopped before any call was started."
+MAYBE_STARTED = (
+    "The session stopped, but calls it asked for before the rejection may have started: look "
+    "for results named 'pytest-cekura {session_id} ...' in Cekura's dashboard."
 )
 #: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
 CANCEL_BUDGET = 10.0
@@ -201,9 +205,14 @@ class CekuraSession:
             self._check_budget(groups)
             return {**excluded, **self._post(client, groups, specs)}
         except AuthError as exc:
-            raise ConfigError(
-                AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
-            ) from None
+            # Only a rejection of the first call-starting POST proves nothing started.
+            asked = client.request_counts.get(START_LABEL, 0) + client.request_counts.get(
+                RERUN_LABEL, 0
+            )
+            nothing = asked == 0 or (asked == 1 and exc.method == "POST")
+            outcome = NOTHING_STARTED if nothing else MAYBE_STARTED
+            message = AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
+            raise ConfigError(message + outcome.format(session_id=self.session_id)) from None
 
     def _preflight(
         self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
