@@ -112,9 +112,9 @@ def main() -> None:
         "ceil(longest / interval) * ceil(runs / 50) + 2; ratio = GETs / bound."
     )
     table.notes.append(
-        "the number of poll cycles varies by one or two between sessions: the interval has "
-        "+/-10 % jitter and is counted from the end of one cycle to the start of the next, "
-        "so a slower cycle (a busier machine) means fewer cycles, not more."
+        "the number of poll cycles varies by one or two between sessions: the interval is up "
+        "to 10 % shorter at random and counted from the end of one cycle to the start of the "
+        "next, so a slower cycle (a busier machine) means fewer cycles, not more."
     )
     table.print()
 

@@ -238,7 +238,7 @@ def main() -> None:
         table.add(
             f"{large * FREQ} runs, +{LATENCY * 1000:.0f} ms per request (emulated round trip)",
             f"preflight {fmt_s(slow['preflight'])}; first poll cycle {fmt_s(slow['cycle'])} "
-            f"({math.ceil(large * FREQ / 50)} GETs, one at a time); first POST to last "
+            f"({math.ceil(large * FREQ / 50)} GETs, 4 at a time); first POST to last "
             f"outcome {fmt_s(slow['polling'])}; session {fmt_s(slow['wall'])}",
             f"no latency: preflight {fmt_s(lg['preflight'])}, cycle {fmt_s(lg['cycle'])}, "
             f"{fmt_s(lg['polling'])}",

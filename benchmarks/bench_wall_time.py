@@ -158,7 +158,7 @@ def main() -> None:
         "each run in turn)."
     )
     table.notes.append(
-        "'before the POST' is the preflight (one GET per distinct scenario and agent, 4 at a "
+        "'before the POST' is the preflight (one GET per distinct scenario and agent, 8 at a "
         "time) from the first request to the first POST; it is outside the target's window."
     )
     table.print()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from .errors import ConfigError
+from .order import ORDERS
 from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret
 
@@ -149,6 +150,13 @@ _OPTIONS = (
         metavar="FRACTION",
     ),
     _Option(
+        "--cekura-order",
+        "cekura_order",
+        "Order in which tests run: 'collection' (pytest's, the default) or 'finish' (tests "
+        "that need no waiting first, each Cekura test as soon as its runs are done).",
+        metavar="ORDER",
+    ),
+    _Option(
         "--cekura-poll-interval",
         "cekura_poll_interval",
         f"Seconds between polls for run status (default {DEFAULT_POLL_INTERVAL:g}, "
@@ -248,6 +256,7 @@ class Settings:
     baseline_path: Path | None
     compare_path: Path | None
     tolerance: float
+    order: str
     poll_interval: float
     timeout: float
     request_timeout: float
@@ -301,6 +310,7 @@ def resolve(
         baseline_path=_output_path(*value("cekura_baseline"), ini_dir),
         compare_path=_input_path(*value("cekura_compare"), ini_dir, kind="JSON baseline"),
         tolerance=_fraction(*value("cekura_tolerance"), default=DEFAULT_TOLERANCE) or 0.0,
+        order=_choice(*value("cekura_order"), choices=ORDERS, default="collection"),
         poll_interval=_positive(
             *value("cekura_poll_interval"),
             default=EMULATOR_POLL_INTERVAL if emulator else DEFAULT_POLL_INTERVAL,
@@ -368,7 +378,7 @@ def _positive_int(value: Any, source: str) -> int | None:
     return int(text)
 
 
-def _choice(value: Any, source: str, *, choices: Mapping[str, Any], default: str) -> str:
+def _choice(value: Any, source: str, *, choices: Collection[str], default: str) -> str:
     if value is None:
         return default
     if value not in choices:

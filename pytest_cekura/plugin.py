@@ -370,6 +370,11 @@ class TestHooks:
 
     __test__ = False  # not a test class, whatever its name
 
+    # Neither tryfirst nor trylast: observers (tryfirst, returning None) still see the loop
+    # start; pytest's own loop runs only when this one declines.
+    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
+        return _run_in_finish_order(session)
+
     # Neither tryfirst nor trylast: after skip/skipif are evaluated (no waiting for a skipped
     # test), before pytest's own implementation sets up fixtures (which may use the verdict).
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -388,6 +393,34 @@ class TestHooks:
         if report.when == "teardown" and (cekura := _started(item.config)) is not None:
             cekura.release(item.nodeid)
         return report
+
+
+def _run_in_finish_order(session: pytest.Session) -> bool | None:
+    """With --cekura-order=finish, run the tests as nothing keeps them waiting (see order.py).
+    Under xdist each worker runs what it is sent: the order is the scheduler's."""
+    config = session.config
+    cekura = _started(config)
+    if (
+        cekura is None
+        or cekura.settings.order != "finish"
+        or config.option.collectonly
+        or session.testsfailed  # collection errors: pytest's loop reports them
+        or is_worker(config)
+        or getattr(config.option, "dist", "no") != "no"
+    ):
+        return None
+    from .order import finish_order
+
+    def ready(item: pytest.Item) -> bool:
+        return cekura.ready(item.nodeid)
+
+    for item, nextitem in finish_order(session.items, ready, cekura.wait_for_poll):
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        if session.shouldfail:
+            raise session.Failed(session.shouldfail)
+        if session.shouldstop:
+            raise session.Interrupted(session.shouldstop)
+    return True
 
 
 def _activate(config: pytest.Config) -> None:

@@ -89,6 +89,7 @@ class Poller:
         self._thread = threading.Thread(target=self._loop, name="cekura-poller", daemon=True)
         #: When Cekura's Retry-After (on a 429 or 503 poll) lets polling resume.
         self._resume_at = 0.0
+        self._cycles = 0  # poll cycles completed, for wait_for_poll
 
     def track(self, runs: Iterable[Run], *, poll_now: bool = False) -> None:
         with self._changed:
@@ -159,6 +160,18 @@ class Poller:
     def _all_done(self, run_ids: Sequence[int]) -> bool:
         return all(self._runs[run_id].done for run_id in run_ids)
 
+    def all_done(self, run_ids: Sequence[int]) -> bool:
+        with self._changed:
+            return self._all_done(run_ids)
+
+    def wait_for_poll(self, timeout: float = WAIT_SLICE) -> None:
+        """Block until the current poll cycle ends (or ``timeout``, or polling stops)."""
+        with self._changed:
+            seen = self._cycles
+            self._changed.wait_for(
+                lambda: self._cycles != seen or not self._thread.is_alive(), timeout
+            )
+
     def _set(self, run_id: int, tracked: _Tracked) -> None:
         """Record a run's new state (the caller holds the lock)."""
         old = self._runs.get(run_id)
@@ -217,6 +230,9 @@ class Poller:
             thread.start()
         for thread in fetchers:
             thread.join()
+        with self._changed:
+            self._cycles += 1
+            self._changed.notify_all()
 
     def _poll_chunk(self, chunk: list[int]) -> None:
         try:

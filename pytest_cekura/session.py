@@ -349,6 +349,20 @@ class CekuraSession:
             record.result = _result(record, [state.run for state in states.values()])
         return record
 
+    def ready(self, nodeid: str) -> bool:
+        """True when the test can run without waiting for Cekura: it is not a Cekura test,
+        its runs are all done, or the session's deadline has passed."""
+        record = self.records.get(nodeid)
+        poller = self._poller
+        if record is None or record.verdict is not None or poller is None or poller.expired:
+            return True
+        return poller.all_done([run.id for run in record.assignment.runs])
+
+    def wait_for_poll(self) -> None:
+        """Block until the poller's next update (briefly; returns at once without one)."""
+        if self._poller is not None:
+            self._poller.wait_for_poll()
+
     def release(self, nodeid: str) -> None:
         """The test is reported: let go of its runs' full detail (transcripts, metrics).
 

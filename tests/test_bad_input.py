@@ -70,6 +70,7 @@ def test_bad_marker_argument_errors_that_test_alone(
             "use only the fields {result_id} and {run_id}",
         ),
         (["--cekura-emulator-catalogue=missing.toml"], "'missing.toml': no such file"),
+        (["--cekura-order=fastest"], "use one of collection, finish"),
     ],
 )
 def test_bad_setting_is_one_usage_error(suite: Suite, args: list[str], message: str) -> None:

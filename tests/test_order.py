@@ -1,0 +1,149 @@
+"""--cekura-order=finish: tests run as nothing keeps them waiting, fixtures intact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Suite
+from pytest_cekura.order import finish_order
+
+#: At the tests' time scale a 2,000 s call takes 2 s and a 10 s call 10 ms.
+TIMED = """
+[[scenario]]
+id = 40
+name = "Long call"
+duration_s = 2000
+
+[[scenario]]
+id = 41
+name = "Short call"
+duration_s = 10
+"""
+#: Each module has a module-scoped fixture; the conftest records the order of events.
+CONFTEST = """
+import pytest
+
+EVENTS = []
+
+@pytest.fixture(scope="module")
+def module_resource(request):
+    EVENTS.append(f"setup {request.module.__name__}")
+    yield
+    EVENTS.append(f"teardown {request.module.__name__}")
+
+@pytest.fixture
+def events():
+    return EVENTS
+
+def pytest_runtest_call(item):
+    EVENTS.append(f"run {item.name}")
+
+def pytest_sessionfinish(session):
+    print("\\nEVENTS:", " | ".join(EVENTS))
+"""
+LONG_THEN_SHORT = {
+    "test_a": """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_long(module_resource):
+            pass
+    """,
+    "test_b": """
+        import pytest
+
+        @pytest.mark.cekura_scenario(41)
+        def test_short(module_resource):
+            pass
+    """,
+}
+
+
+@pytest.fixture
+def timed(make_suite: Callable[[str], Suite]) -> Suite:
+    suite = make_suite(TIMED)
+    suite.pytester.makeconftest(CONFTEST)
+    return suite
+
+
+def events(result: pytest.RunResult) -> list[str]:
+    line = next(line for line in result.outlines if line.startswith("EVENTS:"))
+    return line.removeprefix("EVENTS: ").split(" | ")
+
+
+def test_finish_order_runs_the_short_call_first_with_fixtures_intact(timed: Suite) -> None:
+    timed.pytester.makepyfile(**LONG_THEN_SHORT)
+    result = timed.run("--cekura-order=finish", "-s")
+    result.assert_outcomes(passed=2)
+    assert events(result) == [
+        "setup test_b",
+        "run test_short",
+        "teardown test_b",
+        "setup test_a",
+        "run test_long",
+        "teardown test_a",
+    ]
+    assert timed.posts() == 1
+
+
+def test_collection_order_is_the_default(timed: Suite) -> None:
+    timed.pytester.makepyfile(**LONG_THEN_SHORT)
+    result = timed.run("-s")
+    result.assert_outcomes(passed=2)
+    assert [e for e in events(result) if e.startswith("run")] == ["run test_long", "run test_short"]
+
+
+def test_plain_tests_run_while_the_calls_are_going(timed: Suite) -> None:
+    timed.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_long():
+            pass
+
+        def test_plain():
+            pass
+        """
+    )
+    result = timed.run("--cekura-order=finish", "-s")
+    result.assert_outcomes(passed=2)
+    assert [e for e in events(result) if e.startswith("run")] == ["run test_plain", "run test_long"]
+
+
+def test_finish_order_stops_at_the_first_failure_with_x(timed: Suite) -> None:
+    timed.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_long():
+            pass
+
+        def test_plain():
+            assert False
+        """
+    )
+    result = timed.run("--cekura-order=finish", "-x")
+    result.assert_outcomes(failed=1)
+
+
+def test_scheduler_takes_ready_items_first_and_commits_the_next_one() -> None:
+    ready = {"plain"}
+    waits: list[str] = []
+
+    def wait() -> None:
+        waits.append("waited")
+        ready.add("short")
+
+    # "plain" needs no wait; "long" is committed as the next one before "short" is ready.
+    pairs = list(finish_order(["long", "short", "plain"], ready.__contains__, wait))
+    assert pairs == [("plain", "long"), ("long", "short"), ("short", None)]
+    assert waits == []
+    # Nothing ready: wait until something is, and start with it.
+    ready.clear()
+    pairs = list(finish_order(["long", "short"], ready.__contains__, wait))
+    assert pairs == [("short", "long"), ("long", None)]
+    assert waits == ["waited"]
