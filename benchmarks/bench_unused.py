@@ -110,7 +110,7 @@ def main() -> None:
         f"{n_tests} tests, wall time (median of {rounds})",
         f"{a:.3f} s (range {spread_a:.2f} s)",
         f"{b:.3f} s with {WITHOUT} (range {spread_b:.2f} s)",
-        f"{a / b:.3f} (+{(a / b - 1) * 100:.1f} %)",
+        f"{a / b:.3f} ({(a / b - 1) * 100:+.1f} %)",
         "<= 1.03",
         a / b <= 1.03,
     )
@@ -128,7 +128,7 @@ def main() -> None:
         "  diagnostic: -p no:cekura, conftest imports the plugin module",
         f"{c:.3f} s",
         f"{b:.3f} s with {WITHOUT}",
-        f"{c / b:.3f} (+{(c / b - 1) * 100:.1f} %)",
+        f"{c / b:.3f} ({(c / b - 1) * 100:+.1f} %)",
         "-",
     )
     rss_a = statistics.median(r.maxrss_mb for r in samples[WITH])

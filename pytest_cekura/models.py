@@ -204,16 +204,18 @@ class _RunHead(BaseModel):
 @dataclass(frozen=True, slots=True)
 class RunSnapshot:
     """A run as Cekura last showed it, kept compact: the fields that say how it is going, and
-    the run object itself as compressed JSON, parsed into a ``Run`` only when a test asks.
+    the run object itself, parsed into a ``Run`` only when a test asks for it.
 
-    A parsed ``Run`` with its transcript and metrics takes ~10 KB of objects; its compressed
-    JSON a few hundred bytes. A session following 10,000 runs keeps snapshots, not ``Run``s.
+    A parsed ``Run`` with its transcript and metrics takes ~10 KB of objects. A finished run
+    is kept as compressed JSON (a few hundred bytes); a run still going is kept as Cekura sent
+    it, because the next poll replaces it and serialising it every time would cost more CPU
+    than it saves memory. A session following 10,000 runs keeps snapshots, not ``Run``s.
     """
 
     id: int
     status: str
     success: bool | None
-    source: bytes
+    detail: bytes | Mapping[str, Any] | Run
 
     @classmethod
     def parse(cls, entry: Any) -> RunSnapshot:
@@ -224,15 +226,15 @@ class RunSnapshot:
         checked for its id and status: the poller reads it again and again.
         """
         head = _RunHead.model_validate(entry)
-        if head.status in TERMINAL_STATUSES:
-            Run.model_validate(entry)
+        if head.status not in TERMINAL_STATUSES:
+            return cls(head.id, head.status, head.success, entry)
+        Run.model_validate(entry)
         source = json.dumps(entry, separators=(",", ":")).encode()
         return cls(head.id, head.status, head.success, zlib.compress(source, 1))
 
     @classmethod
     def of(cls, run: Run) -> RunSnapshot:
-        source = run.model_dump_json(by_alias=True).encode()
-        return cls(run.id, run.status, run.success, zlib.compress(source, 1))
+        return cls(run.id, run.status, run.success, run)
 
     @property
     def is_terminal(self) -> bool:
@@ -245,8 +247,13 @@ class RunSnapshot:
     def run(self) -> Run:
         """The full run. A run still going whose detail is unreadable (never checked in full
         by ``parse``) is shown by its id and status alone."""
+        detail = self.detail
+        if isinstance(detail, Run):
+            return detail
         try:
-            return Run.model_validate_json(zlib.decompress(self.source))
+            if isinstance(detail, bytes):
+                return Run.model_validate_json(zlib.decompress(detail))
+            return Run.model_validate(detail)
         except ValidationError:
             return Run(id=self.id, status=self.status, success=self.success)
 

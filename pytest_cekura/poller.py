@@ -125,22 +125,27 @@ class Poller:
         run_ids: Sequence[int],
         on_tick: Callable[[dict[str, int]], None] | None = None,
         until: Callable[[Sequence[RunState]], bool] | None = None,
+        *,
+        give_up_at: float | None = None,
     ) -> dict[int, RunState]:
-        """Block until every run in ``run_ids`` is done, ``until`` says enough, or the
-        deadline passes. ``on_tick`` gets the progress counts on this (the main) thread each
-        slice.
+        """Block until every run in ``run_ids`` is done, ``until`` says enough, the deadline
+        passes or ``give_up_at`` comes. ``on_tick`` gets the progress counts, and ``until``
+        the runs' states, on this (the main) thread at most once per wait slice: parsing
+        every run of a big test each time a chunk arrives would slow the poller down.
         """
-        last_tick = self._clock()
+        end = self._deadline if give_up_at is None else min(self._deadline, give_up_at)
+        last_slice = -WAIT_SLICE
         with self._changed:
-            while not self._all_done(run_ids) and self._clock() < self._deadline:
+            while not self._all_done(run_ids) and self._clock() < end:
                 if self._stop.is_set():
                     break
-                if until is not None and until([self._runs[r].state() for r in run_ids]):
-                    break
-                self._changed.wait(min(WAIT_SLICE, max(0.0, self._deadline - self._clock())))
-                if on_tick is not None and self._clock() - last_tick >= WAIT_SLICE:
-                    last_tick = self._clock()
-                    on_tick(self._counts())
+                if self._clock() - last_slice >= WAIT_SLICE:
+                    last_slice = self._clock()
+                    if on_tick is not None:
+                        on_tick(self._counts())
+                    if until is not None and until([self._runs[r].state() for r in run_ids]):
+                        break
+                self._changed.wait(min(WAIT_SLICE, max(0.0, end - self._clock())))
             return self.states(run_ids)
 
     def states(self, run_ids: Sequence[int]) -> dict[int, RunState]:

@@ -320,16 +320,19 @@ class CekuraSession:
                     unfinished_reason=reason,
                 )
 
-            def enough(now: Sequence[RunState]) -> bool:
-                if give_up_at is not None and time.monotonic() >= give_up_at:
-                    return True
-                return settings.early_verdict and decide(now).outcome is not Outcome.ERROR
+            def decided(now: Sequence[RunState]) -> bool:
+                return decide(now).outcome is not Outcome.ERROR
 
             states: dict[int, RunState] = {}
             if self._poller is not None:
                 if self._lazy:
                     self._poller.track(runs, poll_now=True)
-                states = self._poller.wait([run.id for run in runs], on_tick, enough)
+                states = self._poller.wait(
+                    [run.id for run in runs],
+                    on_tick,
+                    decided if settings.early_verdict else None,
+                    give_up_at=give_up_at,
+                )
             ordered = [states[run.id] for run in runs]
             going = [state.run.id for state in ordered if not state.done]
             if going and give_up_at is not None and time.monotonic() >= give_up_at:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from email.message import Message
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
@@ -54,6 +55,7 @@ from pytest_cekura.emulator.catalogue import (
 from pytest_cekura.emulator.state import (
     RequestRecord,
     ResultFilter,
+    ResultPage,
     RunFilter,
     Store,
     SuccessRateFormat,
@@ -342,14 +344,7 @@ class _Api:
             name=request.last("name"),
             scenario_ids=_id_set_param(request, "scenarios", errors),
         )
-        if errors:
-            return _json(400, errors)
-        page = _page_number(request.last("page"))
-        size = _page_size(request.last("page_size"))
-        found = self._store.list_results(where, page, size) if page is not None else None
-        if page is None or found is None:
-            return _detail(404, _INVALID_PAGE)
-        return _json(200, _page_body(request, page, size, found.count, found.items))
+        return _stored_page(request, errors, partial(self._store.list_results, where))
 
     def _bulk(self, request: _Request, _: dict[str, str]) -> _Response:
         # The docs name the parameter run_ids, the official SDK sends ids: accept both.
@@ -384,14 +379,7 @@ class _Api:
             agent_id=_int_param(request, "result__agent_id", errors),
             run_as_text=_bool_param(request, "result__run_as_text", errors),
         )
-        if errors:
-            return _json(400, errors)
-        page = _page_number(request.last("page"))
-        size = _page_size(request.last("page_size"))
-        found = self._store.list_runs(where, page, size) if page is not None else None
-        if page is None or found is None:
-            return _detail(404, _INVALID_PAGE)
-        return _json(200, _page_body(request, page, size, found.count, found.items))
+        return _stored_page(request, errors, partial(self._store.list_runs, where))
 
     def _run_detail(self, _: _Request, params: dict[str, str]) -> _Response:
         run = self._store.run(int(params["run_id"]))
@@ -566,6 +554,22 @@ def _paginated(request: _Request, items: Sequence[dict[str, Any]]) -> _Response:
         return _detail(404, _INVALID_PAGE)
     chosen = list(items[(page - 1) * size : page * size])
     return _json(200, _page_body(request, page, size, len(items), chosen))
+
+
+def _stored_page(
+    request: _Request,
+    errors: dict[str, list[str]],
+    fetch: Callable[[int, int], ResultPage | None],
+) -> _Response:
+    """A DRF-style page of what ``fetch(page, page_size)`` finds, or the query's errors."""
+    if errors:
+        return _json(400, errors)
+    page = _page_number(request.last("page"))
+    size = _page_size(request.last("page_size"))
+    found = fetch(page, size) if page is not None else None
+    if page is None or found is None:
+        return _detail(404, _INVALID_PAGE)
+    return _json(200, _page_body(request, page, size, found.count, found.items))
 
 
 def _page_body(
