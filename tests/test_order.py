@@ -147,3 +147,19 @@ def test_scheduler_takes_ready_items_first_and_commits_the_next_one() -> None:
     pairs = list(finish_order(["long", "short"], ready.__contains__, wait))
     assert pairs == [("short", "long"), ("long", None)]
     assert waits == ["waited"]
+
+
+def test_finish_order_stops_waiting_at_the_deadline(make_suite: Callable[[str], Suite]) -> None:
+    suite = make_suite('[[scenario]]\nid = 33\noutcome = "hang"\n')
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(33)
+        def test_stuck():
+            pass
+        """
+    )
+    result = suite.run("--cekura-order=finish", "--cekura-timeout=0.5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*not finished by the deadline*"])

@@ -253,8 +253,10 @@ def test_pytest_timeout_ends_a_waiting_test_and_spares_the_others(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+# In finish order the wait is in the test loop, before any test starts.
+@pytest.mark.parametrize("order", ["collection", "finish"])
 def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
-    catalogued: Suite, sig: signal.Signals
+    catalogued: Suite, sig: signal.Signals, order: str
 ) -> None:
     catalogued.pytester.makepyfile(
         """
@@ -265,7 +267,7 @@ def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
         """
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", *FAST],
+        [sys.executable, "-m", "pytest", *FAST, f"--cekura-order={order}"],
         cwd=catalogued.pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
