@@ -57,6 +57,8 @@ class _State:
     rows_by_test: dict[str, SummaryRow] = field(default_factory=dict)
     previous_sigterm: Any = None
     worker_counts: Counter[str] = field(default_factory=Counter)
+    #: Under xdist with --cekura-dry-run: the plan, as a worker printed it for the controller.
+    worker_dry_run: list[str] | None = None
     shared_dirs: set[str] = field(default_factory=set)
     session: CekuraSession | None = None
 
@@ -465,9 +467,10 @@ class SummaryHooks:
 
         state = self._state
         groups = state.session.dry_run_groups if state.session is not None else None
-        if groups is not None:
+        plan = dry_run_lines(groups) if groups is not None else state.worker_dry_run
+        if plan is not None:
             terminalreporter.section("cekura dry run")
-            for line in dry_run_lines(groups):
+            for line in plan:
                 terminalreporter.write_line(line)
         if not state.rows or terminalreporter.config.get_verbosity() < -1:
             return
@@ -500,6 +503,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
         output["cekura_request_counts"] = dict(state.request_counts())
+        groups = state.session.dry_run_groups if state.session is not None else None
+        if groups is not None:
+            from .report import dry_run_lines
+
+            output["cekura_dry_run"] = dry_run_lines(groups)
     else:
         settings = state.settings
         if settings.report_path is not None:
@@ -552,7 +560,11 @@ class XdistHooks:
 
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {}) or {}
-        _state(self._config).worker_counts.update(output.get("cekura_request_counts", {}))
+        state = _state(self._config)
+        state.worker_counts.update(output.get("cekura_request_counts", {}))
+        plan = output.get("cekura_dry_run")
+        if isinstance(plan, list) and state.worker_dry_run is None:
+            state.worker_dry_run = [str(line) for line in plan]  # every worker plans the same
 
 
 @pytest.fixture

@@ -138,3 +138,19 @@ def test_calls_of_tests_no_worker_reached_are_ended(make_suite: Callable[[str], 
     assert result.ret in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED)
     assert len(suite.emulator.runs) == 8
     assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
+
+
+def test_dry_run_plan_is_shown_once_under_xdist(suite: Suite) -> None:
+    # The controller collects nothing: the plan comes from a worker, and is shown once.
+    suite.pytester.makepyfile(SUITE)
+    result = suite.run("-n", "2", "--cekura-dry-run")
+    result.assert_outcomes(passed=1, skipped=7)
+    result.stdout.fnmatch_lines(
+        [
+            "*= cekura dry run =*",
+            "request 1: *scenarios 30, 31 x 2 = 4 call(s)",
+            "cekura dry run: would start 5 call(s) in 2 request(s); nothing was submitted",
+        ]
+    )
+    assert result.stdout.str().count("cekura dry run: would start") == 1
+    assert suite.emulator.requests == []
