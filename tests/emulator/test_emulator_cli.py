@@ -58,19 +58,24 @@ def test_bad_catalogue_exits_2_with_the_message(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
-    catalogue = tmp_path / "c.toml"
-    catalogue.write_text('[[scenario]]\nid = 31\nname = "Billing dispute"\n', encoding="utf-8")
-    key = "key-from-env-123"
-    process = subprocess.Popen(
+def standalone(catalogue: Path, key: str, **env: str) -> subprocess.Popen[str]:
+    """The standalone emulator on a free port, its key from CEKURA_EMULATOR_API_KEY."""
+    return subprocess.Popen(
         [*COMMAND, "--port", "0", "--catalogue", str(catalogue), "--time-scale", "0.001"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment(CEKURA_EMULATOR_API_KEY=key, CEKURA_API_KEY="real-key-never-used"),
+        env=environment(CEKURA_EMULATOR_API_KEY=key, **env),
         # CI may start us with SIGINT ignored, which the child would inherit.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
+    catalogue = tmp_path / "c.toml"
+    catalogue.write_text('[[scenario]]\nid = 31\nname = "Billing dispute"\n', encoding="utf-8")
+    key = "key-from-env-123"
+    process = standalone(catalogue, key, CEKURA_API_KEY="real-key-never-used")
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -117,13 +122,7 @@ def test_the_public_docs_workflow_against_the_standalone_emulator(tmp_path: Path
         encoding="utf-8",
     )
     key = "docs-workflow-key"
-    process = subprocess.Popen(
-        [*COMMAND, "--port", "0", "--catalogue", str(catalogue), "--time-scale", "0.001"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(CEKURA_EMULATOR_API_KEY=key),
-    )
+    process = standalone(catalogue, key)
     try:
         assert process.stdout is not None
         base = process.stdout.readline().rsplit(" ", 1)[-1].strip()
