@@ -37,7 +37,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .models import AgentSettings, Result, Run, RunSnapshot, Scenario
+from .models import AgentSettings, Result, RunSnapshot, Scenario
 from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret, redact
 
@@ -221,11 +221,12 @@ class CekuraClient:
             raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
         return _parse_runs(entries)
 
-    def get_all_runs(self, run_ids: Sequence[int]) -> list[Run]:
-        """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks."""
-        runs: list[Run] = []
+    def get_all_runs(self, run_ids: Sequence[int]) -> list[RunSnapshot]:
+        """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks; parse
+        a snapshot with ``.run()`` only where its detail is needed."""
+        runs: list[RunSnapshot] = []
         for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
-            runs += (s.run() for s in self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs)
+            runs += self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs
         return runs
 
     def get_scenario(self, scenario_id: int) -> Scenario:

@@ -243,9 +243,10 @@ class CekuraSession:
         remembered = self.result_cache.recall(group, client.base_url, max_age)
         if remembered is None:
             return None
-        runs = client.get_all_runs(remembered.run_ids)
-        if not len(runs) == len(remembered.run_ids) == group.run_count:
+        snapshots = client.get_all_runs(remembered.run_ids)
+        if not len(snapshots) == len(remembered.run_ids) == group.run_count:
             return None  # not a whole result of this exact shape: pay for a fresh one
+        runs = [snapshot.run() for snapshot in snapshots]
         if all(run.succeeded for run in runs):
             return Submission(
                 group,
