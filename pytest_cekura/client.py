@@ -50,6 +50,7 @@ START_LABEL = "POST start runs"
 PREFLIGHT_LABEL = "GET preflight"
 RERUN_LABEL = "POST rerun"
 END_CALL_LABEL = "POST end call"
+END_CALLS_LABEL = "POST end calls"
 
 
 @dataclass(frozen=True)
@@ -169,10 +170,17 @@ class CekuraClient:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    def start_runs(self, provider: str, body: Mapping[str, Any]) -> Result:
-        """POST a run-starting request. Never re-sent once it may have reached the server."""
+    def start_runs(
+        self, provider: str, body: Mapping[str, Any], *, deadline: float | None = None
+    ) -> Result:
+        """POST a run-starting request. Never re-sent once it may have reached the server.
+
+        ``deadline`` (a ``time.monotonic()`` instant): a 429 whose ``Retry-After`` would wait
+        past it fails at once instead of sleeping."""
         path = PROVIDERS[provider].path
-        data = self._request("POST", path, json=dict(body), idempotent=False, label=START_LABEL)
+        data = self._request(
+            "POST", path, json=dict(body), idempotent=False, label=START_LABEL, deadline=deadline
+        )
         return _parse(Result, data, f"POST {path}")
 
     def rerun(self, result_id: int, run_ids: Sequence[int]) -> Result:
@@ -262,6 +270,19 @@ class CekuraClient:
                 idempotent=True,
                 label=END_CALL_LABEL,
             )
+
+    def end_calls(self, result_id: int) -> bool:
+        """End every call still going in a result, in one request; False when Cekura knows no
+        such result (nothing to end). The documented v2 path first, then v1 (cekura-api.md 10).
+        The answer is 200 with an empty body."""
+        for api_version in ("v2", "v1"):
+            path = f"/test_framework/{api_version}/results/{result_id}/end_calls/"
+            try:
+                self._request("POST", path, idempotent=True, label=END_CALLS_LABEL)
+            except NotFoundError:
+                continue
+            return True
+        return False
 
     # -- transport ---------------------------------------------------------------------------
 

@@ -265,6 +265,12 @@ class _Api:
             (results, {"GET": self._list_results}, "results"),
             (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}, "result"),
             (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}, "end_call"),
+            # The contract's v2 path (cekura-api.md 10), which the client tries first.
+            (
+                rf"{_V2}/results/(?P<result_id>\d+)/end_calls",
+                {"POST": self._end_calls},
+                "end_call",
+            ),
             (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}, "rerun"),
             (rf"{runs}/bulk", {"GET": self._bulk}, "bulk"),
             (runs, {"GET": self._list_runs}, "run"),
