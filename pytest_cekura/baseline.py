@@ -35,10 +35,20 @@ def load_baseline(path: Path) -> dict[str, float]:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"pytest-cekura: cannot read baseline {path}: {exc}; {fix}") from None
+    except RecursionError:  # nested deeper than the JSON parser goes
+        raise ConfigError(
+            f"pytest-cekura: cannot read baseline {path}: nested too deeply to be one; {fix}"
+        ) from None
     if not isinstance(data, Mapping) or data.get(FORMAT_KEY) != FORMAT_VERSION:
         raise ConfigError(f"pytest-cekura: {path} is not a pytest-cekura baseline; {fix}")
+    tests = data.get("tests", {})
+    if not isinstance(tests, Mapping):
+        raise ConfigError(
+            f'pytest-cekura: baseline {path}: "tests" is {_json_type(tests)}; expected an '
+            f"object of test id -> {{success_rate, runs}} ({fix})"
+        )
     rates: dict[str, float] = {}
-    for nodeid, entry in dict(data.get("tests", {})).items():
+    for nodeid, entry in tests.items():
         rate = entry.get("success_rate") if isinstance(entry, Mapping) else None
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
             raise ConfigError(
@@ -47,6 +57,35 @@ def load_baseline(path: Path) -> dict[str, float]:
             )
         rates[str(nodeid)] = float(rate)
     return rates
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {str: "a string", list: "a list", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def check_writable(path: Path, source: str) -> None:
+    """Fail now, before any call is paid for, if ``path`` cannot be written at the end.
+
+    The check opens the file as the session will (a file that did not exist is removed
+    again): permission bits alone say nothing when running as root or on a read-only mount.
+    """
+    fix = "choose a file path you can write to"
+    if path.is_dir():
+        raise ConfigError(f"pytest-cekura: {source}={str(path)!r} is a folder; {fix}")
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"pytest-cekura: {source}={str(path)!r} cannot be written ({reason}); {fix}"
+        ) from None
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 def comparison_lines(

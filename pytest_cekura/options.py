@@ -7,11 +7,12 @@ listings and in pytest's own "invocation params".
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from .errors import ConfigError
+from .markers import MAX_ID, MarkerDefaults, livekit_url_problem
 from .order import ORDERS
 from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret
@@ -26,6 +28,9 @@ from .secret import Secret
 ENV_API_KEY = "CEKURA_API_KEY"
 ENV_API_URL = "CEKURA_API_URL"
 ENV_AGENT_ID = "CEKURA_AGENT_ID"
+ENV_CONCURRENCY_LIMIT = "CEKURA_CONCURRENCY_LIMIT"
+ENV_LIVEKIT_AGENT_NAME = "CEKURA_LIVEKIT_AGENT_NAME"
+ENV_LIVEKIT_URL = "CEKURA_LIVEKIT_URL"
 DEFAULT_POLL_INTERVAL = 5.0  # what Cekura's own CLI uses
 DEFAULT_TIMEOUT = 3600.0  # Cekura's CLI default for --wait
 EMULATOR_POLL_INTERVAL = 0.1
@@ -34,8 +39,9 @@ DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
 DEFAULT_AGENT_READY_TIMEOUT = 60.0
 DEFAULT_TOLERANCE = 0.1
 DEFAULT_REQUEST_TIMEOUT = 30.0
-#: Cekura does not document dashboard deep links; this template is overridable per project.
-DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/results/{result_id}?run={run_id}"
+#: Where Cekura's dashboard shows a run (cekura-api.md 10.1: a result is
+#: ``{project_id}/results/{result_id}``, a run adds ``?call_id={run_id}``); overridable.
+DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/{project_id}/results/{result_id}?call_id={run_id}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,44 @@ _OPTIONS = (
         "each scenario's own agent is used.",
         env=ENV_AGENT_ID,
         metavar="ID",
+    ),
+    _Option(
+        "--cekura-concurrency-limit",
+        "cekura_concurrency_limit",
+        f"Most calls Cekura may run at once for each request (env {ENV_CONCURRENCY_LIMIT}); "
+        "default: Cekura's plan limit. A marker's concurrency_limit= overrides it.",
+        env=ENV_CONCURRENCY_LIMIT,
+        metavar="N",
+    ),
+    _Option(
+        "--cekura-mock-tool-names",
+        "cekura_mock_tool_names",
+        "Comma-separated tool names Cekura answers with mocks instead of calling your tools "
+        "(mock_tool_names); a marker's mock_tool_names= overrides it.",
+        metavar="NAMES",
+    ),
+    _Option(
+        "--cekura-livekit-agent-name",
+        "cekura_livekit_agent_name",
+        "LiveKit v2: dispatch every call to the LiveKit agent of this name (livekit_data."
+        f"agent_name; env {ENV_LIVEKIT_AGENT_NAME}), e.g. a pull request's own worker.",
+        env=ENV_LIVEKIT_AGENT_NAME,
+        metavar="NAME",
+    ),
+    _Option(
+        "--cekura-livekit-url",
+        "cekura_livekit_url",
+        f"LiveKit v2: the LiveKit server URL for the calls (livekit_data.url; env "
+        f"{ENV_LIVEKIT_URL}), instead of the one saved on the agent.",
+        env=ENV_LIVEKIT_URL,
+        metavar="URL",
+    ),
+    _Option(
+        "--cekura-livekit-config",
+        "cekura_livekit_config",
+        "LiveKit v2: a JSON object (or the path of a JSON file) that replaces the agent's saved "
+        "LiveKit Config, i.e. the room metadata your agent receives (livekit_data.config).",
+        metavar="JSON|PATH",
     ),
     _Option(
         "--cekura-no-preflight",
@@ -180,7 +224,8 @@ _OPTIONS = (
     _Option(
         "--cekura-dashboard-url",
         "cekura_dashboard_url",
-        "Link template for a run in Cekura's web app, with {result_id} and {run_id}.",
+        "Link template for a run in Cekura's web app, with {project_id}, {result_id} and "
+        "{run_id}.",
         metavar="TEMPLATE",
     ),
     _Option(
@@ -267,12 +312,26 @@ class Settings:
     emulator: bool
     emulator_catalogue: Path | None
     emulator_time_scale: float
+    concurrency_limit: int | None = None
+    mock_tool_names: tuple[str, ...] | None = None
+    #: The session's ``livekit_data`` keys (LiveKit v2 only); a marker's keys override them.
+    livekit_data: Mapping[str, Any] = field(default_factory=dict)
+
+    def marker_defaults(self) -> MarkerDefaults:
+        """What a ``cekura_scenario`` marker gets for each argument it leaves out."""
+        return MarkerDefaults(
+            self.provider,
+            self.agent,
+            self.concurrency_limit,
+            self.mock_tool_names,
+            self.livekit_data,
+        )
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         return resolve(
             cli=lambda opt: config.getoption(opt.dest),
-            ini=lambda opt: config.getini(opt.ini),
+            ini=lambda opt: _getini(config, opt),
             env=os.environ,
             ini_dir=config.inipath.parent if config.inipath else config.rootpath,
         )
@@ -293,12 +352,14 @@ def resolve(
 
     emulator = bool(value("cekura_emulator")[0])
     key = env.get(ENV_API_KEY, "").strip()
+    if key and not emulator:  # the emulator never uses the user's key
+        _check_key(key)
     url = value("cekura_url")
     return Settings(
         base_url=_url(*url) if url[0] is not None else DEFAULT_BASE_URL,
         api_key=Secret(key) if key else None,
         provider=_choice(*value("cekura_provider"), choices=PROVIDERS, default="livekit"),
-        agent=_positive_int(*value("cekura_agent")),
+        agent=_id(*value("cekura_agent"), what="agent"),
         preflight=bool(value("cekura_preflight")[0]),
         dry_run=bool(value("cekura_dry_run")[0]),
         max_runs=_positive_int(*value("cekura_max_runs")),
@@ -336,7 +397,27 @@ def resolve(
             default=DEFAULT_TIME_SCALE,
             unit="real seconds per emulated second, e.g. 0.01",
         ),
+        concurrency_limit=_positive_int(*value("cekura_concurrency_limit"), maximum=MAX_ID),
+        mock_tool_names=_names(*value("cekura_mock_tool_names")),
+        livekit_data=_livekit_data(
+            agent_name=value("cekura_livekit_agent_name"),
+            url=value("cekura_livekit_url"),
+            config=value("cekura_livekit_config"),
+            ini_dir=ini_dir,
+        ),
     )
+
+
+def _getini(config: pytest.Config, opt: _Option) -> Any:
+    try:
+        return config.getini(opt.ini)
+    except ValueError:
+        # pytest's own error for a bad bool ("invalid truth value 'maybe'") names no key.
+        raw = config.inicfg.get(opt.ini) if hasattr(config, "inicfg") else None
+        raise ConfigError(
+            f"ini key {opt.ini}={raw!r} is invalid: use true or false"
+            + (f" (or {opt.flag} on the command line)" if opt.kind == "flag" else "")
+        ) from None
 
 
 def _pick(opt: _Option, cli_value: Any, ini_value: Any, env: Mapping[str, str]) -> tuple[Any, str]:
@@ -369,13 +450,95 @@ def _positive(value: Any, source: str, *, default: float, unit: str = "seconds")
     return number
 
 
-def _positive_int(value: Any, source: str) -> int | None:
+#: ASCII digits only: str.isdigit() is also true for "²", which int() then refuses.
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
+
+
+def _positive_int(value: Any, source: str, *, maximum: int | None = None) -> int | None:
     if value is None:
         return None
     text = str(value).strip()
-    if not text.isdigit() or int(text) <= 0:
+    if not _WHOLE_NUMBER.fullmatch(text) or int(text) <= 0:
         raise ConfigError(f"{source}={value!r} is invalid: use a positive whole number")
+    if maximum is not None and int(text) > maximum:
+        raise ConfigError(
+            f"{source}={value!r} is too large: Cekura's numbers are 64-bit (at most {maximum})"
+        )
     return int(text)
+
+
+def _id(value: Any, source: str, *, what: str) -> int | None:
+    text = str(value).strip()
+    if value is not None and _WHOLE_NUMBER.fullmatch(text) and int(text) > MAX_ID:
+        raise ConfigError(
+            f"{source}={value!r} is too large: Cekura's ids are 64-bit integers (at most "
+            f"{MAX_ID}); use the id of your {what} in Cekura"
+        )
+    return _positive_int(value, source)
+
+
+def _names(value: Any, source: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = [name.strip() for name in re.split(r"[,\s]+", str(value))]
+    kept = tuple(dict.fromkeys(name for name in names if name))
+    if not kept:
+        raise ConfigError(
+            f"{source}={value!r} is invalid: give tool names separated by commas, "
+            "e.g. check_inventory,book_slot"
+        )
+    return kept
+
+
+def _livekit_data(
+    *, agent_name: tuple[Any, str], url: tuple[Any, str], config: tuple[Any, str], ini_dir: Path
+) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if agent_name[0] is not None:
+        name = str(agent_name[0]).strip()
+        if not name or not name.isprintable():
+            raise ConfigError(
+                f"{agent_name[1]}={agent_name[0]!r} is invalid: give the LiveKit agent name "
+                "your worker registers (one line), or leave it out"
+            )
+        data["agent_name"] = name
+    if url[0] is not None:
+        text = str(url[0]).strip()
+        problem = livekit_url_problem(text)
+        if problem:
+            shown = "(not shown)" if "credentials" in problem else repr(text)
+            raise ConfigError(f"{url[1]}={shown} {problem}")
+        data["url"] = text
+    if config[0] is not None:
+        data["config"] = _json_object(*config, ini_dir)
+    return data
+
+
+def _json_object(value: Any, source: str, base: Path) -> dict[str, Any]:
+    """Inline JSON (text starting with ``{``) or the path of a JSON file holding an object."""
+    text = str(value).strip()
+    if text.startswith("{"):
+        origin, raw = "", text
+    else:
+        path = _resolve_path(text, source, base)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{source}={text!r}: cannot read it ({exc.__class__.__name__}); give a JSON "
+                'object such as {"locale": "de-DE"} or the path of a JSON file holding one'
+            ) from None
+        origin = f" (file {str(path)!r})"
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{source}{origin} is not valid JSON ({exc}); fix it there") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError(
+            f"{source}{origin} is not a JSON object: the LiveKit Config (room metadata) is "
+            'an object, e.g. {"locale": "de-DE"}'
+        )
+    return parsed
 
 
 def _choice(value: Any, source: str, *, choices: Collection[str], default: str) -> str:
@@ -405,10 +568,60 @@ def _regex(value: Any, source: str) -> str | None:
     return str(value)
 
 
+#: What a key may hold: the visible ASCII characters. Anything else (a newline pasted with
+#: it, a non-breaking space) makes httpx refuse the header, and its error quotes the header.
+_KEY_CHARS = frozenset(chr(code) for code in range(0x21, 0x7F))
+
+
+def _check_key(key: str) -> None:
+    """Refuse a key httpx could not send, naming the first bad character by position and kind
+    (never the key itself, nor the character when it could be part of a real key)."""
+    for position, char in enumerate(key, start=1):
+        if char not in _KEY_CHARS:
+            raise ConfigError(
+                f"pytest-cekura: the {ENV_API_KEY} environment variable contains "
+                f"{_describe_char(char)} at position {position}; an API key holds only "
+                "visible ASCII characters: copy it again from Cekura's settings and set "
+                f"{ENV_API_KEY} without it"
+            )
+
+
+_CHAR_NAMES = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab", " ": "a space"}
+
+
+def _describe_char(char: str) -> str:
+    if char in _CHAR_NAMES:
+        return _CHAR_NAMES[char]
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"a control character (U+{ord(char):04X})"
+    if char.isspace():
+        return f"a non-ASCII space (U+{ord(char):04X})"
+    return "a non-ASCII character"
+
+
+def _has_credentials(text: str) -> bool:
+    """True when the URL's authority holds ``user[:password]@`` (checked without parsing, so
+    a URL that does not parse is refused without being quoted either)."""
+    authority = re.split(r"[/?#]", text.split("://", 1)[-1], maxsplit=1)[0]
+    return "@" in authority
+
+
 def _url(value: Any, source: str) -> str:
     text = str(value).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    if _has_credentials(text):
+        # The URL is printed in the -v header and the JSON report: a password must not be.
+        raise ConfigError(
+            f"{source} contains credentials (user:password@ before the host): remove them; "
+            f"Cekura authenticates with the {ENV_API_KEY} environment variable"
+        )
+    try:
+        parts = urlsplit(text)
+        # An unclosed "[" (http://[::1) or a bad port raises ValueError: a bad URL like any.
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname)
+        parts.port  # noqa: B018
+    except ValueError:
+        usable = False
+    if not usable:
         raise ConfigError(
             f"{source}={text!r} is not a valid URL: use http(s)://host[:port], "
             f"e.g. {DEFAULT_BASE_URL}"
@@ -479,10 +692,10 @@ def _template(value: Any, source: str) -> str:
         return DEFAULT_DASHBOARD_URL
     text = str(value)
     try:
-        text.format(result_id=1, run_id=2)
+        text.format(project_id=3, result_id=1, run_id=2)
     except (KeyError, IndexError, ValueError) as exc:
         raise ConfigError(
-            f"{source}={text!r} is invalid ({exc!r}): use only the fields {{result_id}} "
-            "and {run_id}"
+            f"{source}={text!r} is invalid ({exc!r}): use only the fields {{project_id}}, "
+            "{result_id} and {run_id}"
         ) from None
     return text

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,12 +129,31 @@ def pytest_configure(config: pytest.Config) -> None:
             state.baseline = load_baseline(settings.compare_path)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if not is_worker(config):  # only this process writes them, at the very end
+        _check_outputs(settings)
     state.worker_log = _worker_log(config, settings)
     if getattr(config.option, "dist", "no") != "no" and not is_worker(config):
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
+
+
+def _check_outputs(settings: Settings) -> None:
+    """A report or baseline that cannot be written would fail after the calls were paid for,
+    taking the summary with it: refuse it before anything is started."""
+    from .baseline import check_writable
+
+    outputs = [
+        (settings.report_path, "--cekura-report / cekura_report"),
+        (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
+    ]
+    for path, source in outputs:
+        if path is not None:
+            try:
+                check_writable(path, source)
+            except ConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
 
 def _interrupt_on_sigterm(config: pytest.Config) -> Any:
@@ -252,7 +271,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Submit once, after collection and deselection (-k, -m, --lf) have settled the items."""
     state = _state(session.config)
     settings = state.settings
-    specs = _selected_specs(session.items, MarkerDefaults(settings.provider, settings.agent))
+    specs = _selected_specs(session.items, settings.marker_defaults())
     if any(MARKER_ERROR_KEY in item.stash for item in session.items) or specs:
         _activate(session.config)
     if not specs or _submits_nothing(session):
@@ -260,6 +279,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not settings.dry_run and not is_worker(session.config):
         start_worker(state)
     try:
+        state.cekura.on_progress = _submit_progress(session.config)
         state.cekura.submit(specs)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -324,7 +344,7 @@ def _wait_for_verdict(item: pytest.Item) -> None:
     finally:
         if progress is not None:
             progress.finish()
-    item.user_properties.extend(junit_properties(record, cekura.dashboard_url))
+    item.user_properties.extend(junit_properties(record, cekura.links))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         pytest.fail(_text(item.config, record), pytrace=False)
 
@@ -363,7 +383,7 @@ def _text(config: pytest.Config, record: TestRecord) -> str:
     from .report import failure_text
 
     state = _state(config)
-    return failure_text(record, state.cekura.dashboard_url, _worker_output(state))
+    return failure_text(record, state.cekura.links, _worker_output(state))
 
 
 class TestHooks:
@@ -444,7 +464,7 @@ def _attach_summary_row(item: pytest.Item, report: pytest.TestReport) -> None:
         from .report import summary_row
 
         outcome = "error" if report.when == "setup" and report.failed else report.outcome
-        row = summary_row(item.nodeid, record, outcome, cekura.dashboard_url)
+        row = summary_row(item.nodeid, record, outcome, cekura.links)
         setattr(report, REPORT_ATTR, row.to_json())
 
 
@@ -492,12 +512,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if STATE_KEY not in session.config.stash:
         return
     state = _state(session.config)
-    if state.shared_dirs and not is_worker(session.config):
-        # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C the
-        # rest would go on costing money. The controller sees every run in the manifest.
-        state.cekura.end_unfinished(manifest_run_ids(state.shared_dirs))
-    if state.session is not None:
-        state.session.close()
+    _end_paid_calls(session.config, state)
     if state.worker is not None:
         state.worker.stop()
     if is_worker(session.config):
@@ -510,14 +525,77 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             output["cekura_dry_run"] = dry_run_lines(groups)
     else:
         settings = state.settings
-        if settings.report_path is not None:
-            _write_report(state, settings.report_path)
-        if settings.baseline_path is not None:
-            from .baseline import write_baseline
+        try:
+            if settings.report_path is not None:
+                _write_report(state, settings.report_path)
+            if settings.baseline_path is not None:
+                from .baseline import write_baseline
 
-            write_baseline(settings.baseline_path, state.rows)
+                write_baseline(settings.baseline_path, state.rows)
+        except OSError as exc:
+            # Checked at start, yet gone now (disk full, folder removed): the outcomes and
+            # the summary still matter more than the file.
+            _warn(session.config, f"pytest-cekura: could not write {exc.filename}: {exc.strerror}")
     for directory in state.shared_dirs:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _end_paid_calls(config: pytest.Config, state: _State) -> None:
+    """End every call the session started and cannot use, and say so in one line each.
+
+    Bounded (``cleanup.CLEANUP_BUDGET``); a second Ctrl-C or SIGTERM here ends the clean-up
+    at once with one line, not a traceback: the session is already ending."""
+    cekura = state.session
+    try:
+        if state.shared_dirs and not is_worker(config):
+            from .cleanup import created_results
+
+            # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C
+            # the rest would go on costing money. The controller sees every run in the
+            # manifest, and every result the submitting worker created (even if it died).
+            state.cekura.end_unfinished(
+                manifest_run_ids(state.shared_dirs), created_results(state.shared_dirs)
+            )
+            cekura = state.session
+        if cekura is not None:
+            cekura.close()
+    except KeyboardInterrupt:
+        ids = cekura.ledger.result_ids() if cekura is not None else []
+        where = f": end the calls of result(s) {', '.join(map(str, ids))} in Cekura's dashboard"
+        _warn(config, "pytest-cekura: clean-up interrupted" + (where if ids else "") + ".")
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if cekura is not None and reporter is not None:
+        for line in cekura.cleanup_lines:
+            reporter.write_line(line, yellow=True)
+
+
+def _submit_progress(config: pytest.Config) -> Callable[[int, int, float], None] | None:
+    """A line on the terminal while a slow submission goes on (quick ones print nothing)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or config.get_verbosity() < 0 or is_worker(config):
+        return None
+    shown = [-1]
+
+    def show(done: int, total: int, elapsed: float) -> None:
+        if elapsed < SUBMIT_PROGRESS_AFTER or done == shown[0]:
+            return
+        shown[0] = done
+        reporter.write_line(
+            f"cekura: starting runs: {done}/{total} request(s) answered ({elapsed:.0f}s)"
+        )
+
+    return show
+
+
+#: Seconds a submission may take before progress lines are shown.
+SUBMIT_PROGRESS_AFTER = 1.0
+
+
+def _warn(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, red=True)
 
 
 def _write_report(state: _State, path: Path) -> None:

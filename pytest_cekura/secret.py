@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import re
+from urllib.parse import quote, quote_plus
+
 
 class Secret:
     """Holds a secret string; every way of printing it shows ``'***'``.
@@ -37,7 +41,32 @@ class Secret:
 
 
 def redact(text: str, secret: Secret | None) -> str:
-    """Replace every occurrence of the secret in ``text`` (belt and braces for error bodies)."""
+    """Replace every occurrence of the secret in ``text`` (belt and braces for error bodies),
+    also where a server echoes it URL-encoded or base64-encoded (on its own, or inside a
+    longer encoded value such as ``base64("user:" + key)``)."""
     if secret is None or not secret.reveal():
         return text
-    return text.replace(secret.reveal(), "***")
+    for form in sorted(_encoded_forms(secret.reveal()), key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+#: Shorter base64 fragments than this are not redacted: they would match ordinary text.
+_MIN_FRAGMENT = 8
+
+
+def _encoded_forms(value: str) -> set[str]:
+    forms = {value, quote(value, safe=""), quote_plus(value), quote(value)}
+    # Lower-case percent escapes (%2f) are as valid as upper-case ones.
+    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), form) for form in set(forms)}
+    raw = value.encode()
+    for offset in range(3):
+        # The key's bytes may start at any position modulo 3 within a longer encoded value:
+        # keep only the characters that encode the key's bytes alone at that alignment.
+        encoded = base64.b64encode(b"\0" * offset + raw).decode()
+        start = 4 if offset else 0
+        end = 4 * ((offset + len(raw)) // 3)
+        core = encoded[start:end]
+        if len(core) >= _MIN_FRAGMENT:
+            forms |= {core, core.replace("+", "-").replace("/", "_")}
+    return {form for form in forms if form}

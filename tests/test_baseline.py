@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Suite
+from pytest_cekura.baseline import check_writable
 
 SUITE = """
 import pytest
@@ -100,3 +101,61 @@ def test_bad_baseline_file_is_one_clear_error(
     result = flaky.run(f"--cekura-compare={path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.stderr.str().count(message) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"pytest-cekura-baseline": 1, "tests": []}', '"tests" is a list; expected an object'),
+        ('{"pytest-cekura-baseline": 1, "tests": "t"}', '"tests" is a string; expected an object'),
+        ('{"pytest-cekura-baseline": 1, "tests": null}', '"tests" is null; expected an object'),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to be one"),
+    ],
+    ids=["list", "string", "null", "deeply-nested"],
+)
+def test_malformed_baseline_is_one_usage_error_before_anything_starts(
+    flaky: Suite, tmp_path: Path, content: str, message: str
+) -> None:
+    """Issue #14 item 15: these were INTERNALERRORs."""
+    path = tmp_path / "baseline.json"
+    path.write_text(content)
+    result = flaky.run(f"--cekura-compare={path}", subprocess=True)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.str().count("ERROR: pytest-cekura: ") == 1
+    assert result.stderr.str().count(message) == 1
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert flaky.emulator.requests == []
+
+
+@pytest.mark.parametrize("option", ["--cekura-report", "--cekura-baseline"])
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("folder", "is a folder; choose a file path you can write to"),
+        # Permission bits do not stop root (these tests may run as root); /proc does.
+        ("/proc/version", "cannot be written (Invalid argument)"),
+        ("/proc/cekura-report.json", "cannot be written (No such file or directory)"),
+    ],
+    ids=["folder", "read-only-file", "read-only-folder"],
+)
+def test_unwritable_report_or_baseline_path_is_refused_before_any_call(
+    flaky: Suite, option: str, target: str, reason: str
+) -> None:
+    """Issue #14 item 15: these were accepted, then crashed after the calls were paid for."""
+    (flaky.pytester.path / "folder").mkdir()
+    result = flaky.run(f"{option}={target}", subprocess=True)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    name = option.removeprefix("--").replace("-", "_")
+    expected = f"ERROR: pytest-cekura: {option} / {name}='{target}' {reason}"
+    assert result.stderr.str().count("ERROR: pytest-cekura: ") == 1
+    assert expected in result.stderr.str()
+    assert flaky.emulator.requests == []
+
+
+def test_checking_an_output_path_neither_leaves_a_file_nor_truncates_one(tmp_path: Path) -> None:
+    fresh, kept = tmp_path / "fresh.json", tmp_path / "kept.json"
+    kept.write_text("last week's baseline")
+    check_writable(fresh, "--cekura-report")
+    check_writable(kept, "--cekura-baseline")
+    assert not fresh.exists()
+    assert kept.read_text() == "last week's baseline"

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.server
+import json
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -162,3 +169,166 @@ def test_sentinel_key_appears_nowhere_when_cekura_rejects_it(suite: Suite) -> No
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "Cekura rejected the API key" in result.stderr.str()
     assert SENTINEL_KEY not in result.stdout.str() + result.stderr.str()
+
+
+def outputs_of(result: pytest.RunResult, *files: Path) -> dict[str, str]:
+    found = {"stdout": result.stdout.str(), "stderr": result.stderr.str()}
+    found.update({file.name: file.read_text() for file in files if file.exists()})
+    return found
+
+
+@pytest.mark.parametrize(
+    ("key", "described"),
+    [
+        ("KEY\nmore-sk-cekura-SENTINEL", "a newline at position 4"),
+        ("sk-cekura\rSENTINEL", "a carriage return at position 10"),
+        ("sk-cekura SENTINEL", "a space at position 10"),
+        ("sk-cekura-\x01SENTINEL", "a control character (U+0001) at position 11"),
+        ("sk-cekura-SENTINEL\u00e9x", "a non-ASCII character at position 19"),
+    ],
+    ids=["newline", "carriage-return", "space", "control", "non-ascii"],
+)
+def test_key_with_a_bad_character_is_one_usage_error_naming_only_the_character(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, described: str
+) -> None:
+    """Issue #14 item 11: httpx's LocalProtocolError quoted such a key in stdout, JUnit XML and
+    the JSON report, and claimed the request "may have reached Cekura"."""
+    monkeypatch.setenv("CEKURA_API_KEY", key)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    result = suite.run(
+        "-vv", f"--junitxml={junit}", f"--cekura-report={report}", "--tb=long", subprocess=True
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = (
+        f"ERROR: pytest-cekura: the CEKURA_API_KEY environment variable contains {described}; "
+        "an API key holds only visible ASCII characters: copy it again from Cekura's settings "
+        "and set CEKURA_API_KEY without it"
+    )
+    assert result.stderr.str().count("ERROR: ") == 1
+    assert expected in result.stderr.str()
+    assert suite.emulator.requests == []  # refused before anything was sent
+    for name, text in outputs_of(result, junit, report).items():
+        for part in ("SENTINEL", "more"):
+            assert part not in text, f"part of the key leaked into {name}"
+
+
+def test_emulator_mode_ignores_a_malformed_key_it_never_sends(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEKURA_API_KEY", "KEY\nmore")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    pytester.runpytest("--cekura-emulator", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("how", ["environment", "option"])
+def test_url_with_credentials_is_refused_without_printing_them(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, how: str
+) -> None:
+    """Issue #14 item 12: the password was printed in the -v header and the report's "api"."""
+    url = suite.emulator.url.replace("http://", "http://user:hunter2-pw@")
+    args = ["-v", f"--cekura-report={tmp_path / 'report.json'}"]
+    if how == "environment":
+        monkeypatch.setenv("CEKURA_API_URL", url)
+        source = "environment variable CEKURA_API_URL"
+    else:
+        args.append(f"--cekura-url={url}")
+        source = "--cekura-url"
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    result = suite.run(*args, subprocess=True)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        result.stderr.lines.count(
+            f"ERROR: {source} contains credentials (user:password@ before the "
+            "host): remove them; Cekura authenticates with the CEKURA_API_KEY environment variable"
+        )
+        == 1
+    ), result.stderr.str()
+    assert suite.emulator.requests == []
+    for name, text in outputs_of(result, tmp_path / "report.json").items():
+        assert "hunter2" not in text, f"the URL's password leaked into {name}"
+
+
+def test_key_echoed_encoded_in_an_error_body_is_redacted(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue #14 item 13. The emulator never echoes the key, so a stand-in server does: every
+    request gets a 401 whose body holds the key raw, URL-encoded and base64-encoded (alone and
+    inside an HTTP Basic credential)."""
+    forms = echoed_forms(SENTINEL_KEY)
+    with echoing_server(forms) as url:
+        monkeypatch.setenv("CEKURA_API_URL", url)
+        suite.pytester.makepyfile(
+            """
+            import pytest
+
+            @pytest.mark.cekura_scenario(30)
+            def test_a(): pass
+            """
+        )
+        junit = tmp_path / "junit.xml"
+        result = suite.run("-vv", "--tb=long", f"--junitxml={junit}", subprocess=True)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "Cekura rejected the API key" in result.stderr.str()
+    assert "echo:" in result.stderr.str()  # the body was printed, redacted
+    for name, text in outputs_of(result, junit).items():
+        for form in forms:
+            assert form not in text, f"the key leaked into {name} as {form!r}"
+
+
+def echoed_forms(key: str) -> list[str]:
+    return [
+        key,
+        quote(key, safe=""),
+        base64.b64encode(key.encode()).decode(),
+        base64.urlsafe_b64encode(key.encode()).decode().rstrip("="),
+        base64.b64encode(f"user:{key}".encode()).decode(),
+    ]
+
+
+@contextlib.contextmanager
+def echoing_server(forms: list[str]) -> Iterator[str]:
+    body = json.dumps({"detail": "invalid API key", "echo:": forms}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_any(self) -> None:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_any  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
