@@ -66,6 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="percent",
         help="serve success_rate as 0-100 or 0-1 (default %(default)s)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=(
+            "reject what the live Cekura service rejects: bare scenario ids on object-list "
+            "runners (LiveKit/Pipecat v2, websockets), agent_id where the spec says agent, "
+            "JSON arrays for run_ids; rerun ignores its body (default: lenient, so the "
+            "official cekura CLI works)"
+        ),
+    )
     return parser
 
 
@@ -87,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         success_rate_format=args.success_rate_format,
+        strict=args.strict,
     )
     try:
         emulator.start()

@@ -7,6 +7,7 @@ A catalogue is a TOML file::
     name = "Billing dispute"
     outcome = "fail"          # pass | fail | error | flaky | hang   (default pass)
     duration_s = 120          # emulated call length in seconds (default 30)
+    evaluation_delay_s = 20   # after the call: "completed" with success null this long (default 0)
     success_probability = 0.5 # flaky only (required there, 0..1)
     agent = 1                 # the scenario's own agent; optional, default 1
     exists = true             # false: the scenario is deleted (404, runs rejected)
@@ -20,6 +21,8 @@ A catalogue is a TOML file::
     livekit_api_secret = "secret-value"
     livekit_agent_name = "pharmacy-agent"    # LiveKit explicit-dispatch name
     livekit_config = { empty_timeout = 300 } # "LiveKit Config" JSON, becomes room metadata
+    livekit_credentials = "agent"            # "project": key/secret live on the Cekura project
+    project = 1                              # the Cekura project id (default 1)
     exists = true
 
     [[test_profile]]
@@ -58,6 +61,11 @@ from pytest_cekura.errors import ConfigError
 Outcome = Literal["pass", "fail", "error", "flaky", "hang"]
 OUTCOMES: tuple[str, ...] = get_args(Outcome)
 DEFAULT_DURATION_S = 30.0
+#: Upper bounds for times read from a catalogue or a fault rule: larger values overflow the
+#: clock arithmetic (``Event.wait(1e308)`` raises OverflowError) and are always a mistake.
+MAX_DURATION_S = 30 * 24 * 3600.0
+MAX_DELAY_S = 3600.0
+DEFAULT_PROJECT = 1
 DEFAULT_AGENT = 1
 
 #: Agents' ``assistant_provider`` values the catalogue accepts: the providers of the runners
@@ -89,6 +97,7 @@ _SCENARIO_KEYS = (
     "duration_s",
     "success_probability",
     "agent",
+    "evaluation_delay_s",
     "exists",
 )
 _AGENT_KEYS = (
@@ -100,6 +109,8 @@ _AGENT_KEYS = (
     "livekit_api_secret",
     "livekit_agent_name",
     "livekit_config",
+    "livekit_credentials",
+    "project",
     "exists",
 )
 _PROFILE_KEYS = ("id", "name", "information")
@@ -197,6 +208,9 @@ class ScenarioEntry:
     duration_s: float = DEFAULT_DURATION_S
     success_probability: float | None = None
     agent: int = DEFAULT_AGENT
+    #: Emulated seconds after the call ends during which the run is ``completed`` with
+    #: ``success`` null (Cekura's evaluation still pending).
+    evaluation_delay_s: float = 0.0
     exists: bool = True
 
 
@@ -212,6 +226,10 @@ class AgentEntry:
     livekit_api_secret: str | None = None
     livekit_agent_name: str | None = None
     livekit_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    #: "project": the LiveKit key and secret live on the Cekura project, so the agent object
+    #: reports them as not configured while runs still work (cekura-api.md 10.1).
+    livekit_credentials: Literal["agent", "project"] = "agent"
+    project: int = DEFAULT_PROJECT
     exists: bool = True
 
     @classmethod
@@ -473,9 +491,9 @@ def _delay(value: Any) -> float:
             "action 'slow' needs field 'delay_s', the real seconds to wait before answering; "
             "add delay_s = 2.0"
         )
-    if not _is_number(value) or value < 0:
+    if not _is_number(value) or not 0 <= value <= MAX_DELAY_S:
         raise _InvalidFaultError(
-            _invalid("delay_s", value, "must be a number of seconds >= 0, e.g. 2")
+            _invalid("delay_s", value, f"must be a number of seconds from 0 to {MAX_DELAY_S:g}")
         )
     return float(value)
 
@@ -690,6 +708,7 @@ def _parse_scenario(ctx: _Entry) -> ScenarioEntry:
         duration_s=_duration(ctx),
         success_probability=probability,
         agent=_positive_int(ctx, "agent", required=False) or DEFAULT_AGENT,
+        evaluation_delay_s=_seconds(ctx, "evaluation_delay_s", 0.0),
         exists=_bool(ctx, "exists", default=True),
     )
 
@@ -724,8 +743,19 @@ def _parse_agent(ctx: _Entry) -> AgentEntry:
         livekit_api_secret=_optional_text(ctx, "livekit_api_secret", "secret-value"),
         livekit_agent_name=_optional_text(ctx, "livekit_agent_name", "my-agent"),
         livekit_config=MappingProxyType(config),
+        livekit_credentials=_credentials(ctx),
+        project=_positive_int(ctx, "project", required=False) or DEFAULT_PROJECT,
         exists=_bool(ctx, "exists", default=True),
     )
+
+
+def _credentials(ctx: _Entry) -> Literal["agent", "project"]:
+    value = ctx.raw.get("livekit_credentials", "agent")
+    if value == "agent":
+        return "agent"
+    if value == "project":
+        return "project"
+    raise ctx.error("livekit_credentials", value, 'allowed: "agent", "project"')
 
 
 def _parse_profile(ctx: _Entry) -> TestProfileEntry:
@@ -797,9 +827,15 @@ def _bool(ctx: _Entry, name: str, *, default: bool) -> bool:
 
 
 def _duration(ctx: _Entry) -> float:
-    value = ctx.raw.get("duration_s", DEFAULT_DURATION_S)
-    if not _is_number(value) or value < 0:
-        raise ctx.error("duration_s", value, "must be a number of seconds >= 0, e.g. 120")
+    return _seconds(ctx, "duration_s", DEFAULT_DURATION_S)
+
+
+def _seconds(ctx: _Entry, name: str, default: float) -> float:
+    value = ctx.raw.get(name, default)
+    if not _is_number(value) or not 0 <= value <= MAX_DURATION_S:
+        raise ctx.error(
+            name, value, f"must be a number of seconds from 0 to {MAX_DURATION_S:g}, e.g. 120"
+        )
     return float(value)
 
 

@@ -54,6 +54,9 @@ def transcript_object(
         {
             "role": role,
             "content": text,
+            # The spec's RunListTranscriptObject requires these two as well.
+            "normalized_content": text,
+            "comparison_spans": [],
             "timestamp": round(scenario.duration_s * (index + 0.5) / count, 1),
         }
         for index, (role, text) in enumerate(lines)
@@ -163,12 +166,19 @@ def _instruction_following(scenario: ScenarioEntry, verdict: Verdict) -> dict[st
         if passed
         else f'Agent skipped the confirmation step of the "{scenario.name}" workflow.'
     )
+    score = 100 if passed else 0
+    # Every key the spec's CallLogListSerializerMetricsWithExplanation requires is present:
+    # ``explanation`` a list of strings, ``value`` a string, ``enum`` only meaningful for
+    # enum metrics (None otherwise).
     return {
         "id": INSTRUCTION_FOLLOWING_ID,
         "name": "Instruction Following",
         "type": "binary_workflow_adherence",
-        "score": 100 if passed else 0,
-        "explanation": explanation,
+        "score": score,
+        "value": str(score),
+        "enum": None,
+        "explanation": [explanation],
+        "extra": {},
     }
 
 
@@ -179,6 +189,8 @@ def _latency(scenario: ScenarioEntry, run_id: int) -> dict[str, Any]:
         "name": "Latency",
         "type": "numeric",
         "score": p50,
-        "explanation": f"p50 response latency {p50} ms (threshold 1500 ms)",
+        "value": str(p50),
+        "enum": None,
+        "explanation": [f"p50 response latency {p50} ms (threshold 1500 ms)"],
         "extra": {"percentiles": {"p50": p50, "p90": p50 + 400}},
     }

@@ -175,7 +175,16 @@ def rewrite_runs(rule: FaultRule, kind: str, payload: Any) -> Any:
         raise AssertionError(f"action {rule.action!r} does not rewrite runs")
     if kind == "bulk":
         return edited
-    payload["runs"] = edited
+    if isinstance(payload["runs"], dict):
+        # The rerun answer (the spec's Result) keys runs by id; a run without one (extra_runs'
+        # anonymous stranger) is keyed by its position, a duplicate by id and copy number.
+        keyed: dict[str, Any] = {}
+        for position, run in enumerate(edited):
+            key = str(run.get("id", f"missing-{position}"))
+            keyed[key if key not in keyed else f"{key}-copy-{position}"] = run
+        payload["runs"] = keyed
+    else:
+        payload["runs"] = edited
     return payload
 
 
@@ -186,7 +195,8 @@ def _run_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
     if kind == "result":
         return list(payload["runs"].values())  # the detail view keys runs by id
     if kind == "results":
-        return [run for result in payload["results"] for run in result["runs"]]
+        # The list view keys run stubs by id, like the detail view (spec Result.runs).
+        return [run for result in payload["results"] for run in _as_list(result["runs"])]
     return _run_list(kind, payload)
 
 
@@ -199,8 +209,12 @@ def _result_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
 
 
 def _run_list(kind: str, payload: Any) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = payload if kind == "bulk" else payload["runs"]
+    runs: list[dict[str, Any]] = payload if kind == "bulk" else _as_list(payload["runs"])
     return runs
+
+
+def _as_list(runs: Any) -> list[dict[str, Any]]:
+    return list(runs.values()) if isinstance(runs, dict) else list(runs)
 
 
 def _strangers(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -50,6 +50,7 @@ from pytest_cekura.emulator.catalogue import (
     FaultAction,
     FaultMatch,
     FaultRule,
+    TestProfileEntry,
     parse_fault,
 )
 from pytest_cekura.emulator.state import (
@@ -126,9 +127,13 @@ _DROPPED = 0  # the status logged for a request whose connection was dropped una
 class _Api:
     """Turns one request into one response; independent of the socket layer."""
 
-    def __init__(self, store: Store, catalogue: Catalogue, api_key: str) -> None:
+    def __init__(
+        self, store: Store, catalogue: Catalogue, api_key: str, *, strict: bool = False
+    ) -> None:
         self._store = store
         self._catalogue = catalogue
+        #: Reject what the live service rejects, even forms the official CLI sends (--strict).
+        self.strict = strict
         self._api_key = api_key.encode("utf-8")
         self._routes = self._cekura_routes()
         self._control_routes = self._emulator_routes()
@@ -150,7 +155,9 @@ class _Api:
         response, fault = self._dispatch(self._routes, request, path, authenticate=True)
         query = {name: values[-1] for name, values in request.query.items()}
         status = _DROPPED if response.drop is not None else response.status
-        record = RequestRecord(request.method, request.path, query, status, fault)
+        record = RequestRecord(
+            request.method, request.path, query, status, fault, _posted_json(request)
+        )
         self._store.log_request(record)
         return response
 
@@ -249,29 +256,28 @@ class _Api:
         return None
 
     def _cekura_routes(self) -> list[_Route]:
-        scenarios = rf"{_V1}/(?:scenarios|scenarios-external)"
-        results = rf"{_V1}/(?:results|results-external)"
-        runs = rf"{_V1}/(?:runs|runs-external)"
-        profiles = rf"{_V1}/test-profiles-external"
+        # v1 has the "-external" twins; v2 (the current paths of the spec) has not.
+        scenarios = rf"(?:{_V1}/(?:scenarios|scenarios-external)|{_V2}/scenarios)"
+        results = rf"(?:{_V1}/(?:results|results-external)|{_V2}/results)"
+        runs = rf"(?:{_V1}/(?:runs|runs-external)|{_V2}/runs)"
+        profiles = rf"{_V1}/(?:test-profiles|test-profiles-external)"
         actions = "|".join(re.escape(action) for action in RUNNERS)
+        result = rf"{results}/(?P<result_id>\d+)"
         # The third element is the route's kind: the fault ``match`` value that selects it.
         table: list[tuple[str, dict[str, Handler], FaultMatch]] = [
             (rf"{scenarios}/(?P<action>{actions})", {"POST": self._create}, "start"),
             (scenarios, {"GET": self._list_scenarios}, "scenario"),
             (rf"{scenarios}/(?P<scenario_id>\d+)", {"GET": self._scenario}, "scenario"),
-            (rf"(?:{_V1}|{_V2})/aiagents/(?P<agent_id>\d+)", {"GET": self._agent}, "agent"),
+            (rf"{_V1}/aiagents/(?P<agent_id>\d+)", {"GET": self._agent}, "agent"),
+            (rf"{_V2}/aiagents/(?P<agent_id>\d+)", {"GET": self._agent_v2}, "agent"),
             (profiles, {"GET": self._list_profiles}, "test_profile"),
             (rf"{profiles}/(?P<profile_id>\d+)", {"GET": self._profile}, "test_profile"),
             (results, {"GET": self._list_results}, "results"),
-            (rf"{results}/(?P<result_id>\d+)", {"GET": self._result_detail}, "result"),
-            (rf"{results}/(?P<result_id>\d+)/end_calls", {"POST": self._end_calls}, "end_call"),
-            # The contract's v2 path (cekura-api.md 10), which the client tries first.
-            (
-                rf"{_V2}/results/(?P<result_id>\d+)/end_calls",
-                {"POST": self._end_calls},
-                "end_call",
-            ),
-            (rf"{results}/(?P<result_id>\d+)/rerun", {"POST": self._rerun}, "rerun"),
+            (result, {"GET": self._result_detail}, "result"),
+            # v1 and the contract's v2 path (cekura-api.md 10), which the client tries first.
+            (rf"{result}/end_calls", {"POST": self._end_calls}, "end_call"),
+            (rf"{result}/rerun", {"POST": self._rerun}, "rerun"),
+            (rf"{result}/create_shareable_link_token", {"POST": self._share}, "result"),
             (rf"{runs}/bulk", {"GET": self._bulk}, "bulk"),
             (runs, {"GET": self._list_runs}, "run"),
             (rf"{runs}/(?P<run_id>\d+)", {"GET": self._run_detail}, "run"),
@@ -300,15 +306,16 @@ class _Api:
     # ---------------------------------------------------------- Cekura endpoints
 
     def _create(self, request: _Request, params: dict[str, str]) -> _Response:
+        body = _json_body(request, default={})
+        if isinstance(body, _Response):
+            return body
+        runner = RUNNERS[params["action"]]
         try:
-            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _detail(400, f"JSON parse error - {exc}")
-        try:
-            new = parse_new_result(body, RUNNERS[params["action"]], self._catalogue)
+            new = parse_new_result(body, runner, self._catalogue, strict=self.strict)
         except InvalidRequestError as failed:
             return _json(400, failed.errors)
-        return _json(201, self._store.create_result(new))
+        # 200 as the spec answers (201 for the text and websocket runners).
+        return _json(runner.created_status, self._store.create_result(new))
 
     def _scenario(self, _: _Request, params: dict[str, str]) -> _Response:
         scenario_id = int(params["scenario_id"])
@@ -318,8 +325,19 @@ class _Api:
         return _json(200, objects.scenario_object(self._catalogue, scenario))
 
     def _list_scenarios(self, request: _Request, _: dict[str, str]) -> _Response:
+        errors: dict[str, list[str]] = {}
+        agent_id = _int_param(request, "agent_id", errors)
+        project_id = _int_param(request, "project_id", errors)
+        if errors:
+            return _json(400, errors)
         # Only listed scenarios: the unlisted ones exist too, but there are infinitely many.
-        listed = [s for _, s in sorted(self._catalogue.scenarios.items()) if s.exists]
+        listed = [
+            s
+            for _, s in sorted(self._catalogue.scenarios.items())
+            if s.exists
+            and (agent_id is None or s.agent == agent_id)
+            and (project_id is None or self._catalogue.agent(s.agent).project == project_id)
+        ]
         return _paginated(request, [objects.scenario_object(self._catalogue, s) for s in listed])
 
     def _agent(self, _: _Request, params: dict[str, str]) -> _Response:
@@ -328,16 +346,23 @@ class _Api:
             return _detail(404, _NOT_FOUND)
         return _json(200, objects.agent_object(self._catalogue.agent(agent_id)))
 
+    def _agent_v2(self, _: _Request, params: dict[str, str]) -> _Response:
+        agent_id = int(params["agent_id"])
+        if not self._catalogue.has_agent(agent_id):
+            return _detail(404, _NOT_FOUND)
+        return _json(200, objects.agent_object_v2(self._catalogue.agent(agent_id)))
+
     def _profile(self, _: _Request, params: dict[str, str]) -> _Response:
         profile_id = int(params["profile_id"])
         if profile_id <= 0:
             return _detail(404, _NOT_FOUND)
         # Like run requests, any positive id is a profile (a default one when not listed).
-        return _json(200, self._catalogue.test_profile(profile_id).as_api_dict())
+        return _json(200, _profile_object(self._catalogue.test_profile(profile_id)))
 
-    def _list_profiles(self, request: _Request, _: dict[str, str]) -> _Response:
+    def _list_profiles(self, _: _Request, __: dict[str, str]) -> _Response:
+        # The spec answers a plain array here (AIAgentTestProfileList), not a page.
         listed = sorted(self._catalogue.test_profiles.items())
-        return _paginated(request, [profile.as_api_dict() for _, profile in listed])
+        return _json(200, [_profile_object(profile) for _, profile in listed])
 
     def _result_detail(self, _: _Request, params: dict[str, str]) -> _Response:
         result = self._store.result_detail(int(params["result_id"]))
@@ -347,16 +372,28 @@ class _Api:
         errors: dict[str, list[str]] = {}
         where = ResultFilter(
             agent_id=_int_param(request, "agent_id", errors),
+            # Not a filter of the spec (it has "search"); kept for clients that send it.
             name=request.last("name"),
             scenario_ids=_id_set_param(request, "scenarios", errors),
+            search=request.last("search") or None,
+            project_id=_int_param(request, "project_id", errors),
         )
         return _stored_page(request, errors, partial(self._store.list_results, where))
 
     def _bulk(self, request: _Request, _: dict[str, str]) -> _Response:
-        # The docs name the parameter run_ids, the official SDK sends ids: accept both.
+        # The spec names the parameter run_ids, the official SDK sends ids: accept both.
         ids: list[int] = []
         for name in ("run_ids", "ids"):
             for value in request.query.get(name, []):
+                if value.strip().startswith("["):
+                    if self.strict:
+                        # The live service answers 400 to a JSON array (cekura-api.md 10.1).
+                        message = (
+                            f"Send {name} comma-separated, e.g. {name}=90001,90002, "
+                            "not as a JSON array."
+                        )
+                        return _json(400, {name: [message]})
+                    value = value.strip().removeprefix("[").removesuffix("]")
                 for token in (t.strip() for t in value.split(",")):
                     if not token:
                         continue
@@ -369,21 +406,34 @@ class _Api:
                     ids.append(int(token))
         if not ids:
             return _json(400, {"run_ids": ["This field is required."]})
+        errors: dict[str, list[str]] = {}
+        # v2's optional scope: only runs of this result / agent / project are answered.
+        where = RunFilter(
+            result_id=_int_param(request, "result_id", errors),
+            agent_id=_int_param(request, "agent_id", errors),
+            project_id=_int_param(request, "project_id", errors),
+        )
+        if errors:
+            return _json(400, errors)
         unique = list(dict.fromkeys(ids))  # asked twice, answered once, first order kept
-        return _json(200, self._store.runs(unique))
+        return _json(200, self._store.runs(unique, where))
 
     def _list_runs(self, request: _Request, _: dict[str, str]) -> _Response:
         """``GET runs-external/``: full run objects, newest first, paginated, filtered."""
         errors: dict[str, list[str]] = {}
+        result_id = _int_param(request, "result__id", errors)
+        agent_id = _int_param(request, "result__agent_id", errors)
         where = RunFilter(
-            result_id=_int_param(request, "result__id", errors),
+            result_id=_int_param(request, "result_id", errors) or result_id,
             statuses=_statuses(request.last("status"), request.last("status__in")),
             success=_bool_param(request, "success", errors),
             scenario_ids=_id_set_param(request, "scenario__id__in", errors),
             created_from=_datetime_param(request, "timestamp__gte", errors),
             created_until=_datetime_param(request, "timestamp__lte", errors),
-            agent_id=_int_param(request, "result__agent_id", errors),
+            agent_id=_int_param(request, "agent_id", errors) or agent_id,
             run_as_text=_bool_param(request, "result__run_as_text", errors),
+            run_ids=_id_set_param(request, "id__in", errors),
+            project_id=_int_param(request, "project_id", errors),
         )
         return _stored_page(request, errors, partial(self._store.list_runs, where))
 
@@ -394,14 +444,15 @@ class _Api:
     def _end_call(self, _: _Request, params: dict[str, str]) -> _Response:
         if not self._store.end_call(int(params["run_id"])):
             return _detail(404, _NOT_FOUND)
-        return _detail(200, "Call ended.")
+        return _Response(200, b"")  # the spec's 200 has no body
 
     def _rerun(self, request: _Request, params: dict[str, str]) -> _Response:
-        try:
-            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _detail(400, f"JSON parse error - {exc}")
-        run_ids = body.get("run_ids") if isinstance(body, dict) else None
+        body = _json_body(request, default={})
+        if isinstance(body, _Response):
+            return body
+        # The spec's rerun takes no body and repeats every run of the result; strict mode
+        # ignores run_ids as the live service does, the lenient emulator still honours them.
+        run_ids = body.get("run_ids") if isinstance(body, dict) and not self.strict else None
         if run_ids is not None and (
             not isinstance(run_ids, list)
             or not all(isinstance(i, int) and not isinstance(i, bool) for i in run_ids)
@@ -413,12 +464,32 @@ class _Api:
             return _json(400, {"run_ids": [f'Invalid pk "{exc.args[0]}" - not in this result.']})
         if created is None:
             return _detail(404, _NOT_FOUND)
-        return _json(201, created)
+        return _json(200, created)
 
     def _end_calls(self, _: _Request, params: dict[str, str]) -> _Response:
         if not self._store.end_calls(int(params["result_id"])):
             return _detail(404, _NOT_FOUND)
-        return _detail(200, "Calls ended.")
+        return _Response(200, b"")  # the spec's 200 has no body
+
+    def _share(self, request: _Request, params: dict[str, str]) -> _Response:
+        """``create_shareable_link_token``: ``{"expire_at": datetime or null}`` in, a token
+        and the public link out. The token is derived from the result id: nothing to store."""
+        body = _json_body(request, default={})
+        if isinstance(body, _Response):
+            return body
+        if not isinstance(body, dict):
+            kind = type(body).__name__
+            message = f"Invalid data. Expected a dictionary, but got {kind}."
+            return _json(400, {"non_field_errors": [message]})
+        expire_at = body.get("expire_at")
+        if expire_at is not None and not _is_datetime(expire_at):
+            return _json(400, {"expire_at": ["Datetime has wrong format."]})
+        result_id = int(params["result_id"])
+        if self._store.result_detail(result_id) is None:
+            return _detail(404, _NOT_FOUND)
+        token = f"emulated-share-{result_id}"
+        link = f"https://dashboard.cekura.ai/share/results/{result_id}?token={token}"
+        return _json(200, {"token": token, "shareable_link": link})
 
     # -------------------------------------------------------- control endpoints
 
@@ -438,10 +509,9 @@ class _Api:
     def _control_add_faults(self, request: _Request, _: dict[str, str]) -> _Response:
         """POST adds the rules in the body (one object or a list), PUT replaces all with them."""
         where = f"{request.method} {CONTROL_PREFIX}/faults"
-        try:
-            body = json.loads(request.body.decode("utf-8")) if request.body.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _detail(400, f"{where}: JSON parse error - {exc}")
+        body = _json_body(request, default=None, where=f"{where}: ")
+        if isinstance(body, _Response):
+            return body
         if body is None and request.method == "POST":
             example = '{"match": "start", "action": "error_after", "status": 500}'
             return _detail(400, f"{where}: send a fault rule as JSON, e.g. {example}")
@@ -467,6 +537,41 @@ class _Api:
         if result is None:
             return _Response(404, dashboard.render_not_found(result_id).encode(), _HTML)
         return _Response(200, dashboard.render_result_page(result).encode(), _HTML)
+
+
+def _json_body(request: _Request, *, default: Any, where: str = "") -> Any:
+    """The request's JSON body (``default`` when empty), or the 400 answer to send instead.
+
+    Nesting deeper than the parser's recursion limit is a 400 too, never a 500."""
+    if not request.body.strip():
+        return default
+    try:
+        return json.loads(request.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _detail(400, f"{where}JSON parse error - {exc}")
+    except RecursionError:
+        return _detail(400, f"{where}JSON parse error - the body is nested too deeply.")
+
+
+def _is_datetime(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _profile_object(profile: TestProfileEntry) -> dict[str, Any]:
+    """A test profile as the spec's AIAgentTestProfile(List) shows it."""
+    return {
+        **profile.as_api_dict(),
+        "agent": None,
+        "project": None,
+        "created_at": objects.CATALOGUE_CREATED_AT,
+        "updated_at": objects.CATALOGUE_CREATED_AT,
+    }
 
 
 def _is_digits(text: str) -> bool:
@@ -601,6 +706,16 @@ def _page_link(request: _Request, page: int) -> str:
 # --------------------------------------------------------------------- sockets
 
 
+def _posted_json(request: _Request) -> Any:
+    """A POST's JSON body for the request log; None when there is none or it does not parse."""
+    if request.method != "POST" or not request.body.strip():
+        return None
+    try:
+        return json.loads(request.body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; requires Content-Length on every answer
     # Headers and body go out as separate writes; with Nagle's algorithm on, the client's
@@ -731,6 +846,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must never block exit
+    #: The listen backlog: socketserver's default of 5 resets connections when a few hundred
+    #: clients connect at once (a load test, or xdist workers polling together).
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], api: _Api) -> None:
         self.api = api
@@ -810,6 +928,7 @@ class Emulator:
         port: int = 0,
         success_rate_format: Literal["percent", "fraction"] = "percent",
         clock: Callable[[], float] = time.monotonic,
+        strict: bool = False,
     ) -> None:
         if time_scale < 0:
             raise ValueError(
@@ -830,7 +949,8 @@ class Emulator:
             success_rate_format=success_rate_format,
             clock=clock,
         )
-        self._api = _Api(self._store, self.catalogue, api_key)  # the key lives only in _Api
+        # The key lives only in _Api.
+        self._api = _Api(self._store, self.catalogue, api_key, strict=strict)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._url: str | None = None
@@ -838,6 +958,17 @@ class Emulator:
     def __repr__(self) -> str:
         where = self._url or "not started"
         return f"Emulator({where}, time_scale={self.time_scale})"
+
+    @property
+    def strict(self) -> bool:
+        """Whether the emulator rejects what the live service rejects (see docs/emulator.md):
+        bare ids on object-list runners, ``agent_id`` where the spec says ``agent``, JSON
+        arrays for ``run_ids``; ``rerun`` ignores its body. Settable while running."""
+        return self._api.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._api.strict = value
 
     @property
     def url(self) -> str:

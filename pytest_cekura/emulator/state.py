@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfi
 from pytest_cekura.emulator.content import DEFAULT_PERSONALITY_ID, personality_name
 
 SuccessRateFormat = Literal["percent", "fraction"]
-Status = Literal["pending", "in_queue", "running", "evaluating", "completed", "failed", "cancelled"]
+Status = Literal[
+    "pending", "in_queue", "scaling_up", "running", "evaluating", "completed", "failed", "cancelled"
+]
 TerminalVerdict = Literal["pass", "fail", "error", "cancelled"]
 
 FIRST_RESULT_ID = 5000
@@ -55,6 +58,7 @@ CREATE_RESPONSE_KEYS = (
     "id",
     "name",
     "agent",
+    "agent_inbound",
     "status",
     "success_rate",
     "run_as_text",
@@ -78,6 +82,9 @@ class RequestRecord:
     query: dict[str, str]
     status: int
     fault: str | None = None
+    #: The JSON body of a POST as sent (None without one, or when it is not JSON), so tests
+    #: can check the exact request shape the client sent.
+    body: Any = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,26 @@ Combination = tuple[int | None, int | None]
 
 
 @dataclass(frozen=True)
+class LivekitOverride:
+    """A request's ``livekit_data`` (spec ``LivekitRunDataOverride``), as sent.
+
+    ``agent_name`` is the dispatch name for this request's calls; ``config``, when given
+    (``has_config``), replaces the agent's saved LiveKit Config (no merge) as room metadata.
+    """
+
+    agent_name: str | None = None
+    url: str | None = None
+    config: Any = None
+    has_config: bool = False
+
+    def as_api_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"agent_name": self.agent_name, "url": self.url}
+        if self.has_config:
+            found["config"] = copy.deepcopy(self.config)
+        return found
+
+
+@dataclass(frozen=True)
 class NewResult:
     """A validated run-starting request.
 
@@ -105,6 +132,11 @@ class NewResult:
     agent: int | None = None  # None: each run takes its scenario's own agent
     combinations: Sequence[Combination] = ((None, None),)
     run_as_text: bool = False
+    #: At most this many of the request's calls are connected at once; the rest wait
+    #: ``in_queue`` for a free line.
+    concurrency_limit: int | None = None
+    mock_tool_names: Sequence[str] = ()
+    livekit_data: LivekitOverride | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +144,8 @@ class ResultFilter:
     agent_id: int | None = None
     name: str | None = None
     scenario_ids: frozenset[int] | None = None
+    search: str | None = None  # case-insensitive substring of the name
+    project_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,8 +158,10 @@ class RunFilter:
     scenario_ids: frozenset[int] | None = None
     created_from: datetime | None = None  # timestamp__gte
     created_until: datetime | None = None  # timestamp__lte
-    agent_id: int | None = None  # result__agent_id
+    agent_id: int | None = None  # result__agent_id and agent_id
     run_as_text: bool | None = None  # result__run_as_text
+    run_ids: frozenset[int] | None = None  # id__in
+    project_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +184,8 @@ class _RunRecord:
     #: every session, whatever else the session runs.
     attempt: int = 0
     cancelled_at: float | None = None
+    #: Clock seconds the run waits for a free line (the request's ``concurrency_limit``).
+    start_delay: float = 0.0
 
     @property
     def scenario_id(self) -> int:
@@ -162,6 +200,8 @@ class _ResultRecord:
     run_as_text: bool
     created: float
     run_ids: list[int]
+    #: The request's run settings, shown as ``run_settings`` on the result detail.
+    settings: NewResult | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +209,7 @@ class _Phase:
     status: Status
     started_at: float | None  # clock time the call connected ("running")
     ended_at: float | None  # clock time it became terminal
-    verdict: TerminalVerdict | None  # None while non-terminal
+    verdict: TerminalVerdict | None  # None while non-terminal (and while evaluation is pending)
 
     @property
     def last_change(self) -> float | None:
@@ -215,6 +255,8 @@ class Store:
                 for personality_id, profile_id in new.combinations:
                     for _ in range(new.frequency):
                         self._add_run(result, item, agent, personality_id, profile_id, now)
+            if new.concurrency_limit is not None:
+                self._schedule(result, new.concurrency_limit)
             self._results[result.result_id] = result
             view = self._result_view(result, now, detail=False)
         return {key: view[key] for key in CREATE_RESPONSE_KEYS}
@@ -244,11 +286,28 @@ class Store:
         self._runs[run.run_id] = run
         result.run_ids.append(run.run_id)
 
+    def _schedule(self, result: _ResultRecord, limit: int) -> None:
+        """Give each run of a new result the wait for a free line, in creation order.
+
+        Computed once from the scenarios' durations (a ``hang`` call never frees its line);
+        an ended call does not free its line early (a simplification: how Cekura refills
+        lines is not documented).
+        """
+        free_at = [0.0] * limit  # clock offsets at which each line is free again
+        for run_id in result.run_ids:
+            run = self._runs[run_id]
+            scenario = self._catalogue.scenario(run.scenario_id)
+            line = min(range(limit), key=free_at.__getitem__)
+            run.start_delay = free_at[line]
+            length = math.inf if scenario.outcome == "hang" else scenario.duration_s
+            free_at[line] = run.start_delay + length * self._time_scale
+
     def rerun(self, result_id: int, run_ids: Sequence[int] | None) -> dict[str, Any] | None:
         """Start a new result repeating some runs (all when ``run_ids`` is None) of a result.
 
-        The reference leaves the rerun body unverified; the emulator takes ``run_ids``. Raises
-        ``KeyError`` naming a run that is not part of the result; None if the result is unknown.
+        The spec's ``rerun`` takes no body and repeats every run (strict mode passes None);
+        the lenient emulator still honours ``run_ids``. Raises ``KeyError`` naming a run that
+        is not part of the result; None if the result is unknown.
         """
         with self._lock:
             original = self._results.get(result_id)
@@ -266,13 +325,16 @@ class Store:
                 run_as_text=original.run_as_text,
                 created=now,
                 run_ids=[],
+                settings=original.settings,
             )
             self._next_result_id += 1
             for run_id in chosen:
                 old = self._runs[run_id]
                 self._add_run(result, old.item, old.agent, old.personality_id, old.profile_id, now)
+            if original.settings is not None and original.settings.concurrency_limit is not None:
+                self._schedule(result, original.settings.concurrency_limit)
             self._results[result.result_id] = result
-            view = self._result_view(result, now, detail=False)
+            view = _runs_by_id(self._result_view(result, now, detail=False))
         return {key: view[key] for key in CREATE_RESPONSE_KEYS}
 
     def end_call(self, run_id: int) -> bool:
@@ -333,7 +395,7 @@ class Store:
                 return None
             now = self._clock()
             chosen = matching[(page - 1) * page_size : page * page_size]
-            items = [self._result_view(r, now, detail=False) for r in chosen]
+            items = [_runs_by_id(self._result_view(r, now, detail=False)) for r in chosen]
             return ResultPage(len(matching), items)
 
     def list_runs(self, where: RunFilter, page: int, page_size: int) -> ResultPage | None:
@@ -369,16 +431,25 @@ class Store:
             (where.result_id is not None and run.result_id != where.result_id)
             or (where.scenario_ids is not None and run.scenario_id not in where.scenario_ids)
             or (where.agent_id is not None and result.agent != where.agent_id)
+            or (where.run_ids is not None and run.run_id not in where.run_ids)
+            or (
+                where.project_id is not None
+                and self._catalogue.agent(run.agent).project != where.project_id
+            )
             or (where.run_as_text is not None and result.run_as_text is not where.run_as_text)
             or (where.created_from is not None and created < where.created_from)
             or (where.created_until is not None and created > where.created_until)
         )
 
-    def runs(self, run_ids: Iterable[int]) -> list[dict[str, Any]]:
-        """Full run objects for the ids that exist, in the order given."""
+    def runs(self, run_ids: Iterable[int], where: RunFilter | None = None) -> list[dict[str, Any]]:
+        """Full run objects for the ids that exist (and match ``where``), in the order given."""
         with self._lock:
             now = self._clock()
-            return [self._run_view(self._runs[i], now) for i in run_ids if i in self._runs]
+            return [
+                self._run_view(self._runs[i], now)
+                for i in run_ids
+                if i in self._runs and (where is None or self._run_matches(self._runs[i], where))
+            ]
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         found = self.runs([run_id])
@@ -408,17 +479,26 @@ class Store:
             run_as_text=new.run_as_text,
             created=now,
             run_ids=[],
+            settings=new,
         )
 
     def _cancel(self, run: _RunRecord, now: float) -> None:
         phase = self._phase(run, self._catalogue.scenario(run.scenario_id), now)
-        if phase.verdict is None:
+        # A completed call whose evaluation is pending is over: nothing to end.
+        if phase.verdict is None and phase.status != "completed":
             run.cancelled_at = now
 
     def _matches(self, result: _ResultRecord, where: ResultFilter) -> bool:
         if where.agent_id is not None and result.agent != where.agent_id:
             return False
         if where.name is not None and result.name != where.name:
+            return False
+        if where.search is not None and where.search.lower() not in result.name.lower():
+            return False
+        if (
+            where.project_id is not None
+            and self._catalogue.agent(result.agent).project != where.project_id
+        ):
             return False
         if where.scenario_ids is None:
             return True
@@ -427,22 +507,29 @@ class Store:
 
     def _phase(self, run: _RunRecord, scenario: ScenarioEntry, now: float) -> _Phase:
         duration = scenario.duration_s * self._time_scale
-        start = run.created + RUNNING_AFTER * duration
-        end = run.created + duration
+        begin = run.created + run.start_delay  # when a line was free for this call
+        start = begin + RUNNING_AFTER * duration
+        end = begin + duration
         if run.cancelled_at is not None:
             started = start if run.cancelled_at >= start else None
             return _Phase("cancelled", started, run.cancelled_at, "cancelled")
         if now < start:
-            queued = now >= run.created + QUEUED_AFTER * duration
+            queued = run.start_delay > 0 or now >= begin + QUEUED_AFTER * duration
             return _Phase("in_queue" if queued else "pending", None, None, None)
         if scenario.outcome == "hang" or scenario.id in self._never_finish:
             return _Phase("running", start, None, None)
-        if now < run.created + EVALUATING_AFTER * duration:
+        if now < begin + EVALUATING_AFTER * duration:
             return _Phase("running", start, None, None)
         if now < end:
             return _Phase("evaluating", start, None, None)
         verdict = self._verdict(run, scenario)
-        return _Phase("failed" if verdict == "error" else "completed", start, end, verdict)
+        if verdict == "error":
+            return _Phase("failed", start, end, verdict)
+        if now < end + scenario.evaluation_delay_s * self._time_scale:
+            # Cekura's own suite runner reads a completed run with success null as
+            # "evaluation still pending" (cekura-api.md 10.1).
+            return _Phase("completed", start, None, None)
+        return _Phase("completed", start, end, verdict)
 
     @staticmethod
     def _verdict(run: _RunRecord, scenario: ScenarioEntry) -> TerminalVerdict:
@@ -469,11 +556,18 @@ class Store:
     ) -> dict[str, Any]:
         result = self._results[run.result_id]
         profile = self._profile(run)
+        settings = result.settings
         view: dict[str, Any] = {
             "id": run.run_id,
+            "result_id": result.result_id,
+            "result_name": result.name,
             "scenario": scenario.id,
             "scenario_name": scenario.name,
+            "scenario_type": "instruction",
             "agent": run.agent,
+            "agent_name": self._catalogue.agent(run.agent).name,
+            "agent_number": None,
+            "run_type": None,
             "personality": run.personality_id,
             "personality_name": personality_name(run.personality_id),
             "status": phase.status,
@@ -481,11 +575,13 @@ class Store:
             "scenario_instructions": content.scenario_instructions(scenario),
             "expected_outcome_prompt": content.expected_outcome_prompt(scenario),
             "expected_outcome": None,
-            "evaluation": None,
+            # The spec's Evaluation object (metrics required) even before scoring: empty.
+            "evaluation": {"metrics": []},
             "transcript": "",
             "transcript_object": [],
-            "duration": None,
-            "voice_recording_url": None,
+            # Strings in the spec (not nullable): empty until the call has them.
+            "duration": "",
+            "voice_recording_url": "",
             # The provider's call id: data, not an id of any endpoint, and deliberately not
             # a number, so a client that takes it for the run id fails here, not on Cekura.
             "call_id": CALL_ID.format(run_id=run.run_id) if phase.started_at is not None else "",
@@ -501,6 +597,9 @@ class Store:
             "test_profile_data": profile.as_api_dict() if profile is not None else None,
             "trace_id": "",
             "metadata": {},
+            "mocked_tool_names": list(settings.mock_tool_names) if settings is not None else [],
+            "generated_mock_tool_entries": [],
+            "testing_channel_index": None,
             "timestamp": self._iso(run.created),
             "executed_at": self._iso(phase.started_at) if phase.started_at is not None else None,
         }
@@ -518,6 +617,8 @@ class Store:
     ) -> None:
         view["success"] = phase.verdict == "pass"
         view["evaluation"] = {"metrics": []}
+        if phase.verdict in ("pass", "fail"):
+            view["evaluation_status"] = "success" if phase.verdict == "pass" else "failure"
         if phase.verdict == "error":
             view.update(duration="00:00", error_message=ERROR_MESSAGE)
             return
@@ -562,10 +663,13 @@ class Store:
         terminal = len(verdicts) - verdicts.count(None)
         changes = [p.last_change for p in phases if p.last_change is not None]
         triples = list(zip(runs, scenarios, phases, strict=True))
-        return {
+        view: dict[str, Any] = {
             "id": result.result_id,
             "name": result.name,
             "agent": result.agent,
+            "agent_name": self._catalogue.agent(result.agent).name,
+            "agent_inbound": False,
+            "run_type": None,
             "status": _result_status(phases),
             "success_rate": self._success_rate(successes, len(runs)),
             "run_as_text": result.run_as_text,
@@ -589,6 +693,12 @@ class Store:
             "created_at": self._iso(result.created),
             "updated_at": self._iso(max([result.created, *changes])),
         }
+        if detail:
+            # ResultDetailV2 (the spec's example): scenarios as a list, the request's settings.
+            unique = {s.id: s for s in scenarios}
+            view["scenarios"] = [{"id": s.id, "name": s.name} for s in unique.values()]
+            view["run_settings"] = _run_settings(result.settings)
+        return view
 
     def _run_stub(self, run: _RunRecord, scenario: ScenarioEntry, phase: _Phase) -> dict[str, Any]:
         profile = self._profile(run)
@@ -598,6 +708,9 @@ class Store:
             "scenario": scenario.id,
             "number": None,
             "inbound_number": None,
+            "outbound_dial_window_opens_at": None,
+            "outbound_dial_window_closes_at": None,
+            "outbound_dial_window_seconds": None,
             "scenario_name": scenario.name,
             "test_profile_data": profile.as_api_dict() if profile is not None else None,
         }
@@ -613,12 +726,24 @@ class Store:
         if view["test_profile_data"] is not None:
             job["test_profile_data"] = view["test_profile_data"]
         agent = self._catalogue.agent(run.agent)
+        settings = self._results[run.result_id].settings
+        override = settings.livekit_data if settings is not None else None
+        room: Any = dict(agent.livekit_config)
+        dispatch_name = agent.livekit_agent_name
+        url = agent.livekit_url
+        if override is not None:
+            # livekit_data.config replaces the saved LiveKit Config, no merge (section 10.2).
+            room = override.config if override.has_config else room
+            dispatch_name = override.agent_name or dispatch_name
+            url = override.url or url
         dispatch: dict[str, Any] = {
             # Strings, not objects: LiveKit hands agents ctx.job.metadata and
             # ctx.room.metadata as JSON text, and agents must json.loads them.
             "job_metadata": json.dumps(job),
-            "room_metadata": json.dumps(dict(agent.livekit_config)),
-            "livekit_agent_name": agent.livekit_agent_name,
+            "room_metadata": json.dumps(room),
+            "livekit_agent_name": dispatch_name,
+            "livekit_url": url,
+            "concurrency_limit": settings.concurrency_limit if settings is not None else None,
         }
         if "publish_data_message" in run.item.extras:
             # A copy: callers of Emulator.runs must not be able to edit the stored request.
@@ -627,14 +752,39 @@ class Store:
         return {**view, **dispatch}
 
 
+def _run_settings(settings: NewResult | None) -> dict[str, Any] | None:
+    """The request's settings as the spec's result example shows ``run_settings``."""
+    if settings is None:
+        return None
+    personalities = sorted({p for p, _ in settings.combinations if p is not None})
+    profiles = sorted({t for _, t in settings.combinations if t is not None})
+    found: dict[str, Any] = {
+        "frequency": settings.frequency,
+        "concurrency_limit": settings.concurrency_limit,
+        "personality_ids": personalities,
+        "test_profile_ids": profiles,
+        "mock_tool_names": list(settings.mock_tool_names),
+    }
+    if settings.livekit_data is not None:
+        found["livekit_data"] = settings.livekit_data.as_api_dict()
+    return found
+
+
 def _result_status(phases: list[_Phase]) -> str:
     if all(p.status in ("pending", "in_queue") for p in phases):
         return "pending"
-    if any(p.verdict is None and p.status != "evaluating" for p in phases):
+    # A completed call still being evaluated counts as "evaluating", not "in progress".
+    if any(p.verdict is None and p.status not in ("evaluating", "completed") for p in phases):
         return "in_progress"
-    if any(p.status == "evaluating" for p in phases):
+    if any(p.status in ("evaluating", "completed") and p.verdict is None for p in phases):
         return "evaluating"  # every call is over; scores are still being computed
     return "failed" if all(p.status == "failed" for p in phases) else "completed"
+
+
+def _runs_by_id(view: dict[str, Any]) -> dict[str, Any]:
+    """The spec's ``Result`` (results list, rerun) types ``runs`` as an object: key the run
+    stubs by id, as the detail view keys full runs."""
+    return {**view, "runs": {str(stub["id"]): stub for stub in view["runs"]}}
 
 
 def _failed_reasons(triples: list[tuple[_RunRecord, ScenarioEntry, _Phase]]) -> list[str]:

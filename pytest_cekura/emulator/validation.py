@@ -12,6 +12,7 @@ whether it takes ``frequency``.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 from collections.abc import Mapping
@@ -20,7 +21,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from pytest_cekura.emulator.catalogue import Catalogue
-from pytest_cekura.emulator.state import NewResult, ScenarioItem
+from pytest_cekura.emulator.state import LivekitOverride, NewResult, ScenarioItem
 
 REQUIRED = "This field is required."
 NOT_NULL = "This field may not be null."
@@ -52,6 +53,14 @@ class Runner:
     #: ids family: 400 unless ``agent_id`` or ``assistant_id`` is given.
     agent_required: bool = False
     run_as_text: bool = False
+    #: The status of the spec's success answer: 200, but 201 for the text and websocket
+    #: runners (their ``responses`` in the OpenAPI document).
+    created_status: int = 200
+    #: Strict mode: the spec's scenario elements are objects for this runner, so a bare id
+    #: is a 400 (the official CLI sends bare ids; the lenient emulator accepts them).
+    object_items: bool = False
+    #: Strict mode: the spec's body has an ``agent`` field and no ``agent_id``.
+    agent_field_only: bool = False
 
 
 def _ids(
@@ -60,6 +69,7 @@ def _ids(
     body_fields: tuple[str, ...] = (),
     agent_required: bool = True,
     run_as_text: bool = False,
+    created_status: int = 200,
 ) -> Runner:
     """An id-list runner; they all take ``frequency`` and, but for Vapi, need an agent."""
     return Runner(
@@ -68,6 +78,7 @@ def _ids(
         body_fields=body_fields,
         agent_required=agent_required,
         run_as_text=run_as_text,
+        created_status=created_status,
     )
 
 
@@ -75,23 +86,33 @@ RUNNERS: Mapping[str, Runner] = MappingProxyType(
     {
         runner.action: runner
         for runner in (
-            Runner("run_scenarios_livekit_v2", "objects"),
+            Runner("run_scenarios_livekit_v2", "objects", object_items=True, agent_field_only=True),
             Runner(
                 "run_scenarios_livekit",
                 "objects",
                 item_fields=("livekit_room_url", "access_token"),
                 takes_frequency=False,
+                object_items=True,
             ),
-            Runner("run_scenarios_pipecat_v2", "objects"),
+            Runner("run_scenarios_pipecat_v2", "objects", object_items=True, agent_field_only=True),
             Runner(
                 "run_scenarios_pipecat",
                 "objects",
                 item_fields=("pipecat_room_url",),
                 takes_frequency=False,
+                object_items=True,
+                agent_field_only=True,
             ),
-            Runner("run_scenarios_with_websockets", "objects", item_fields=("websocket_url",)),
+            Runner(
+                "run_scenarios_with_websockets",
+                "objects",
+                item_fields=("websocket_url",),
+                created_status=201,
+                object_items=True,
+                agent_field_only=True,
+            ),
             _ids("run_scenarios"),
-            _ids("run_scenarios_text", run_as_text=True),
+            _ids("run_scenarios_text", run_as_text=True, created_status=201),
             # The reference (2.6) says Vapi takes the agent from the first scenario when
             # agent_id is missing, so only the Vapi assistant id is required there.
             _ids(
@@ -109,6 +130,7 @@ RUNNERS: Mapping[str, Runner] = MappingProxyType(
     }
 )
 _WEBSOCKET_SCHEMES = ("ws://", "wss://")
+_LIVEKIT = "run_scenarios_livekit"
 
 
 class InvalidRequestError(Exception):
@@ -119,14 +141,25 @@ class InvalidRequestError(Exception):
         self.errors = errors
 
 
-def parse_new_result(body: Any, runner: Runner, catalogue: Catalogue) -> NewResult:
-    """Turn a run-starting request body into a ``NewResult`` or raise ``InvalidRequestError``."""
+def parse_new_result(
+    body: Any, runner: Runner, catalogue: Catalogue, *, strict: bool = False
+) -> NewResult:
+    """Turn a run-starting request body into a ``NewResult`` or raise ``InvalidRequestError``.
+
+    ``strict``: also reject what the OpenAPI document forbids but the lenient emulator
+    accepts for the official CLI's sake (bare ids where the spec has objects, and the reverse;
+    ``agent_id`` where the spec names the field ``agent``).
+    """
     if not isinstance(body, dict):
         kind = _json_type(body)
         raise InvalidRequestError(
             {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
         )
     errors: Errors = {}
+    if strict:
+        _strict_shape(body, runner, errors)
+        if errors:
+            raise InvalidRequestError(errors)
     items = _scenarios(body, runner, catalogue, errors)
     frequency = _frequency(body, errors) if runner.takes_frequency else 1
     name = _name(body, errors)
@@ -135,10 +168,20 @@ def parse_new_result(body: Any, runner: Runner, catalogue: Catalogue) -> NewResu
         _text(body, field, errors)
     profiles = _id_list(body, "test_profile_ids", errors)
     personalities = _id_list(body, "personality_ids", errors)
+    profile = _optional_id(body, "test_profile_id", errors)
+    personality = _optional_id(body, "personality_id", errors)
+    concurrency = _concurrency_limit(body, errors)
+    mock_tools = _string_list(body, "mock_tool_names", errors)
+    # Only the LiveKit runners have the field; DRF ignores unknown fields elsewhere.
+    livekit = _livekit_data(body, errors) if runner.action.startswith(_LIVEKIT) else None
     if errors:
         raise InvalidRequestError(dict(errors))
-    chosen_personalities: list[int | None] = list(personalities) or [None]
-    chosen_profiles: list[int | None] = list(profiles) or [None]
+    # The single-id forms stand for a one-element list; given both, the list wins (a guess:
+    # the spec documents both fields without saying how they combine).
+    chosen_personalities: list[int | None] = (
+        list(personalities) or ([personality] if personality else []) or [None]
+    )
+    chosen_profiles: list[int | None] = list(profiles) or ([profile] if profile else []) or [None]
     if runner.family == "ids":
         # Voice/text: every personality x test profile combination is a run (cekura-api.md 2.3).
         combinations = list(itertools.product(chosen_personalities, chosen_profiles))
@@ -154,6 +197,102 @@ def parse_new_result(body: Any, runner: Runner, catalogue: Catalogue) -> NewResu
         agent=agent,
         combinations=tuple(combinations),
         run_as_text=runner.run_as_text,
+        concurrency_limit=concurrency,
+        mock_tool_names=tuple(mock_tools),
+        livekit_data=livekit,
+    )
+
+
+def _strict_shape(body: dict[str, Any], runner: Runner, errors: Errors) -> None:
+    """The spec's element and field names, which the live service enforces (section 10.2)."""
+    elements = body.get("scenarios")
+    if isinstance(elements, list):
+        if runner.object_items:
+            bad = [{} if isinstance(e, dict) else _not_a_dict(e) for e in elements]
+            if any(bad):
+                errors["scenarios"] = bad
+        elif runner.family == "ids" and any(
+            not isinstance(e, int) or isinstance(e, bool) for e in elements
+        ):
+            errors["scenarios"] = [
+                f"scenarios[{i}]: {NOT_INTEGER} Send scenario ids, e.g. [30, 31]."
+                for i, e in enumerate(elements)
+                if not isinstance(e, int) or isinstance(e, bool)
+            ]
+    if runner.agent_field_only and "agent_id" in body:
+        errors["agent_id"] = [
+            f'{runner.action} takes the agent as "agent" (an id), not "agent_id".'
+        ]
+
+
+def _not_a_dict(value: Any) -> dict[str, list[str]]:
+    kind = _json_type(value)
+    return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
+
+
+def _optional_id(body: dict[str, Any], field: str, errors: Errors) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    number = _as_int(value)
+    if number is None or number <= 0:
+        errors[field] = [NOT_INTEGER]
+        return None
+    return number
+
+
+def _concurrency_limit(body: dict[str, Any], errors: Errors) -> int | None:
+    value = body.get("concurrency_limit")
+    if value is None:
+        return None
+    number = _as_int(value)
+    if number is None:
+        errors["concurrency_limit"] = [NOT_INTEGER]
+    elif number < 1:
+        errors["concurrency_limit"] = ["Ensure this value is greater than or equal to 1."]
+    else:
+        return number
+    return None
+
+
+def _string_list(body: dict[str, Any], field: str, errors: Errors) -> list[str]:
+    items = body.get(field)
+    if items is None:
+        return []
+    problem = _list_problem(items)
+    if problem:
+        errors[field] = [problem]
+        return []
+    bad = [f"{field}[{i}]: {NOT_STRING}" for i, x in enumerate(items) if not isinstance(x, str)]
+    if bad:
+        errors[field] = bad
+        return []
+    return list(items)
+
+
+def _livekit_data(body: dict[str, Any], errors: Errors) -> LivekitOverride | None:
+    """``livekit_data`` (spec ``LivekitRunDataOverride``): ``agent_name``, ``url``, ``config``."""
+    value = body.get("livekit_data")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        kind = _json_type(value)
+        errors["livekit_data"] = {
+            "non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]
+        }
+        return None
+    found: dict[str, list[str]] = {}
+    for name in ("agent_name", "url"):
+        if value.get(name) is not None and not isinstance(value[name], str):
+            found[name] = [NOT_STRING]
+    if found:
+        errors["livekit_data"] = found
+        return None
+    return LivekitOverride(
+        agent_name=value.get("agent_name"),
+        url=value.get("url"),
+        config=copy.deepcopy(value["config"]) if "config" in value else None,
+        has_config="config" in value,
     )
 
 

@@ -168,9 +168,10 @@ def test_single_table_instead_of_array(tmp_path: Path) -> None:
 def test_unknown_key_in_entry(tmp_path: Path) -> None:
     message = load_error(tmp_path, '[[scenario]]\nid = 31\noutcom = "fail"\n')
     assert "scenario[1] (id=31): unknown key 'outcom' (did you mean 'outcome'?)" in message
-    assert "allowed keys: id, name, outcome, duration_s, success_probability, agent, exists" in (
-        message
-    )
+    assert (
+        "allowed keys: id, name, outcome, duration_s, success_probability, agent, "
+        "evaluation_delay_s, exists"
+    ) in message
 
 
 @pytest.mark.parametrize("value", ["0", "-3", '"31"', "true", "3.5"])
@@ -199,11 +200,24 @@ def test_bad_outcome(tmp_path: Path) -> None:
     assert "allowed: pass, fail, error, flaky, hang" in message
 
 
-@pytest.mark.parametrize(("value", "shown"), [("-1", "-1"), ('"2m"', "'2m'"), ("nan", "nan")])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("-1", "-1"), ('"2m"', "'2m'"), ("nan", "nan"), ("1e308", "1e+308"), ("inf", "inf")],
+)
 def test_bad_duration(tmp_path: Path, value: str, shown: str) -> None:
     message = load_error(tmp_path, f"[[scenario]]\nid = 31\nduration_s = {value}\n")
     assert f"scenario[1] (id=31): field 'duration_s' has invalid value {shown}" in message
-    assert "must be a number of seconds >= 0" in message
+    assert "must be a number of seconds from 0 to 2.592e+06" in message
+
+
+@pytest.mark.parametrize("value", ["1e308", "3601", "-0.5"])
+def test_huge_fault_delay_is_rejected_at_load(tmp_path: Path, value: str) -> None:
+    """A delay_s the clock cannot wait (Event.wait(1e308) overflows) used to turn every
+    matching request into a 500; it is now a clear error when the catalogue loads."""
+    body = f'[[fault]]\nmatch = "bulk"\naction = "slow"\ndelay_s = {value}\n'
+    message = load_error(tmp_path, body)
+    assert "field 'delay_s' has invalid value" in message
+    assert "must be a number of seconds from 0 to 3600" in message
 
 
 def test_flaky_without_success_probability(tmp_path: Path) -> None:
@@ -249,7 +263,7 @@ def test_unknown_key_in_agent(tmp_path: Path) -> None:
     assert "(did you mean 'livekit_api_secret'?)" in message
     assert (
         "allowed keys: id, name, provider, livekit_url, livekit_api_key, livekit_api_secret, "
-        "livekit_agent_name, livekit_config, exists"
+        "livekit_agent_name, livekit_config, livekit_credentials, project, exists"
     ) in message
 
 

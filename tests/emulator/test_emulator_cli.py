@@ -86,7 +86,7 @@ def test_standalone_serves_until_ctrl_c(tmp_path: Path) -> None:
             json={"scenarios": [{"scenario": 31}]},
             headers={"X-CEKURA-API-KEY": key},
         )
-        assert response.status_code == 201
+        assert response.status_code == 200
         assert response.json()["runs"][0]["scenario_name"] == "Billing dispute"
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=10)

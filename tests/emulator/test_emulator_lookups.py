@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 
 from pytest_cekura.emulator import Emulator
+from pytest_cekura.emulator.catalogue import parse_catalogue
 
 from .helpers import (
     DELETED,
@@ -19,9 +21,11 @@ from .helpers import (
     REFILL,
     TLS,
     get_json,
+    start_runs,
 )
 
 V1 = "/test_framework/v1"
+V2 = "/test_framework/v2"
 AGENT_PATHS = ["/test_framework/v1/aiagents/{id}/", "/test_framework/v2/aiagents/{id}"]
 NOT_FOUND = {"detail": "Not found."}
 
@@ -30,7 +34,13 @@ NOT_FOUND = {"detail": "Not found."}
 
 
 @pytest.mark.parametrize(
-    "template", ["{v1}/scenarios/{id}/", "{v1}/scenarios/{id}", "{v1}/scenarios-external/{id}/"]
+    "template",
+    [
+        "{v1}/scenarios/{id}/",
+        "{v1}/scenarios/{id}",
+        "{v1}/scenarios-external/{id}/",
+        "/test_framework/v2/scenarios/{id}/",
+    ],
 )
 def test_scenario_detail(api: httpx.Client, template: str) -> None:
     scenario = get_json(api, template.format(v1=V1, id=REFILL))
@@ -39,9 +49,13 @@ def test_scenario_detail(api: httpx.Client, template: str) -> None:
         "name": "Prescription refill",
         "agent": PHARMACY,
         "agent_name": "Pharmacy agent",
+        "project": 1,
+        "personality": 1,
         "personality_name": "Normal caller",
         "tags": [],
-        "scenario_type": "simulation",
+        "folder_path": None,
+        "scenario_type": "instruction",  # the spec's enum has no "simulation"
+        "first_message": "Hello",
         "expected_outcome_prompt": (
             'The agent resolves the caller\'s request ("Prescription refill") and confirms '
             "the result before ending the call."
@@ -50,6 +64,10 @@ def test_scenario_detail(api: httpx.Client, template: str) -> None:
             "You are calling about prescription refill. Give your full name when asked, and do "
             "not hang up until the agent has confirmed the result."
         ),
+        "test_profile": None,
+        "inbound_phone_number": None,
+        "created_at": "2025-01-01T00:00:00.000000Z",
+        "updated_at": "2025-01-01T00:00:00.000000Z",
     }
 
 
@@ -85,51 +103,102 @@ def test_scenario_list_pages_through_existing_catalogue_scenarios(api: httpx.Cli
 # -------------------------------------------------------------------- agents
 
 
-@pytest.mark.parametrize("template", AGENT_PATHS)
-def test_agent_detail_on_the_documented_and_the_sdk_path(api: httpx.Client, template: str) -> None:
-    agent = get_json(api, template.format(id=PHARMACY))
+def test_agent_detail_v1_masks_secrets_as_the_live_service_does(api: httpx.Client) -> None:
+    agent = get_json(api, f"{V1}/aiagents/{PHARMACY}/")
     assert agent == {
         "id": PHARMACY,
         "project": 1,
         "agent_name": "Pharmacy agent",
-        "contact_number": None,
-        "inbound": False,
         "description": "",
+        "contact_number": "",
+        "inbound": False,
         "language": "en",
         "assistant_provider": "livekit",
         "assistant_id": "",
         "websocket_url": "",
-        "livekit_api_key": "APIxxxxxxxx",
+        # livekit_api_key is writeOnly in the spec: only the flag comes back.
+        "livekit_api_key_configured": True,
         "livekit_data": {
             "url": "wss://pharmacy.livekit.cloud",
-            "api_secret": "secret-value",
             "agent_name": "pharmacy-agent",
+            "api_secret_configured": True,  # api_secret itself is stripped
+            "config": {"empty_timeout": 300},
         },
-        "livekit_config": {"empty_timeout": 300},
-        "pipecat_data": None,
+        "enabled_personalities": [],
         "created_at": "2025-01-01T00:00:00.000000Z",
         "updated_at": "2025-01-01T00:00:00.000000Z",
     }
+    text = json.dumps(agent)
+    assert "APIxxxxxxxx" not in text
+    assert "secret-value" not in text
+
+
+@pytest.mark.parametrize(
+    "path", ["/test_framework/v2/aiagents/{id}/", "/test_framework/v2/aiagents/{id}"]
+)
+def test_agent_detail_v2_shape(api: httpx.Client, path: str) -> None:
+    agent = get_json(api, path.format(id=PHARMACY))
+    assert (agent["id"], agent["name"], agent["project"]) == (PHARMACY, "Pharmacy agent", 1)
+    assert agent["description"] == ""  # required by AIAgentV2
+    assert agent["provider"] == {"type": "livekit", "agent_id": None, "credentials": None}
+    text = json.dumps(agent)
+    assert "APIxxxxxxxx" not in text
+    assert "secret-value" not in text
 
 
 def test_incomplete_agent_lacks_the_settings_the_catalogue_left_out(api: httpx.Client) -> None:
     agent = get_json(api, f"{V1}/aiagents/{HALF}/")
     assert agent["agent_name"] == "Half-configured agent"
-    assert agent["livekit_api_key"] == ""
-    assert agent["livekit_data"] == {"url": "wss://half.livekit.cloud"}
-    assert agent["livekit_config"] == {}
+    assert agent["livekit_api_key_configured"] is False
+    assert agent["livekit_data"] == {
+        "url": "wss://half.livekit.cloud",
+        "api_secret_configured": False,
+    }
 
 
-@pytest.mark.parametrize("template", AGENT_PATHS)
-def test_unlisted_agent_is_fully_configured(api: httpx.Client, template: str) -> None:
-    agent = get_json(api, template.format(id=8))
+def test_unlisted_agent_is_fully_configured(api: httpx.Client) -> None:
+    agent = get_json(api, f"{V1}/aiagents/8/")
     assert (agent["agent_name"], agent["assistant_provider"]) == ("Agent 8", "livekit")
-    assert agent["livekit_api_key"] == "APIemulated"
+    assert agent["livekit_api_key_configured"] is True
     assert agent["livekit_data"] == {
         "url": "wss://emulated.livekit.cloud",
-        "api_secret": "emulated-secret",
         "agent_name": "agent-8",
+        "api_secret_configured": True,
     }
+
+
+def test_agent_with_credentials_on_the_project_has_false_flags_and_still_runs() -> None:
+    """LiveKit credentials may live on the Cekura project (cekura-api.md 10.1): the agent's
+    own flags are false, yet the service accepts and plays the runs."""
+    catalogue = parse_catalogue(
+        {
+            "agent": [
+                {
+                    "id": 60,
+                    "livekit_url": "wss://p.livekit.cloud",
+                    "livekit_api_key": "APIkey",
+                    "livekit_api_secret": "s3cret",
+                    "livekit_agent_name": "p-agent",
+                    "livekit_credentials": "project",
+                    "project": 77,
+                }
+            ],
+            "scenario": [{"id": 61, "agent": 60, "duration_s": 0}],
+        }
+    )
+    with (
+        Emulator(catalogue, time_scale=0) as emulator,
+        httpx.Client(base_url=emulator.url, headers={"X-CEKURA-API-KEY": "emulator-key"}) as client,
+    ):
+        agent = get_json(client, f"{V1}/aiagents/60/")
+        assert agent["project"] == 77
+        assert agent["livekit_api_key_configured"] is False
+        assert agent["livekit_data"]["api_secret_configured"] is False
+        assert "s3cret" not in json.dumps(agent)
+        assert "APIkey" not in json.dumps(agent)
+        started = start_runs(client, 61)
+        [run] = get_json(client, "/test_framework/v2/runs/bulk/", run_ids=started["runs"][0]["id"])
+        assert (run["status"], run["success"]) == ("completed", True)
 
 
 @pytest.mark.parametrize("template", AGENT_PATHS)
@@ -144,13 +213,21 @@ def test_missing_agent_is_404(api: httpx.Client, template: str, agent_id: int) -
 JANE = {"id": 7, "name": "Jane", "information": {"customer_name": "Jane Doe"}}
 
 
+PROFILE_EXTRAS = {
+    "agent": None,
+    "project": None,
+    "created_at": "2025-01-01T00:00:00.000000Z",
+    "updated_at": "2025-01-01T00:00:00.000000Z",
+}
+
+
 def test_test_profile_list_and_detail(api: httpx.Client) -> None:
     listed = get_json(api, f"{V1}/test-profiles-external/")
-    assert listed == {"count": 1, "next": None, "previous": None, "results": [JANE]}
-    assert get_json(api, f"{V1}/test-profiles-external/7") == JANE
+    assert listed == [{**JANE, **PROFILE_EXTRAS}]  # the spec's answer is a plain array
+    assert get_json(api, f"{V1}/test-profiles-external/7") == {**JANE, **PROFILE_EXTRAS}
     # Any positive id is a profile, as when starting runs with it.
     unlisted = get_json(api, f"{V1}/test-profiles-external/123/")
-    assert unlisted == {"id": 123, "name": "Test profile 123", "information": {}}
+    assert unlisted == {"id": 123, "name": "Test profile 123", "information": {}, **PROFILE_EXTRAS}
     response = api.get(f"{V1}/test-profiles-external/0/")
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
