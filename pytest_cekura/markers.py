@@ -15,11 +15,18 @@ MARKER = "cekura_scenario"
 MARKER_DOC = (
     f"{MARKER}(*scenario_ids, frequency=1, min_success_rate=1.0, provider='livekit', "
     "agent=None, test_profile=None, personality=None, publish_data_message=None, "
-    "scenario_fields=None, request_fields=None): run these "
+    "scenario_fields=None, request_fields=None, concurrency_limit=None, mock_tool_names=None, "
+    "livekit_data=None): run these "
     "Cekura scenarios (each `frequency` times) and pass when the share of successful runs "
     "reaches min_success_rate. See the pytest-cekura docs."
 )
 MAX_FREQUENCY = 100  # the API's documented range for ``frequency`` is 1-100
+#: The API's integers are 64-bit signed: a larger id cannot name anything in Cekura.
+MAX_ID = 2**63 - 1
+#: Keys of ``livekit_data`` (cekura-api.md 10.2). Credentials are refused: they are never
+#: accepted per request, only stored on the agent or project.
+LIVEKIT_DATA_KEYS = ("agent_name", "url", "config")
+_LIVEKIT_SECRETS = frozenset({"api_key", "api_secret", "livekit_api_key", "livekit_api_secret"})
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class MarkerDefaults:
 
     provider: str = "livekit"
     agent: int | None = None
+    concurrency_limit: int | None = None
+    mock_tool_names: tuple[str, ...] | None = None
+    #: Session-wide ``livekit_data`` keys; a marker's own keys override them one by one.
+    livekit_data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,10 @@ class GroupKey:
     personality: int | None
     #: Per-element and top-level extra fields as canonical JSON, so the key stays hashable.
     extras: str = "{}"
+    concurrency_limit: int | None = None
+    mock_tool_names: tuple[str, ...] | None = None
+    #: ``livekit_data`` as canonical JSON ("{}": none sent), for the same reason as ``extras``.
+    livekit_data: str = "{}"
 
     @property
     def scenario_fields(self) -> dict[str, Any]:
@@ -64,6 +79,12 @@ class ScenarioSpec:
     personality: int | None = None
     scenario_fields: Mapping[str, Any] = field(default_factory=dict)
     request_fields: Mapping[str, Any] = field(default_factory=dict)
+    #: Most calls Cekura keeps in flight for this request; None: Cekura's default.
+    concurrency_limit: int | None = None
+    #: Tools Cekura answers with mocks instead of calling them; None: none sent.
+    mock_tool_names: tuple[str, ...] | None = None
+    #: LiveKit v2 per-request override (``agent_name``, ``url``, ``config``); empty: none sent.
+    livekit_data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def group_key(self) -> GroupKey:
@@ -75,7 +96,31 @@ class ScenarioSpec:
             self.test_profile,
             self.personality,
             json.dumps(extras, sort_keys=True),
+            self.concurrency_limit,
+            self.mock_tool_names,
+            json.dumps(self.livekit_data, sort_keys=True),
         )
+
+    def request_lines(self) -> list[str]:
+        """The request options a failure report shows, beyond scenarios and frequency: above
+        all the room metadata the agent received when ``livekit_data.config`` replaced the
+        agent's saved LiveKit Config."""
+        lines = []
+        data = self.livekit_data
+        if data.get("agent_name") is not None:
+            lines.append(f"LiveKit agent name (livekit_data.agent_name): {data['agent_name']}")
+        if data.get("url") is not None:
+            lines.append(f"LiveKit URL (livekit_data.url): {data['url']}")
+        if "config" in data:
+            lines.append(
+                "room metadata sent (livekit_data.config, replacing the agent's saved LiveKit "
+                f"Config): {json.dumps(data['config'], sort_keys=True)}"
+            )
+        if self.concurrency_limit is not None:
+            lines.append(f"concurrency limit: {self.concurrency_limit}")
+        if self.mock_tool_names:
+            lines.append(f"mocked tools: {', '.join(self.mock_tool_names)}")
+        return lines
 
 
 _KEYWORDS = (
@@ -88,6 +133,9 @@ _KEYWORDS = (
     "publish_data_message",
     "scenario_fields",
     "request_fields",
+    "concurrency_limit",
+    "mock_tool_names",
+    "livekit_data",
 )
 
 
@@ -100,6 +148,13 @@ def parse_marker(
         if name not in _KEYWORDS:
             raise _error(f"unknown argument {name}={kwargs[name]!r}{_suggest(name)}")
     provider = _provider(kwargs.get("provider", defaults.provider))
+    takes = PROVIDERS[provider].options
+    for name in _REQUEST_OPTIONS:
+        if kwargs.get(name) is not None and name not in takes:
+            raise _error(
+                f"{name}= is not accepted by provider={provider!r}; "
+                f"providers that take it: {', '.join(_taking(name))}"
+            )
     agent = _optional_id("agent", kwargs.get("agent", defaults.agent), "an agent")
     scenario_fields = _fields("scenario_fields", kwargs.get("scenario_fields"))
     if "publish_data_message" in kwargs:
@@ -114,9 +169,34 @@ def parse_marker(
         personality=_optional_id("personality", kwargs.get("personality"), "a personality"),
         scenario_fields=scenario_fields,
         request_fields=_fields("request_fields", kwargs.get("request_fields")),
+        # Session defaults apply only where the provider takes the field, so a session-wide
+        # LiveKit agent name does not break a voice test of the same session.
+        concurrency_limit=(
+            _concurrency(kwargs.get("concurrency_limit", defaults.concurrency_limit))
+            if "concurrency_limit" in takes
+            else None
+        ),
+        mock_tool_names=_tool_names(
+            kwargs.get("mock_tool_names", defaults.mock_tool_names)
+            if "mock_tool_names" in takes
+            else None
+        ),
+        livekit_data=(
+            _livekit_data(kwargs.get("livekit_data"), defaults.livekit_data)
+            if "livekit_data" in takes
+            else {}
+        ),
     )
     _check_provider_needs(spec)
     return spec
+
+
+#: Marker arguments that become top-level request fields only some providers accept.
+_REQUEST_OPTIONS = ("concurrency_limit", "mock_tool_names", "livekit_data")
+
+
+def _taking(name: str) -> list[str]:
+    return [p.name for p in PROVIDERS.values() if name in p.options]
 
 
 def _error(detail: str) -> ConfigError:
@@ -133,12 +213,22 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_id(value: Any) -> bool:
+    """A positive integer the API can hold (its integers are 64-bit signed)."""
+    return _is_int(value) and 0 < value <= MAX_ID
+
+
 def _scenario_ids(args: Sequence[Any]) -> tuple[int, ...]:
     if not args:
         raise _error("no scenario ids given; pass at least one, e.g. cekura_scenario(30)")
     seen: set[int] = set()
     for value in args:
-        if not _is_int(value) or value <= 0:
+        if _is_int(value) and value > MAX_ID:
+            raise _error(
+                f"scenario id {value} is too large: Cekura's ids are 64-bit integers (at most "
+                f"{MAX_ID}); use the id shown in Cekura's scenario list"
+            )
+        if not _is_id(value):
             raise _error(
                 f"scenario id {value!r} is invalid; "
                 "use the positive integer id shown in Cekura's scenario list"
@@ -167,6 +257,12 @@ def _rate(value: Any) -> float:
 
 
 def _provider(value: Any) -> str:
+    # A list or dict is unhashable: test the type first, or "in" raises TypeError.
+    if not isinstance(value, str):
+        raise _error(
+            f"provider={value!r} is invalid; give one provider name as a string, e.g. "
+            f"provider='livekit' (one of: {', '.join(PROVIDERS)})"
+        )
     if value not in PROVIDERS:
         raise _error(f"provider={value!r} is not supported; use one of: {', '.join(PROVIDERS)}")
     return str(value)
@@ -175,7 +271,12 @@ def _provider(value: Any) -> str:
 def _optional_id(name: str, value: Any, what: str) -> int | None:
     if value is None:
         return None
-    if not _is_int(value) or value <= 0:
+    if _is_int(value) and value > MAX_ID:
+        raise _error(
+            f"{name}={value!r} is too large: Cekura's ids are 64-bit integers (at most "
+            f"{MAX_ID}); use the id of {what} in Cekura, or leave it out"
+        )
+    if not _is_id(value):
         raise _error(
             f"{name}={value!r} is invalid; use the positive integer id of {what} in Cekura, "
             "or leave it out"
@@ -183,11 +284,111 @@ def _optional_id(name: str, value: Any, what: str) -> int | None:
     return int(value)
 
 
+def _concurrency(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or not 0 < value <= MAX_ID:
+        raise _error(
+            f"concurrency_limit={value!r} is invalid; use a positive whole number of calls "
+            "Cekura may run at once, or leave it out"
+        )
+    return int(value)
+
+
+def _tool_names(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    # A bare string would be taken letter by letter: ask for a list instead.
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise _error(
+            f"mock_tool_names={value!r} is invalid; use a list of tool names, "
+            'e.g. mock_tool_names=["check_inventory"]'
+        )
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise _error(
+                f"mock_tool_names={value!r} is invalid: {name!r} is not a tool name; use a list "
+                "of non-empty strings"
+            )
+    names = tuple(dict.fromkeys(name.strip() for name in value))
+    return names or None  # [] means no mocked tools: nothing is sent
+
+
+def _livekit_data(value: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    if value is None:
+        value = {}
+    elif not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise _error(
+            f"livekit_data={value!r} is invalid; use a dict with any of the keys "
+            f"{', '.join(LIVEKIT_DATA_KEYS)}"
+        )
+    secrets = sorted(_LIVEKIT_SECRETS & set(value))
+    if secrets:
+        # The value is not shown: it is a credential.
+        raise _error(
+            f"livekit_data may not contain {', '.join(secrets)}: Cekura never accepts LiveKit "
+            "credentials in a request; store them on the agent (or project) in Cekura's "
+            "dashboard"
+        )
+    unknown = [k for k in value if k not in LIVEKIT_DATA_KEYS]
+    if unknown:
+        raise _error(
+            f"livekit_data has unknown key {unknown[0]!r}; use only {', '.join(LIVEKIT_DATA_KEYS)}"
+        )
+    # The marker's keys override the session's one by one; None drops a session default.
+    merged = {**defaults, **value}
+    data = {k: merged[k] for k in LIVEKIT_DATA_KEYS if merged.get(k) is not None}
+    for key in ("agent_name", "url"):
+        if key in data:
+            text = data[key]
+            if not isinstance(text, str) or not text.strip() or not text.isprintable():
+                raise _error(
+                    f"livekit_data {key}={text!r} is invalid; use a non-empty string on one "
+                    "line, or leave it out"
+                )
+    if "url" in data:
+        problem = livekit_url_problem(data["url"])
+        if problem:
+            # A URL with a password in it is not repeated.
+            shown = "(not shown)" if "credentials" in problem else repr(data["url"])
+            raise _error(f"livekit_data url={shown} {problem}")
+    if "config" in data:
+        if not isinstance(data["config"], Mapping):
+            raise _error(
+                f"livekit_data config={data['config']!r} is invalid; use a dict: it replaces "
+                "the agent's saved LiveKit Config (the room metadata) for these runs"
+            )
+        data["config"] = _json("livekit_data config", {"livekit_data config": data["config"]})
+    return data
+
+
+def livekit_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a LiveKit server URL, or None. Credentials in it are refused."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        host = None
+    else:
+        if parts.username is not None or parts.password is not None:
+            return (
+                "contains credentials; give the server URL alone (wss://host), the LiveKit "
+                "key and secret belong on the agent in Cekura"
+            )
+    if host is None or parts.scheme not in {"ws", "wss", "http", "https"}:
+        return "is not a valid URL; use the LiveKit server URL, e.g. wss://my-project.livekit.cloud"
+    return None
+
+
 def _json(name: str, kwargs: Mapping[str, Any]) -> Any:
     value = kwargs[name]
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        # allow_nan=False: NaN and infinity are not JSON, and would fail only when sent.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         raise _error(
             f"{name}={value!r} cannot be sent to Cekura; use JSON data (dict, list, str, number)"
         ) from None
@@ -197,7 +398,8 @@ def _json(name: str, kwargs: Mapping[str, Any]) -> Any:
 #: Fields pytest-cekura sets itself: overriding them would break the mapping of runs to tests.
 _OWN_FIELDS = frozenset(
     {"name", "scenarios", "scenario", "frequency", "agent", "agent_id"}
-    | {"test_profile_ids", "personality_ids"}
+    | {"test_profile_ids", "personality_ids", "test_profile_id", "personality_id"}
+    | set(_REQUEST_OPTIONS)
 )
 
 
@@ -210,7 +412,8 @@ def _fields(name: str, value: Any) -> dict[str, Any]:
     if taken:
         raise _error(
             f"{name} may not set {', '.join(taken)}: use the marker's own arguments "
-            "(scenario ids, frequency=, agent=, test_profile=, personality=)"
+            "(scenario ids, frequency=, agent=, test_profile=, personality=, "
+            "concurrency_limit=, mock_tool_names=, livekit_data=)"
         )
     return dict(_json(name, {name: dict(value)}))
 

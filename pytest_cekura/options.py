@@ -411,11 +411,11 @@ def resolve(
 def _getini(config: pytest.Config, opt: _Option) -> Any:
     try:
         return config.getini(opt.ini)
-    except ValueError:
-        # pytest's own error for a bad bool ("invalid truth value 'maybe'") names no key.
-        raw = config.inicfg.get(opt.ini) if hasattr(config, "inicfg") else None
+    except (ValueError, pytest.UsageError) as exc:
+        # pytest's own error for a bad bool ("invalid truth value 'maybe'") names no key
+        # (a ValueError before pytest 9, a UsageError since); it names the value.
         raise ConfigError(
-            f"ini key {opt.ini}={raw!r} is invalid: use true or false"
+            f"ini key {opt.ini} is invalid ({exc}): use true or false"
             + (f" (or {opt.flag} on the command line)" if opt.kind == "flag" else "")
         ) from None
 

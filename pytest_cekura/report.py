@@ -28,6 +28,8 @@ def failure_text(record: TestRecord, dashboard_url: str, worker_output: Sequence
     verdict, assignment = record.verdict, record.assignment
     assert verdict is not None
     lines = [_headline(record.spec, verdict), _scope(record)]
+    # What the request changed for the agent, e.g. the room metadata livekit_data.config sent.
+    lines += [f"  {line}" for line in record.spec.request_lines()]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
         owner = assignment.result_of(issue.run.id)

@@ -16,6 +16,12 @@ from typing import Any
 from .submit import Group
 
 CACHE_KEY = "cekura/results"
+#: GroupKey fields added after the cache format was set, with their unset values.
+_LATER_FIELDS: dict[str, Any] = {
+    "concurrency_limit": None,
+    "mock_tool_names": None,
+    "livekit_data": "{}",
+}
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,15 @@ class ResultCache:
 
     @staticmethod
     def key(group: Group, api_url: str) -> str:
-        shape = {
-            "api": api_url,
-            "request": asdict(group.key),
-            "scenarios": sorted(group.scenario_ids),
+        # Every field of the GroupKey shapes the request, so each is part of the key: a result
+        # of another concurrency limit, tool mocks or livekit_data is never reused. Fields
+        # added later are left out while unset, so results cached before them still match.
+        request = {
+            name: value
+            for name, value in asdict(group.key).items()
+            if name not in _LATER_FIELDS or value != _LATER_FIELDS[name]
         }
+        shape = {"api": api_url, "request": request, "scenarios": sorted(group.scenario_ids)}
         return json.dumps(shape, sort_keys=True)
 
     def recall(self, group: Group, api_url: str, max_age: float) -> Remembered | None:

@@ -6,6 +6,7 @@ a scenario wanted by several tests in a group is requested once and its runs are
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +32,15 @@ class Group:
     def describe(self) -> str:
         key = self.key
         agent = f"agent {key.agent}" if key.agent is not None else "each scenario's own agent"
+        livekit_data = json.loads(key.livekit_data)
         extras = [
             f"test profile {key.test_profile}" if key.test_profile is not None else "",
             f"personality {key.personality}" if key.personality is not None else "",
+            f"concurrency limit {key.concurrency_limit}"
+            if key.concurrency_limit is not None
+            else "",
+            f"mocked tools {', '.join(key.mock_tool_names)}" if key.mock_tool_names else "",
+            f"livekit_data {json.dumps(livekit_data, sort_keys=True)}" if livekit_data else "",
         ]
         options = "".join(f", {extra}" for extra in extras if extra)
         ids = ", ".join(str(i) for i in self.scenario_ids)
@@ -114,10 +121,20 @@ def request_body(group: Group) -> dict[str, Any]:
         body["agent_id"] = key.agent
     if provider.takes_frequency:
         body["frequency"] = key.frequency
+    single = provider.single_overrides
     if key.test_profile is not None:
-        body["test_profile_ids"] = [key.test_profile]
+        profile = key.test_profile
+        body.update({"test_profile_id": profile} if single else {"test_profile_ids": [profile]})
     if key.personality is not None:
-        body["personality_ids"] = [key.personality]
+        person = key.personality
+        body.update({"personality_id": person} if single else {"personality_ids": [person]})
+    if key.concurrency_limit is not None:
+        body["concurrency_limit"] = key.concurrency_limit
+    if key.mock_tool_names:
+        body["mock_tool_names"] = list(key.mock_tool_names)
+    livekit_data = json.loads(key.livekit_data)
+    if livekit_data:
+        body["livekit_data"] = livekit_data
     body.update(key.request_fields)
     return body
 

@@ -35,6 +35,47 @@ from conftest import Suite
         ("30, request_fields={'frequency': 5}", "request_fields may not set frequency: use the"),
         ("30, test_profile=-1", "test_profile=-1 is invalid"),
         ("30, frequncy=2", "unknown argument frequncy=2 (did you mean frequency=?"),
+        # Was INTERNALERROR TypeError: unhashable type: 'list' (issue #14, item 14).
+        ("30, provider=['livekit']", "provider=['livekit'] is invalid; give one provider name"),
+        ("30, provider={'livekit': 1}", "provider={'livekit': 1} is invalid; give one provider"),
+        # The API's integers are 64-bit signed: these were sent silently.
+        ("2**63", "scenario id 9223372036854775808 is too large: Cekura's ids are 64-bit"),
+        ("30, agent=10**20", "agent=100000000000000000000 is too large: Cekura's ids are 64"),
+        ("30, test_profile=10**20", "test_profile=100000000000000000000 is too large"),
+        ("30, personality=2**63", "personality=9223372036854775808 is too large"),
+        ("30, concurrency_limit=0", "concurrency_limit=0 is invalid; use a positive whole"),
+        ("30, concurrency_limit=2**63", "concurrency_limit=9223372036854775808 is invalid"),
+        ("30, mock_tool_names='lookup'", "mock_tool_names='lookup' is invalid; use a list of"),
+        ("30, mock_tool_names=['']", "mock_tool_names=[''] is invalid: '' is not a tool name"),
+        (
+            "30, livekit_data={'api_key': 'APIxyz'}",
+            "livekit_data may not contain api_key: Cekura never accepts LiveKit credentials",
+        ),
+        ("30, livekit_data={'agentname': 'a'}", "livekit_data has unknown key 'agentname'; use"),
+        ("30, livekit_data=['a']", "livekit_data=['a'] is invalid; use a dict with any of"),
+        ("30, livekit_data={'config': 'x'}", "livekit_data config='x' is invalid; use a dict"),
+        ("30, livekit_data={'agent_name': ''}", "livekit_data agent_name='' is invalid; use a"),
+        (
+            "30, livekit_data={'url': 'wss://key:secret@lk.example'}",
+            "livekit_data url=(not shown) contains credentials; give the server URL alone",
+        ),
+        ("30, livekit_data={'url': 'http://[::1'}", "livekit_data url='http://[::1' is not a"),
+        (
+            "30, provider='voice', agent=1, livekit_data={'agent_name': 'a'}",
+            "livekit_data= is not accepted by provider='voice'; providers that take it: livekit",
+        ),
+        (
+            "30, provider='email', agent=1, concurrency_limit=2",
+            "concurrency_limit= is not accepted by provider='email'; providers that take it",
+        ),
+        (
+            "30, request_fields={'livekit_data': {}}",
+            "request_fields may not set livekit_data: use the marker's own arguments",
+        ),
+        (
+            "30, request_fields={'x': float('nan')}",
+            "request_fields={'x': nan} cannot be sent to Cekura; use JSON data",
+        ),
     ],
 )
 def test_bad_marker_argument_errors_that_test_alone(
@@ -53,8 +94,13 @@ def test_bad_marker_argument_errors_that_test_alone(
     )
     result = suite.run()
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines([f"*@pytest.mark.cekura_scenario: {message}*"])
-    assert "Traceback" not in result.stdout.str()
+    # "[" opens a character class in fnmatch patterns: "[[]" matches it literally.
+    pattern = message.replace("[", "[[]")
+    result.stdout.fnmatch_lines([f"*@pytest.mark.cekura_scenario: {pattern}*"])
+    out = result.stdout.str()
+    assert "Traceback" not in out
+    assert "INTERNALERROR" not in out + result.stderr.str()
+    assert "secret@" not in out  # a URL's credentials are never repeated
     assert suite.posts() == 1  # the good test's group only
 
 
@@ -67,10 +113,37 @@ def test_bad_marker_argument_errors_that_test_alone(
         (["-o", "cekura_timeout=0"], "ini key cekura_timeout='0' is invalid"),
         (
             ["--cekura-dashboard-url=https://x/{bad}"],
-            "use only the fields {result_id} and {run_id}",
+            "use only the fields {project_id}, {result_id} and {run_id}",
         ),
         (["--cekura-emulator-catalogue=missing.toml"], "'missing.toml': no such file"),
         (["--cekura-order=fastest"], "use one of collection, finish"),
+        # "²".isdigit() is True but int("²") raises: was INTERNALERROR ValueError.
+        (["-o", "cekura_max_runs=²"], "ini key cekura_max_runs='²' is invalid: use a positive"),
+        (["--cekura-agent=10**20"], "--cekura-agent='10**20' is invalid: use a positive whole"),
+        (
+            ["--cekura-agent=100000000000000000000"],
+            "--cekura-agent='100000000000000000000' is too large: Cekura's ids are 64-bit",
+        ),
+        (
+            ["--cekura-concurrency-limit=0"],
+            "--cekura-concurrency-limit='0' is invalid: use a positive whole number",
+        ),
+        (
+            ["--cekura-mock-tool-names=,"],
+            "--cekura-mock-tool-names=',' is invalid: give tool names separated by commas",
+        ),
+        (
+            ["--cekura-livekit-url=wss://k:s@lk.example"],
+            "--cekura-livekit-url=(not shown) contains credentials; give the server URL alone",
+        ),
+        (
+            ["--cekura-livekit-config=[1]"],
+            "--cekura-livekit-config='[1]': cannot read it (FileNotFoundError); give a JSON",
+        ),
+        (
+            ["--cekura-livekit-config={locale}"],
+            "--cekura-livekit-config is not valid JSON (Expecting property name",
+        ),
     ],
 )
 def test_bad_setting_is_one_usage_error(suite: Suite, args: list[str], message: str) -> None:
@@ -78,6 +151,84 @@ def test_bad_setting_is_one_usage_error(suite: Suite, args: list[str], message: 
     result = suite.run(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.stderr.str().count(message) == 1
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # Was INTERNALERROR ValueError: invalid literal for int() (issue #14, item 14).
+        (
+            "CEKURA_AGENT_ID",
+            "²",
+            "environment variable CEKURA_AGENT_ID='²' is invalid: use a positive whole number",
+        ),
+        (
+            "CEKURA_AGENT_ID",
+            "9223372036854775808",
+            "environment variable CEKURA_AGENT_ID='9223372036854775808' is too large: Cekura's "
+            "ids are 64-bit integers (at most 9223372036854775807); use the id of your agent",
+        ),
+        # Was INTERNALERROR ValueError: Invalid IPv6 URL.
+        (
+            "CEKURA_API_URL",
+            "http://[::1",
+            "environment variable CEKURA_API_URL='http://[::1' is not a valid URL: use "
+            "http(s)://host[:port]",
+        ),
+        ("CEKURA_API_URL", "http://host:99999", "CEKURA_API_URL='http://host:99999' is not a"),
+        (
+            "CEKURA_CONCURRENCY_LIMIT",
+            "²",
+            "environment variable CEKURA_CONCURRENCY_LIMIT='²' is invalid: use a positive whole",
+        ),
+        (
+            "CEKURA_LIVEKIT_URL",
+            "lk.example",
+            "environment variable CEKURA_LIVEKIT_URL='lk.example' is not a valid URL; use the "
+            "LiveKit server URL",
+        ),
+    ],
+)
+def test_bad_environment_variable_is_one_usage_error(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    suite.pytester.makepyfile("def test_plain(): pass")
+    result = suite.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert err.count(message) == 1, err
+    assert "INTERNALERROR" not in result.stdout.str() + err
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        # pytest's own message ("invalid truth value 'maybe'") named no key.
+        (
+            "cekura_preflight = maybe",
+            "ini key cekura_preflight is invalid (invalid truth value 'maybe'): use true or "
+            "false (or --cekura-no-preflight on the command line)",
+        ),
+        ("cekura_max_runs = ²", "ini key cekura_max_runs='²' is invalid: use a positive whole"),
+        ("cekura_agent = 1e3", "ini key cekura_agent='1e3' is invalid: use a positive whole"),
+        (
+            "cekura_livekit_config = missing.json",
+            "ini key cekura_livekit_config='missing.json': cannot read it",
+        ),
+    ],
+)
+def test_bad_ini_value_is_one_usage_error_naming_the_key(
+    suite: Suite, ini: str, message: str
+) -> None:
+    suite.pytester.makeini(f"[pytest]\n{ini}\n")
+    suite.pytester.makepyfile("def test_plain(): pass")
+    result = suite.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert err.count(message) == 1, err
+    assert "INTERNALERROR" not in result.stdout.str() + err
 
 
 def test_bad_url_from_environment_names_the_variable(

@@ -66,6 +66,43 @@ def test_changed_options_are_not_reused(suite_with_cache: Suite) -> None:
     assert suite_with_cache.posts() == 2
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("livekit_data={'agent_name': 'pr-12'}", "livekit_data={'agent_name': 'pr-13'}"),
+        ("livekit_data={'config': {'locale': 'de'}}", "livekit_data={'config': {'locale': 'fr'}}"),
+        ("", "livekit_data={'config': {}}"),  # an empty Config replaces the saved one too
+        ("concurrency_limit=2", "concurrency_limit=3"),
+        ("mock_tool_names=['lookup']", "mock_tool_names=['lookup', 'book']"),
+        ("", "mock_tool_names=['lookup']"),
+    ],
+)
+def test_another_request_shape_is_not_reused(
+    suite_with_cache: Suite, first: str, second: str
+) -> None:
+    def suite(options: str) -> str:
+        return f"import pytest\n\n@pytest.mark.cekura_scenario(30, {options})\ndef test_a(): pass\n"
+
+    pytester = suite_with_cache.pytester
+    pytester.makepyfile(suite(first))
+    pytester.runpytest(POLL).assert_outcomes(passed=1)
+    pytester.makepyfile(suite(second))
+    pytester.runpytest(POLL, "--cekura-reuse=1h").assert_outcomes(passed=1)
+    assert suite_with_cache.posts() == 2
+    # The same shape again is reused: no third POST.
+    pytester.runpytest(POLL, "--cekura-reuse=1h").assert_outcomes(passed=1)
+    assert suite_with_cache.posts() == 2
+
+
+def test_a_session_default_shapes_the_reused_request_too(suite_with_cache: Suite) -> None:
+    pytester = suite_with_cache.pytester
+    pytester.runpytest(POLL, "-k", "good", "--cekura-livekit-agent-name=pr-12")
+    pytester.runpytest(POLL, "-k", "good", "--cekura-reuse=1h", "--cekura-livekit-agent-name=pr-13")
+    assert suite_with_cache.posts() == 2
+    pytester.runpytest(POLL, "-k", "good", "--cekura-reuse=1h", "--cekura-livekit-agent-name=pr-13")
+    assert suite_with_cache.posts() == 2
+
+
 def test_results_older_than_the_window_are_not_reused(suite_with_cache: Suite) -> None:
     pytester = suite_with_cache.pytester
     pytester.runpytest(POLL, "-k", "good")
@@ -107,11 +144,18 @@ def test_rerun_failed_pays_only_for_the_failed_runs(
     assert 0 < len(failed) < 6  # the emulator's coin is deterministic
     result = suite.pytester.runpytest(POLL, "-s", "--cekura-rerun-failed", "-rA")
     result.assert_outcomes(passed=1)
-    posts = [(r.method, r.path) for r in suite.emulator.requests if r.method == "POST"]
-    assert [path.rstrip("/").rsplit("/", 1)[1] for _, path in posts] == [
+    posts = [r for r in suite.emulator.requests if r.method == "POST"]
+    # Cekura's rerun/ would re-execute all six runs: the failed scenario is started again
+    # through the run endpoint, in the same request shape, as many times as it failed.
+    assert [r.path.rstrip("/").rsplit("/", 1)[1] for r in posts] == [
         "run_scenarios_livekit_v2",
-        "rerun",
+        "run_scenarios_livekit_v2",
     ]
+    first_body, again = (r.body for r in posts)
+    assert again["scenarios"] == first_body["scenarios"] == [{"scenario": 34}]
+    assert again["frequency"] == len(failed)
+    assert set(again) == set(first_body)
+    assert again["name"].endswith(" rerun")  # its own name: found by it if the POST fails
     assert len(suite.emulator.runs) == 6 + len(failed)
     kept = {run["id"] for run in first if run["success"]}
     new = {run["id"] for run in suite.emulator.runs} - {run["id"] for run in first}

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from conftest import FAST, Suite, wire
+from conftest import FAST, PLAYBOOK, Suite, wire
 from pytest_cekura.emulator import Emulator
 
 
@@ -245,3 +247,194 @@ def test_ambiguous_post_is_looked_up_under_the_scenarios_agent_without_preflight
     agent = suite.emulator.catalogue.scenario(30).agent
     lookups = [r for r in suite.emulator.requests if r.path.endswith("/results/")]
     assert [r.query.get("agent_id") for r in lookups] == [str(agent)]
+
+
+def start_bodies(suite: Suite) -> list[dict[str, Any]]:
+    """The run-starting request bodies, as the emulator received them."""
+    return [r.body for r in suite.emulator.requests if "run_scenarios" in r.path]
+
+
+def test_livekit_v2_body_carries_every_option_of_the_marker(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(
+            30, test_profile=7, personality=3, concurrency_limit=2,
+            mock_tool_names=["check_inventory", "book_slot"],
+            livekit_data={
+                "agent_name": "pharmacy-pr-12",
+                "url": "wss://preview.livekit.example",
+                "config": {"locale": "de-DE", "store": 12},
+            },
+        )
+        def test_preview(): pass
+        """
+    )
+    suite.run().assert_outcomes(passed=1)
+    (body,) = start_bodies(suite)
+    assert {k: v for k, v in body.items() if k != "name"} == {
+        "scenarios": [{"scenario": 30}],
+        "frequency": 1,
+        # One personality and one test profile: the single forms of the LiveKit v2 schema.
+        "test_profile_id": 7,
+        "personality_id": 3,
+        "concurrency_limit": 2,
+        "mock_tool_names": ["check_inventory", "book_slot"],
+        "livekit_data": {
+            "agent_name": "pharmacy-pr-12",
+            "url": "wss://preview.livekit.example",
+            "config": {"locale": "de-DE", "store": 12},
+        },
+    }
+
+
+def test_livekit_data_shapes_the_groups(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        PREVIEW = {"agent_name": "pharmacy-pr-12"}
+
+        @pytest.mark.cekura_scenario(30, livekit_data=PREVIEW)
+        def test_a(): pass
+
+        @pytest.mark.cekura_scenario(31, livekit_data={"agent_name": "pharmacy-pr-12"})
+        def test_b(): pass
+
+        @pytest.mark.cekura_scenario(32, livekit_data={"agent_name": "pharmacy-pr-13"})
+        def test_c(): pass
+
+        @pytest.mark.cekura_scenario(33, livekit_data={"config": {"locale": "de-DE"}})
+        def test_d(): pass
+        """
+    )
+    suite.run().assert_outcomes(passed=4)
+    by_data = {
+        json.dumps(b["livekit_data"], sort_keys=True): [s["scenario"] for s in b["scenarios"]]
+        for b in start_bodies(suite)
+    }
+    assert by_data == {
+        '{"agent_name": "pharmacy-pr-12"}': [30, 31],  # same livekit_data: one POST
+        '{"agent_name": "pharmacy-pr-13"}': [32],
+        '{"config": {"locale": "de-DE"}}': [33],
+    }
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("concurrency_limit", "2"),
+        ("mock_tool_names", '["lookup"]'),
+        ("mock_tool_names", '["other"]'),
+    ],
+)
+def test_each_request_option_is_its_own_group(suite: Suite, option: str, value: str) -> None:
+    suite.pytester.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_plain(): pass
+
+        @pytest.mark.cekura_scenario(31, {option}={value})
+        def test_option(): pass
+        """
+    )
+    suite.run().assert_outcomes(passed=1 + 1)
+    bodies = start_bodies(suite)
+    assert sorted(option in b for b in bodies) == [False, True]
+
+
+def test_session_defaults_from_flags_ini_and_environment(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite.pytester.makeini(
+        """
+        [pytest]
+        cekura_mock_tool_names = check_inventory, book_slot
+        cekura_livekit_config = room.json
+        """
+    )
+    suite.pytester.path.joinpath("room.json").write_text('{"locale": "en-GB"}')
+    monkeypatch.setenv("CEKURA_LIVEKIT_AGENT_NAME", "pharmacy-pr-12")
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_defaults(): pass
+
+        # The marker's own keys win, one by one; None drops the session's value.
+        @pytest.mark.cekura_scenario(
+            31, concurrency_limit=1, mock_tool_names=[],
+            livekit_data={"config": {"locale": "de-DE"}, "agent_name": None},
+        )
+        def test_overrides(): pass
+
+        # A provider that takes no livekit_data gets none, and the session stays valid.
+        @pytest.mark.cekura_scenario(32, provider="voice", agent=1)
+        def test_voice(): pass
+        """
+    )
+    suite.run("--cekura-concurrency-limit=4").assert_outcomes(passed=3)
+    bodies = {
+        b["scenarios"][0]
+        if isinstance(b["scenarios"][0], int)
+        else b["scenarios"][0]["scenario"]: b
+        for b in start_bodies(suite)
+    }
+    assert bodies[30]["concurrency_limit"] == 4
+    assert bodies[30]["mock_tool_names"] == ["check_inventory", "book_slot"]
+    assert bodies[30]["livekit_data"] == {
+        "agent_name": "pharmacy-pr-12",
+        "config": {"locale": "en-GB"},
+    }
+    assert bodies[31]["concurrency_limit"] == 1
+    assert "mock_tool_names" not in bodies[31]
+    assert bodies[31]["livekit_data"] == {"config": {"locale": "de-DE"}}
+    assert "livekit_data" not in bodies[32]
+    assert bodies[32]["concurrency_limit"] == 4  # the voice runner takes it too
+
+
+def test_failure_report_shows_the_room_metadata_sent(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    # livekit_data.config replaces the agent's saved LiveKit Config: what the agent received
+    # is in the report, not only in the dashboard.
+    suite = make_suite(PLAYBOOK)  # scenario 31 fails
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(
+            31, livekit_data={"agent_name": "pharmacy-pr-12", "config": {"locale": "de-DE"}}
+        )
+        def test_billing(): pass
+        """
+    )
+    result = suite.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*LiveKit agent name (livekit_data.agent_name): pharmacy-pr-12",
+            "*room metadata sent (livekit_data.config, replacing the agent's saved LiveKit "
+            'Config): {"locale": "de-DE"}',
+        ]
+    )
+
+
+def test_dry_run_lists_the_request_options(suite: Suite) -> None:
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, concurrency_limit=3, livekit_data={"agent_name": "pr"})
+        def test_a(): pass
+        """
+    )
+    result = suite.run("--cekura-dry-run")
+    result.stdout.fnmatch_lines(
+        ['*request 1: livekit, *concurrency limit 3, livekit_data {"agent_name": "pr"}: *']
+    )
+    assert start_bodies(suite) == []

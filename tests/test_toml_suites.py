@@ -186,6 +186,37 @@ def test_every_key_reaches_the_request_like_the_marker_argument(catalogued: Suit
     )
 
 
+def test_livekit_v2_options_reach_the_request_like_the_marker_arguments(wired: Suite) -> None:
+    write(
+        wired,
+        "cekura_preview.toml",
+        """
+        [[test]]
+        name = "preview worker"
+        scenarios = [30]
+        concurrency_limit = 2
+        mock_tool_names = ["check_inventory"]
+        livekit_data = { agent_name = "pharmacy-pr-12", config = { locale = "de-DE" } }
+
+        [[test]]
+        name = "production worker"
+        scenarios = [31]
+        """,
+    )
+    wired.run().assert_outcomes(passed=2)
+    bodies = [r.body for r in wired.emulator.requests if "run_scenarios" in r.path]
+    assert len(bodies) == 2  # livekit_data and the other options shape the request
+    (preview,) = [b for b in bodies if b["scenarios"] == [{"scenario": 30}]]
+    assert preview["concurrency_limit"] == 2
+    assert preview["mock_tool_names"] == ["check_inventory"]
+    assert preview["livekit_data"] == {
+        "agent_name": "pharmacy-pr-12",
+        "config": {"locale": "de-DE"},
+    }
+    (production,) = [b for b in bodies if b["scenarios"] == [{"scenario": 31}]]
+    assert {"concurrency_limit", "mock_tool_names", "livekit_data"}.isdisjoint(production)
+
+
 def test_collect_only_lists_entries_and_submits_nothing(wired: Suite) -> None:
     write(wired, "cekura_smoke.toml", SUITE)
     result = wired.run("--collect-only", "-q")
@@ -289,6 +320,17 @@ def test_inline_entries_have_no_line(tmp_path: Path) -> None:
         ('agent = "42"', "agent='42' is invalid; use the positive integer id of an agent*"),
         ("test_profile = -1", "test_profile=-1 is invalid*"),
         ("publish_data_message = 1979-05-27", "publish_data_message=datetime.date(1979, 5, 27)*"),
+        # Was INTERNALERROR TypeError: unhashable type: 'list' (issue #14, item 14).
+        ('provider = ["livekit"]', "provider=['livekit'] is invalid; give one provider name*"),
+        ("agent = 100000000000000000000", "agent=100000000000000000000 is too large: Cekura's*"),
+        ("personality = 9223372036854775808", "personality=9223372036854775808 is too large*"),
+        ("concurrency_limit = 0", "concurrency_limit=0 is invalid; use a positive whole number*"),
+        ('mock_tool_names = "lookup"', "mock_tool_names='lookup' is invalid; use a list of tool*"),
+        (
+            'livekit_data = { api_secret = "s3cr3t" }',
+            "livekit_data may not contain api_secret: Cekura never accepts LiveKit credentials*",
+        ),
+        ('livekit_data = { config = "x" }', "livekit_data config='x' is invalid; use a dict*"),
     ],
 )
 def test_bad_value_errors_that_entry_at_setup_like_the_marker(
