@@ -42,6 +42,9 @@ from .providers import DEFAULT_BASE_URL, PROVIDERS
 from .secret import Secret, redact
 
 API_KEY_HEADER = "X-CEKURA-API-KEY"
+V1 = "/test_framework/v1"
+#: Current paths of result detail and "List Runs with IDs"; the v1 ones are deprecated.
+V2 = "/test_framework/v2"
 #: The bulk endpoint's id limit is undocumented; 50 ids keep the URL well under 2 KB.
 BULK_CHUNK_SIZE = 50
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
@@ -135,6 +138,12 @@ class CekuraClient:
         self._clock = clock
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        #: Endpoints whose v2 path answered 404 while v1 worked: v1 from then on, for the
+        #: rest of the session (a deployment without v2 is asked once, not every poll).
+        self._v1_only: set[str] = set()
+        self._notices: list[str] = []
+        #: Agent look-ups, once per agent per session (None: it could not be read).
+        self._agents: dict[int, AgentSettings | None] = {}
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_ApiKeyAuth(self._key),
@@ -158,6 +167,13 @@ class CekuraClient:
         """Requests sent so far (retries included), by method; POSTs by what they do."""
         with self._lock:
             return dict(self._counts)
+
+    @property
+    def notices(self) -> list[str]:
+        """What the client changed on its own that a user may want to know (shown at -v),
+        e.g. that it fell back to a deprecated v1 path."""
+        with self._lock:
+            return list(self._notices)
 
     def close(self) -> None:
         self._http.close()
@@ -183,20 +199,30 @@ class CekuraClient:
         )
         return _parse(Result, data, f"POST {path}")
 
-    def rerun(self, result_id: int, run_ids: Sequence[int]) -> Result:
-        """Ask Cekura to run these runs of a result again. Starts (paid) calls: never re-sent
-        once it may have reached the server. The body is unverified in Cekura's docs."""
-        path = f"/test_framework/v1/results/{result_id}/rerun/"
-        body = {"run_ids": list(run_ids)}
-        data = self._request("POST", path, json=body, idempotent=False, label=RERUN_LABEL)
+    def rerun(self, result_id: int) -> Result:
+        """``POST results/{id}/rerun/``: re-execute **every** scenario of a result as a new
+        result, billed per run (the endpoint takes no body). Never re-sent once it may have
+        reached the server. The plugin itself never calls it: ``--cekura-rerun-failed``
+        starts only the failed scenarios, through the run endpoint."""
+        path = f"{V1}/results/{result_id}/rerun/"
+        data = self._request("POST", path, idempotent=False, label=RERUN_LABEL)
         return _parse(Result, data, f"POST {path}")
 
-    def find_results(self, *, name: str, agent_id: int | None = None) -> list[Result]:
-        """Results named ``name`` (first page). The docs make ``agent_id`` required."""
-        params = {"name": name, "page_size": "100"}
+    def find_results(
+        self, *, name: str, agent_id: int | None = None, project_id: int | None = None
+    ) -> list[Result]:
+        """Results whose name matches ``name`` (first page of the results list, filtered
+        with the spec's ``search``, ``agent_id`` and ``project_id``); the caller compares
+        names exactly, as ``search`` may match more. The project defaults to the agent's,
+        when this session already looked the agent up."""
+        params = {"search": name, "page_size": "100"}
         if agent_id is not None:
             params["agent_id"] = str(agent_id)
-        data = self._request("GET", "/test_framework/v1/results/", params=params)
+            if project_id is None:
+                project_id = self.known_project(agent_id)
+        if project_id is not None:
+            params["project_id"] = str(project_id)
+        data = self._request("GET", f"{V1}/results/", params=params)
         entries = data.get("results") if isinstance(data, Mapping) else data
         if not isinstance(entries, list):
             raise ProtocolError(f"GET results/: expected a page of results, got {data!r:.200}")
@@ -209,19 +235,32 @@ class CekuraClient:
         return found
 
     def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:
-        path = f"/test_framework/v1/results/{result_id}/"
-        return _parse(Result, self._request("GET", path, deadline=deadline), f"GET {path}")
+        """A result with its runs: ``GET v2/results/{id}/`` (v1 if this deployment has no v2)."""
+        data, path = self._get_v2_or_v1("results/{id}/", f"results/{result_id}/", deadline=deadline)
+        return _parse(Result, data, f"GET {path}")
 
-    def get_runs(self, run_ids: Sequence[int], *, deadline: float | None = None) -> RunBatch:
-        """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids."""
+    def get_runs(
+        self,
+        run_ids: Sequence[int],
+        *,
+        result_id: int | None = None,
+        deadline: float | None = None,
+    ) -> RunBatch:
+        """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids: ``GET v2/runs/bulk/`` with
+        ``run_ids`` comma-separated, scoped to ``result_id`` when every id belongs to it."""
         if len(run_ids) > BULK_CHUNK_SIZE:
             raise ValueError(f"get_runs takes at most {BULK_CHUNK_SIZE} ids, got {len(run_ids)}")
         ids = ",".join(str(i) for i in run_ids)
-        # The docs name the parameter run_ids, the official SDK sends ids: send both.
-        data = self._request(
-            "GET",
-            "/test_framework/v1/runs/bulk/",
-            params={"run_ids": ids, "ids": ids},
+        v2_params = {"run_ids": ids}
+        if result_id is not None:
+            v2_params["result_id"] = str(result_id)
+        # The deprecated v1 path: its docs name the parameter run_ids, the official SDK
+        # sends ids, so the fallback sends both (and no scope, which v1 does not document).
+        data, _ = self._get_v2_or_v1(
+            "runs/bulk/",
+            "runs/bulk/",
+            v2_params=v2_params,
+            v1_params={"run_ids": ids, "ids": ids},
             deadline=deadline,
         )
         entries = data.get("results") if isinstance(data, Mapping) else data
@@ -231,11 +270,44 @@ class CekuraClient:
 
     def get_all_runs(self, run_ids: Sequence[int]) -> list[RunSnapshot]:
         """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks; parse
-        a snapshot with ``.run()`` only where its detail is needed."""
+        a snapshot with ``.run()`` only where its detail is needed. Unscoped: the ids may
+        belong to several results."""
         runs: list[RunSnapshot] = []
         for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
             runs += self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs
         return runs
+
+    def _get_v2_or_v1(
+        self,
+        endpoint: str,
+        tail: str,
+        *,
+        v2_params: Mapping[str, str] | None = None,
+        v1_params: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+    ) -> tuple[Any, str]:
+        """GET ``tail`` under v2; on a 404 there, under v1. When v1 then answers, the
+        deployment has no such v2 endpoint: v1 is used from then on, and a notice says so.
+        (A 404 on both is an object that does not exist: nothing is remembered.)"""
+        with self._lock:
+            v1_only = endpoint in self._v1_only
+        if not v1_only:
+            path = f"{V2}/{tail}"
+            try:
+                return self._request("GET", path, params=v2_params, deadline=deadline), path
+            except NotFoundError:
+                pass
+        path = f"{V1}/{tail}"
+        data = self._request("GET", path, params=v1_params, deadline=deadline)
+        if not v1_only:
+            with self._lock:
+                if endpoint not in self._v1_only:
+                    self._v1_only.add(endpoint)
+                    self._notices.append(
+                        f"GET {V2}/{endpoint} answered 404: using the deprecated "
+                        f"{V1}/{endpoint} for the rest of the session"
+                    )
+        return data, path
 
     def get_scenario(self, scenario_id: int) -> Scenario:
         path = f"/test_framework/v1/scenarios/{scenario_id}/"
@@ -248,7 +320,8 @@ class CekuraClient:
             ) from None
 
     def get_agent(self, agent_id: int) -> AgentSettings:
-        """The agent's non-secret settings. The documented v1 path first, then the SDK's v2."""
+        """The agent's non-secret settings. The v1 path first (its object shows the LiveKit
+        ``*_configured`` flags), then v2. Remembered for the session (see ``project_of``)."""
         for api_version in ("v1", "v2"):
             path = f"/test_framework/{api_version}/aiagents/{agent_id}/"
             try:
@@ -257,9 +330,32 @@ class CekuraClient:
                 if api_version == "v2":
                     raise
                 continue
-            # The answer holds the user's LiveKit key and secret: keep only what we check.
-            return AgentSettings.from_api(agent_id, data)
+            # Keep only non-secret fields: never the answer itself (cekura-api.md 6b).
+            agent = AgentSettings.from_api(agent_id, data)
+            with self._lock:
+                self._agents[agent_id] = agent
+            return agent
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def known_project(self, agent_id: int) -> int | None:
+        """The agent's project if this session has looked the agent up; never a request."""
+        with self._lock:
+            agent = self._agents.get(agent_id)
+        return agent.project if agent is not None else None
+
+    def project_of(self, agent_id: int) -> int | None:
+        """The Cekura project of an agent (dashboard links need it), looked up at most once
+        per agent per session; None when it cannot be read."""
+        with self._lock:
+            if agent_id in self._agents:
+                agent = self._agents[agent_id]
+                return agent.project if agent is not None else None
+        try:
+            return self.get_agent(agent_id).project
+        except CekuraError:
+            with self._lock:
+                self._agents.setdefault(agent_id, None)  # a link is not worth asking twice
+            return None
 
     def end_call(self, run_id: int) -> None:
         """Ask Cekura to end a call in progress; a run that no longer exists is ignored."""

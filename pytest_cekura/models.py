@@ -8,6 +8,7 @@ strings and classified by ``is_terminal``, and numbers may arrive as strings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import zlib
@@ -28,12 +29,35 @@ from pydantic import (
 TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
 #: Terminal statuses meaning Cekura could not complete the call (an infrastructure error).
 ERROR_STATUSES = frozenset({"failed", "timeout", "cancelled"})
-#: Every status value documented in the reference; anything else is "unknown".
-KNOWN_STATUSES = TERMINAL_STATUSES | {"pending", "in_queue", "running", "in_progress", "evaluating"}
+#: Every status value in the OpenAPI enum (``scaling_up`` is Cekura making room for the calls,
+#: not an end); anything else is "unknown".
+KNOWN_STATUSES = TERMINAL_STATUSES | {
+    "pending",
+    "in_queue",
+    "running",
+    "in_progress",
+    "evaluating",
+    "scaling_up",
+}
+#: A run's ``evaluation_status`` values in the OpenAPI enum.
+EVALUATION_STATUSES = frozenset({"success", "failure", "reviewed_success", "reviewed_failure"})
 
 
 def _succeeded(status: str, success: bool | None) -> bool:
     return status == "completed" and success is True
+
+
+def _finished(status: str, success: bool | None) -> bool:
+    """True once a run can no longer change. A ``completed`` run whose ``success`` is still
+    null is being evaluated (Cekura's own suite runner waits for it), so it is not finished."""
+    if status == "completed":
+        return success is not None
+    return status in TERMINAL_STATUSES
+
+
+def evaluation_pending(status: str, success: bool | None) -> bool:
+    """The call is over but Cekura has not scored it yet."""
+    return status == "completed" and success is None
 
 
 def _lenient_int(value: Any) -> int | None:
@@ -56,6 +80,25 @@ def _lenient_float(value: Any) -> float | None:
         return None
 
 
+def _lenient_bool(value: Any) -> bool | None:
+    # ``success`` is typed boolean; anything else (a generator placeholder, a string) is read
+    # as "not scored yet" rather than rejected, so one odd run cannot hide the others.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+        return value.strip().lower() == "true"
+    return None
+
+
+def _flag(value: Any) -> bool | None:
+    """A ``*_configured`` flag (typed string by the generator): None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
+
+
 def _status(value: Any) -> str:
     # The SDK upper-cases before comparing; we lower-case once here.
     return "" if value is None else str(value).strip().lower()
@@ -71,11 +114,16 @@ def _string_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _optional_status(value: Any) -> str | None:
+    return _status(value) or None
+
+
 def _dict_or_none(value: Any) -> Any:
     return value if isinstance(value, Mapping) else None
 
 
 LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
+LenientBool = Annotated[bool | None, BeforeValidator(_lenient_bool)]
 LenientFloat = Annotated[float | None, BeforeValidator(_lenient_float)]
 Status = Annotated[str, BeforeValidator(_status)]
 StringList = Annotated[list[str], BeforeValidator(_string_list)]
@@ -139,7 +187,16 @@ class Run(_Model):
     scenario: LenientInt = None
     scenario_name: str | None = None
     status: Status = "pending"
-    success: bool | None = None
+    success: LenientBool = None
+    #: How the evaluation came out (``success``/``failure``, or ``reviewed_*`` once a person
+    #: reviewed it); absent while the run is being evaluated.
+    evaluation_status: Annotated[str | None, BeforeValidator(_optional_status)] = None
+    #: The result this run belongs to (the v2 run object says; a result's runs are stamped).
+    result_id: LenientInt = None
+    result_name: str | None = None
+    agent: LenientInt = None
+    agent_name: str | None = None
+    personality: LenientInt = None
     expected_outcome: Annotated[ExpectedOutcome | None, BeforeValidator(_dict_or_none)] = None
     evaluation: Annotated[Evaluation | None, BeforeValidator(_dict_or_none)] = None
     transcript: str | None = None
@@ -156,7 +213,12 @@ class Run(_Model):
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        """Finished: a final status, and scored if it completed."""
+        return _finished(self.status, self.success)
+
+    @property
+    def evaluation_pending(self) -> bool:
+        return evaluation_pending(self.status, self.success)
 
     @property
     def is_known_status(self) -> bool:
@@ -198,7 +260,8 @@ class _RunHead(BaseModel):
 
     id: int
     status: Status = "pending"
-    success: bool | None = None
+    success: LenientBool = None
+    result_id: LenientInt = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +279,8 @@ class RunSnapshot:
     status: str
     success: bool | None
     detail: bytes | Mapping[str, Any] | Run
+    #: The result the run belongs to, when known (scopes the bulk poll).
+    result_id: int | None = None
 
     @classmethod
     def parse(cls, entry: Any) -> RunSnapshot:
@@ -226,19 +291,19 @@ class RunSnapshot:
         checked for its id and status: the poller reads it again and again.
         """
         head = _RunHead.model_validate(entry)
-        if head.status not in TERMINAL_STATUSES:
-            return cls(head.id, head.status, head.success, entry)
+        if not _finished(head.status, head.success):
+            return cls(head.id, head.status, head.success, entry, head.result_id)
         Run.model_validate(entry)
         source = json.dumps(entry, separators=(",", ":")).encode()
-        return cls(head.id, head.status, head.success, zlib.compress(source, 1))
+        return cls(head.id, head.status, head.success, zlib.compress(source, 1), head.result_id)
 
     @classmethod
     def of(cls, run: Run) -> RunSnapshot:
-        return cls(run.id, run.status, run.success, run)
+        return cls(run.id, run.status, run.success, run, run.result_id)
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return _finished(self.status, self.success)
 
     @property
     def succeeded(self) -> bool:
@@ -255,7 +320,9 @@ class RunSnapshot:
                 return Run.model_validate_json(zlib.decompress(detail))
             return Run.model_validate(detail)
         except ValidationError:
-            return Run(id=self.id, status=self.status, success=self.success)
+            return Run(
+                id=self.id, status=self.status, success=self.success, result_id=self.result_id
+            )
 
 
 def _runs(value: Any) -> list[Any]:
@@ -276,44 +343,69 @@ class Result(_Model):
     id: int
     name: str | None = None
     agent: LenientInt = None
+    agent_name: str | None = None
     status: Status = "pending"
+    #: As sent: a percent, 0 to 100 (the spec's ``success_rate``); see ``success_rate``.
     raw_success_rate: LenientFloat = Field(default=None, alias="success_rate")
     runs: Annotated[list[Run], BeforeValidator(_runs)] = Field(default_factory=list)
+    run_as_text: LenientBool = None
+    is_cronjob: LenientBool = None
     total_runs_count: LenientInt = None
     success_runs_count: LenientInt = None
     completed_runs_count: LenientInt = None
     failed_runs_count: LenientInt = None
+    met_expected_outcome_count: LenientInt = None
+    total_expected_outcome_count: LenientInt = None
+    created_at: str | None = None
+    updated_at: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _result_id_fallback(cls, data: Any) -> Any:
         # The CLI docs describe a top-level ``result_id``; ``id`` is preferred (section 2.7).
         if isinstance(data, Mapping) and data.get("id") is None and "result_id" in data:
-            return {**data, "id": data["result_id"]}
-        return data
+            data = {**data, "id": data["result_id"]}
+        return _stamp_runs(data)
 
     @property
     def success_rate(self) -> float | None:
-        """The success rate as a fraction in [0, 1], whatever form the server used."""
+        """The success rate as a fraction in [0, 1], from the run counts when present."""
         return normalise_success_rate(
             self.raw_success_rate, self.success_runs_count, self.total_runs_count
         )
 
 
+def _stamp_runs(data: Any) -> Any:
+    """Give each run of a result the result's id, unless the run says otherwise: the run
+    stubs of a run-starting answer do not carry it, and links and polls need it."""
+    if not isinstance(data, Mapping):
+        return data
+    result_id = _lenient_int(data.get("id"))
+    runs = _runs(data.get("runs"))
+    if result_id is None or not runs:
+        return data
+    stamped = [
+        {**run, "result_id": result_id}
+        if isinstance(run, Mapping) and run.get("result_id") is None
+        else run
+        for run in runs
+    ]
+    return {**data, "runs": stamped}
+
+
 def normalise_success_rate(
     value: float | None, success_count: int | None, total_count: int | None
 ) -> float | None:
-    """Return a fraction in [0, 1] from a percent, a fraction or the run counts.
+    """Return a fraction in [0, 1] from the run counts, else from Cekura's percent.
 
-    The live service sends a percent but parts of the docs say fraction (cekura-api.md 5.3), so
-    the counts win when present; otherwise values above 1 are read as percents.
+    The spec defines ``success_rate`` as a percent, 0 to 100 (cekura-api.md 10.1); the counts
+    still win when present, because they cannot be misread.
     """
     if success_count is not None and total_count:
         return max(0.0, min(1.0, success_count / total_count))
     if value is None:
         return None
-    fraction = value / 100.0 if value > 1.0 else value
-    return max(0.0, min(1.0, fraction))
+    return max(0.0, min(1.0, value / 100.0))
 
 
 class Scenario(_Model):
@@ -326,31 +418,59 @@ class Scenario(_Model):
 
 @dataclass(frozen=True)
 class AgentSettings:
-    """Which of an agent's LiveKit settings are present. Never holds their values: the API's
-    agent object carries the user's LiveKit key and secret (cekura-api.md 6b)."""
+    """An agent's non-secret settings: its project, provider and which LiveKit settings it
+    has. Never holds a secret: the live service masks them (``livekit_api_key`` is write-only,
+    ``livekit_data.api_secret`` comes back as ``api_secret_configured``), and only those
+    ``*_configured`` flags are read.
+
+    Each ``has_*`` is None when the answer does not say (the v2 agent object shows no LiveKit
+    settings), so "unknown" is never mistaken for "missing".
+    """
 
     id: int
     name: str
     provider: str
-    has_livekit_url: bool
-    has_livekit_api_key: bool
-    has_livekit_api_secret: bool
+    has_livekit_url: bool | None
+    has_livekit_api_key: bool | None
+    has_livekit_api_secret: bool | None
     livekit_agent_name: str | None
+    #: The Cekura project the agent belongs to (dashboard links need it).
+    project: int | None = None
+
+    @property
+    def has_livekit_agent_name(self) -> bool | None:
+        if self.livekit_agent_name is not None:
+            return True
+        return None if self.has_livekit_url is None else False
 
     @classmethod
     def from_api(cls, agent_id: int, data: Any) -> AgentSettings:
+        """Read the v1 (``AIAgent``) or v2 (``AIAgentV2``) agent object."""
         data = data if isinstance(data, Mapping) else {}
-        livekit = data.get("livekit_data")
+        provider: Any = data.get("assistant_provider")
+        nested = data.get("provider")
+        if not provider and isinstance(nested, Mapping):
+            provider = nested.get("type")  # v2: {"provider": {"type": "livekit", ...}}
+        elif not provider and isinstance(nested, str):
+            provider = nested
+        livekit: Any = data.get("livekit_data")
+        if isinstance(livekit, str) and livekit.strip():
+            with contextlib.suppress(ValueError):
+                livekit = json.loads(livekit)  # the spec types the JSON column as a string
+        shown = "livekit_data" in data  # a v1 object always has the column, maybe empty
         livekit = livekit if isinstance(livekit, Mapping) else {}
         dispatch_name = livekit.get("agent_name")
         return cls(
             id=agent_id,
-            name=str(data.get("agent_name") or f"agent {agent_id}"),
-            provider=str(data.get("assistant_provider") or "").strip().lower(),
-            has_livekit_url=bool(livekit.get("url")),
-            has_livekit_api_key=bool(data.get("livekit_api_key")),
-            has_livekit_api_secret=bool(livekit.get("api_secret")),
+            name=str(data.get("agent_name") or data.get("name") or f"agent {agent_id}"),
+            provider=str(provider or "").strip().lower(),
+            has_livekit_url=bool(livekit.get("url")) if shown else None,
+            has_livekit_api_key=_flag(data.get("livekit_api_key_configured")),
+            has_livekit_api_secret=(
+                bool(_flag(livekit.get("api_secret_configured"))) if shown else None
+            ),
             livekit_agent_name=str(dispatch_name) if dispatch_name else None,
+            project=_lenient_int(data.get("project")),
         )
 
 

@@ -41,7 +41,9 @@ DEFAULT_TOLERANCE = 0.1
 DEFAULT_REQUEST_TIMEOUT = 30.0
 #: Where Cekura's dashboard shows a run (cekura-api.md 10.1: a result is
 #: ``{project_id}/results/{result_id}``, a run adds ``?call_id={run_id}``); overridable.
-DEFAULT_DASHBOARD_URL = "https://dashboard.cekura.ai/{project_id}/results/{result_id}?call_id={run_id}"
+DEFAULT_DASHBOARD_URL = (
+    "https://dashboard.cekura.ai/{project_id}/results/{result_id}?call_id={run_id}"
+)
 
 
 @dataclass(frozen=True)
@@ -224,8 +226,7 @@ _OPTIONS = (
     _Option(
         "--cekura-dashboard-url",
         "cekura_dashboard_url",
-        "Link template for a run in Cekura's web app, with {project_id}, {result_id} and "
-        "{run_id}.",
+        "Link template for a run in Cekura's web app, with {project_id}, {result_id} and {run_id}.",
         metavar="TEMPLATE",
     ),
     _Option(

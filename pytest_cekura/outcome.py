@@ -139,6 +139,12 @@ def _issue(state: RunState, unfinished_reason: str | None) -> RunIssue | None:
 
 
 def _unfinished(state: RunState) -> str:
+    if state.run.evaluation_pending:
+        reason = (
+            "the call completed, but Cekura's evaluation was still pending at the deadline "
+            "(success not yet set); raise --cekura-timeout if evaluations take this long"
+        )
+        return reason + (f"; last polling error: {state.poll_error}" if state.poll_error else "")
     status = state.run.status or "missing"
     known = "" if state.run.is_known_status else " (a status pytest-cekura does not know)"
     reason = f"not finished by the deadline; last status {status!r}{known}"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .client import BULK_CHUNK_SIZE, CekuraClient
-from .errors import ApiError, CekuraError
+from .errors import ApiError, AuthError, CekuraError
 from .models import Run, RunSnapshot
 
 #: How long the main thread blocks at a time, so signals (Ctrl-C, pytest-timeout) land promptly.
@@ -80,6 +80,8 @@ class Poller:
         self._clock = clock
         self._rng = rng
         self._runs: dict[int, _Tracked] = {}
+        #: Each run's result, when known: a chunk of one result's runs is polled scoped to it.
+        self._owners: dict[int, int] = {}
         #: How many tracked runs are in each progress counter, kept as runs change so the
         #: progress line costs nothing per run.
         self._tally: Counter[str] = Counter()
@@ -90,12 +92,17 @@ class Poller:
         #: When Cekura's Retry-After (on a 429 or 503 poll) lets polling resume.
         self._resume_at = 0.0
         self._cycles = 0  # poll cycles completed, for wait_for_poll
+        #: Cekura's rejection of the key (401/403) on a poll. Polling stops at the first one:
+        #: every later poll would be rejected too, until the deadline.
+        self.rejected: AuthError | None = None
 
     def track(self, runs: Iterable[Run], *, poll_now: bool = False) -> None:
         with self._changed:
             for run in runs:
                 if run.id not in self._runs:
                     self._set(run.id, _Tracked(RunSnapshot.of(run)))
+                    if run.result_id is not None:
+                        self._owners[run.id] = run.result_id
         if poll_now:
             self._wake.set()
 
@@ -240,9 +247,17 @@ class Poller:
             self._changed.notify_all()
 
     def _poll_chunk(self, chunk: list[int]) -> None:
+        with self._changed:
+            owners = {self._owners.get(run_id) for run_id in chunk}
+        result_id = owners.pop() if len(owners) == 1 else None
         try:
-            batch = self._client.get_runs(chunk, deadline=self._deadline)
+            batch = self._client.get_runs(chunk, result_id=result_id, deadline=self._deadline)
         except CekuraError as exc:
+            if isinstance(exc, AuthError):
+                with self._changed:
+                    self.rejected = self.rejected or exc
+                self._stop.set()
+                self._wake.set()
             if isinstance(exc, ApiError) and exc.retry_after:
                 with self._changed:
                     self._resume_at = max(self._resume_at, self._clock() + exc.retry_after)

@@ -1,9 +1,11 @@
 """Checks made before any run is started, so a wrong setting costs nothing.
 
 Every distinct scenario is looked up once: a missing one only errors the tests that use it,
-and is left out of the batch. The agents the LiveKit runs would dispatch are looked up too: an
-agent without complete LiveKit settings fails the session before any POST, because every call
-to it would fail with "agent did not join" and still be billed.
+and is left out of the batch. The agents the runs would call are looked up too. Only certain
+evidence stops the session before any POST: an agent that does not exist, or one set up for
+another provider than the runs use. A LiveKit setting missing on the agent is only a warning:
+Cekura also takes LiveKit credentials from the agent's *project*, which no endpoint shows, so
+the service may well accept runs whose agent shows no URL, key or secret (cekura-api.md 10.1).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ class ScenarioCheck:
     missing: frozenset[int]
     #: Each found scenario's own agent (the one LiveKit runs dispatch when no agent is given).
     own_agents: Mapping[int, int | None]
+    #: Set when a look-up could not connect to Cekura at all: nothing later can either.
+    unreachable: TransportError | None = None
 
 
 def missing_scenario_message(scenario_id: int) -> str:
@@ -45,13 +49,22 @@ def check_scenarios(client: CekuraClient, scenario_ids: Iterable[int]) -> Scenar
     own_agents = {
         sid: answer.agent for sid, answer in answers.items() if not isinstance(answer, Exception)
     }
-    return ScenarioCheck(missing, own_agents)
+    unreachable = next(
+        (
+            answer
+            for answer in answers.values()
+            if isinstance(answer, TransportError) and not answer.may_have_reached_server
+        ),
+        None,
+    )
+    return ScenarioCheck(missing, own_agents, unreachable)
 
 
 def check_agents(
     client: CekuraClient, specs: Iterable[ScenarioSpec], own_agents: Mapping[int, int | None]
-) -> None:
-    """Raise one ``ConfigError`` listing every agent problem, or return quietly."""
+) -> list[str]:
+    """Raise one ``ConfigError`` listing every agent that certainly cannot take the runs;
+    return a warning per LiveKit setting the agent itself does not show."""
     livekit: set[int] = set()
     others: set[int] = set()
     for spec in specs:
@@ -64,6 +77,7 @@ def check_agents(
         target.update(a for a in agents if a is not None)
     answers = _concurrently(client.get_agent, sorted(livekit | others))
     problems: list[str] = []
+    warnings: list[str] = []
     for agent_id, answer in answers.items():
         if isinstance(answer, NotFoundError):
             problems.append(
@@ -72,30 +86,45 @@ def check_agents(
             )
         elif isinstance(answer, AgentSettings) and agent_id in livekit:
             problems.extend(livekit_problems(answer))
+            warnings.extend(livekit_warnings(answer))
     if problems:
         raise ConfigError(
             "pytest-cekura: no run was started, because of the agents these tests would call:\n"
             + "\n".join(f"  - {problem}" for problem in problems)
-            + "\n(Skip these checks with --cekura-no-preflight if your LiveKit credentials "
-            "are set on the project rather than the agent.)"
+            + "\n(Skip these checks with --cekura-no-preflight.)"
         )
+    return warnings
 
 
 def livekit_problems(agent: AgentSettings) -> list[str]:
-    who = f"agent {agent.id} ({agent.name!r})"
-    where = "set it in Cekura's agent settings"
+    """What certainly stops LiveKit runs: the agent is set up for another provider."""
     if agent.provider and agent.provider != "livekit":
         return [
-            f"{who} is set up for provider {agent.provider!r}, not LiveKit: choose a LiveKit "
-            "agent (agent= / --cekura-agent), or set provider= to match"
+            f"agent {agent.id} ({agent.name!r}) is set up for provider {agent.provider!r}, not "
+            "LiveKit: choose a LiveKit agent (agent= / --cekura-agent), or set provider= to "
+            "match"
         ]
+    return []
+
+
+def livekit_warnings(agent: AgentSettings) -> list[str]:
+    """One line per LiveKit setting the agent shows as not configured. Only the ``*_configured``
+    flags are read, never a secret; a setting the answer does not mention is not reported."""
+    if livekit_problems(agent):
+        return []
     checks = [
-        (agent.has_livekit_url, "LiveKit URL (wss://<project>.livekit.cloud)"),
-        (agent.has_livekit_api_key, "LiveKit API key"),
-        (agent.has_livekit_api_secret, "LiveKit API secret"),
-        (agent.livekit_agent_name is not None, "LiveKit agent name (its dispatch name)"),
+        (agent.has_livekit_url, "LiveKit URL (livekit_data.url)"),
+        (agent.has_livekit_api_key, "LiveKit API key (livekit_api_key_configured)"),
+        (agent.has_livekit_api_secret, "LiveKit API secret (livekit_data.api_secret_configured)"),
+        (agent.has_livekit_agent_name, "LiveKit agent name (livekit_data.agent_name)"),
     ]
-    return [f"{who} has no {what}: {where}" for present, what in checks if not present]
+    return [
+        f"agent {agent.id} ({agent.name!r}) shows no {what}: the runs were started anyway, "
+        "as Cekura may take it from the project; if its calls fail with 'agent did not join', "
+        "set it in Cekura's agent or project settings"
+        for present, what in checks
+        if present is False
+    ]
 
 
 def _concurrently(fetch: Callable[[K], T], keys: list[K]) -> dict[K, T | CekuraError]:

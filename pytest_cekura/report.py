@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .client import START_LABEL
@@ -18,23 +18,67 @@ from .submit import Group
 TRANSCRIPT_TAIL = 6
 
 
-def run_url(template: str, result_id: int | None, run_id: int) -> str:
-    return template.format(result_id="" if result_id is None else result_id, run_id=run_id)
+def run_url(
+    template: str, result_id: int | None, run_id: int, project_id: int | None = None
+) -> str:
+    """Fill the link template. Without the project (it could not be looked up) a template
+    that needs it cannot address the result: the part before ``{project_id}`` (the
+    dashboard's start page, which opens the user's project) is the link that still works."""
+    if project_id is None and "{project_id}" in template:
+        template = template.split("{project_id}", 1)[0]
+    return template.format(
+        project_id=project_id, result_id="" if result_id is None else result_id, run_id=run_id
+    )
 
 
-def failure_text(record: TestRecord, dashboard_url: str, worker_output: Sequence[str] = ()) -> str:
+def _no_project(_: int) -> int | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Links:
+    """Dashboard links, computed when a report is written: the template (option
+    ``--cekura-dashboard-url``) filled with each run's project, result and run ids.
+
+    The project is the run's agent's (``project_of`` looks each agent up once per session);
+    the agent is the run's own, else the test's ``agent=``, else its scenario's agent as
+    preflight found it.
+    """
+
+    template: str
+    project_of: Callable[[int], int | None] = _no_project
+    scenario_agents: Mapping[int, int | None] = field(default_factory=dict)
+
+    def run(self, run: Run, result_id: int | None, agent: int | None = None) -> str:
+        project = None
+        if "{project_id}" in self.template:
+            if run.agent is not None:
+                agent = run.agent
+            elif agent is None and run.scenario is not None:
+                agent = self.scenario_agents.get(run.scenario)
+            project = self.project_of(agent) if agent is not None else None
+        return run_url(self.template, result_id, run.id, project)
+
+    def for_record(self, record: TestRecord, run: Run) -> str:
+        """The link of one of a test's runs, in the result the run belongs to."""
+        owner = run.result_id
+        if owner is None:
+            owner = record.assignment.result_of(run.id)
+        return self.run(run, owner, record.spec.agent)
+
+
+def failure_text(record: TestRecord, links: Links, worker_output: Sequence[str] = ()) -> str:
     """The report of a failed or errored Cekura test: what was asked, and each run that fell
     short with its reasons, metrics, transcript tail, job metadata and link."""
-    verdict, assignment = record.verdict, record.assignment
+    verdict = record.verdict
     assert verdict is not None
     lines = [_headline(record.spec, verdict), _scope(record)]
     # What the request changed for the agent, e.g. the room metadata livekit_data.config sent.
     lines += [f"  {line}" for line in record.spec.request_lines()]
     lines += [f"  ! {problem}" for problem in verdict.problems]
     for issue in verdict.issues:
-        owner = assignment.result_of(issue.run.id)
         lines.append("")
-        lines += _run_block(issue, run_url(dashboard_url, owner, issue.run.id))
+        lines += _run_block(issue, links.for_record(record, issue.run))
     if worker_output:
         lines += ["", f"agent worker output (last {len(worker_output)} lines):"]
         lines += [f"  {line}" for line in worker_output]
@@ -146,7 +190,7 @@ def job_metadata(run: Run) -> str:
     return f"scenario_id={run.scenario}, run_id={run.id}{shown}"
 
 
-def run_record(run: Run, *, result_id: int | None, dashboard_url: str) -> dict[str, Any]:
+def run_record(run: Run, *, result_id: int | None, url: str) -> dict[str, Any]:
     """A run as the JSON report and JUnit properties show it (no secrets: none are in runs)."""
     profile = run.test_profile_data or {}
     return {
@@ -159,7 +203,7 @@ def run_record(run: Run, *, result_id: int | None, dashboard_url: str) -> dict[s
         "error_message": run.error_message or None,
         "test_profile": profile.get("name"),
         "job_metadata": {"scenario_id": run.scenario, "run_id": run.id},
-        "url": run_url(dashboard_url, result_id, run.id),
+        "url": url,
     }
 
 
@@ -191,13 +235,20 @@ class SummaryRow:
         return cls(**{**data, **tuples})
 
 
-def run_records(record: TestRecord, dashboard_url: str) -> list[dict[str, Any]]:
+def run_records(record: TestRecord, links: Links) -> list[dict[str, Any]]:
     runs = record.result.runs if record.result is not None else record.assignment.runs
     owner = record.assignment.result_of
-    return [run_record(run, result_id=owner(run.id), dashboard_url=dashboard_url) for run in runs]
+    return [
+        run_record(
+            run,
+            result_id=run.result_id if run.result_id is not None else owner(run.id),
+            url=links.for_record(record, run),
+        )
+        for run in runs
+    ]
 
 
-def junit_properties(record: TestRecord, dashboard_url: str) -> list[tuple[str, object]]:
+def junit_properties(record: TestRecord, links: Links) -> list[tuple[str, object]]:
     """Properties for JUnit XML (and any reporter reading ``user_properties``)."""
     assignment, verdict = record.assignment, record.verdict
     props: list[tuple[str, object]] = []
@@ -207,7 +258,7 @@ def junit_properties(record: TestRecord, dashboard_url: str) -> list[tuple[str, 
         props.append(("cekura_reused_age_s", round(assignment.reused_age)))
     if verdict is not None and verdict.total:
         props.append(("cekura_success_rate", round(verdict.success_rate, 4)))
-    for run in run_records(record, dashboard_url):
+    for run in run_records(record, links):
         profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
         props.append(
             (
@@ -219,7 +270,7 @@ def junit_properties(record: TestRecord, dashboard_url: str) -> list[tuple[str, 
     return props
 
 
-def summary_row(nodeid: str, record: TestRecord, outcome: str, dashboard_url: str) -> SummaryRow:
+def summary_row(nodeid: str, record: TestRecord, outcome: str, links: Links) -> SummaryRow:
     verdict, assignment = record.verdict, record.assignment
     return SummaryRow(
         nodeid=nodeid,
@@ -230,7 +281,7 @@ def summary_row(nodeid: str, record: TestRecord, outcome: str, dashboard_url: st
         outcome=outcome,
         group=assignment.group_name,
         result_id=assignment.result_id,
-        runs=tuple(run_records(record, dashboard_url)),
+        runs=tuple(run_records(record, links)),
         problems=assignment.problems,
         ended_early=record.ended_early,
         reused_age=assignment.reused_age,

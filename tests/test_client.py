@@ -79,12 +79,115 @@ def test_key_is_sent_in_header_and_absent_from_reprs() -> None:
     assert KEY not in str(Secret(KEY))
 
 
-def test_bulk_get_sends_both_query_names() -> None:
+def test_bulk_get_uses_v2_with_run_ids_and_the_result_scope() -> None:
     client, seen, _ = make_client(responses(httpx.Response(200, json=[])))
-    client.get_runs([1, 2, 3])
-    assert seen[0].url.path == "/test_framework/v1/runs/bulk/"
-    assert seen[0].url.params["run_ids"] == "1,2,3"
-    assert seen[0].url.params["ids"] == "1,2,3"
+    client.get_runs([1, 2, 3], result_id=5000)
+    client.get_runs([4])
+    assert seen[0].url.path == "/test_framework/v2/runs/bulk/"
+    assert dict(seen[0].url.params) == {"run_ids": "1,2,3", "result_id": "5000"}
+    assert dict(seen[1].url.params) == {"run_ids": "4"}  # the spec has no ids parameter
+    assert client.notices == []
+
+
+def v2_missing(request: httpx.Request) -> httpx.Response:
+    """A deployment without the v2 paths: they 404, v1 answers."""
+    if request.url.path.startswith("/test_framework/v2/"):
+        return httpx.Response(404, json={"detail": "Not found."})
+    if "/runs/bulk/" in request.url.path:
+        return httpx.Response(200, json=[{"id": 1, "status": "running"}])
+    return httpx.Response(200, json={"id": 5000, "status": "running", "runs": {}})
+
+
+def test_a_404_on_v2_falls_back_to_v1_once_per_session_and_says_so() -> None:
+    client, seen, _ = make_client(v2_missing)
+    for _ in range(3):
+        assert [r.id for r in client.get_runs([1], result_id=5000).runs] == [1]
+    paths = [request.url.path for request in seen]
+    assert paths == [
+        "/test_framework/v2/runs/bulk/",
+        "/test_framework/v1/runs/bulk/",
+        "/test_framework/v1/runs/bulk/",
+        "/test_framework/v1/runs/bulk/",
+    ]
+    # The deprecated path gets both query names (docs: run_ids, SDK: ids), and no scope.
+    assert dict(seen[1].url.params) == {"run_ids": "1", "ids": "1"}
+    assert client.get_result(5000).id == 5000
+    assert client.get_result(5000).id == 5000
+    assert [r.url.path for r in seen[4:]] == [
+        "/test_framework/v2/results/5000/",
+        "/test_framework/v1/results/5000/",
+        "/test_framework/v1/results/5000/",
+    ]
+    assert client.notices == [
+        "GET /test_framework/v2/runs/bulk/ answered 404: using the deprecated "
+        "/test_framework/v1/runs/bulk/ for the rest of the session",
+        "GET /test_framework/v2/results/{id}/ answered 404: using the deprecated "
+        "/test_framework/v1/results/{id}/ for the rest of the session",
+    ]
+
+
+def test_a_result_missing_on_v2_and_v1_is_not_found_and_keeps_v2() -> None:
+    client, seen, _ = make_client(responses(httpx.Response(404, json={"detail": "Not found."})))
+    with pytest.raises(NotFoundError):
+        client.get_result(5)
+    with pytest.raises(NotFoundError):
+        client.get_result(6)
+    assert [r.url.path.split("/")[2] for r in seen] == ["v2", "v1", "v2", "v1"]
+    assert client.notices == []
+
+
+def test_result_detail_is_read_from_v2() -> None:
+    detail = {"id": 5000, "agent": 42, "status": "completed", "runs": {"1": {"id": 1}}}
+    client, seen, _ = make_client(responses(httpx.Response(200, json=detail)))
+    result = client.get_result(5000)
+    assert seen[0].url.path == "/test_framework/v2/results/5000/"
+    assert result.runs[0].result_id == 5000
+
+
+def test_results_are_looked_up_with_the_specs_filters() -> None:
+    agent = {"id": 42, "project": 1376, "agent_name": "A", "assistant_provider": "livekit"}
+    page = {"count": 1, "next": None, "previous": None, "results": [{"id": 7, "name": "n"}]}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "aiagents" in request.url.path:
+            return httpx.Response(200, json=agent)
+        return httpx.Response(200, json=page)
+
+    client, seen, _ = make_client(handler)
+    assert [r.id for r in client.find_results(name="n", agent_id=42)] == [7]
+    assert dict(seen[0].url.params) == {"search": "n", "page_size": "100", "agent_id": "42"}
+    client.get_agent(42)
+    client.find_results(name="n", agent_id=42)
+    assert seen[-1].url.path == "/test_framework/v1/results/"
+    assert dict(seen[-1].url.params) == {
+        "search": "n",
+        "page_size": "100",
+        "agent_id": "42",
+        "project_id": "1376",
+    }
+
+
+def test_the_project_of_an_agent_is_looked_up_once() -> None:
+    agent = {"id": 42, "project": 1376, "livekit_data": {"api_secret_configured": True}}
+    client, seen, _ = make_client(responses(httpx.Response(200, json=agent)))
+    assert client.project_of(42) == 1376
+    assert client.project_of(42) == 1376
+    assert len(seen) == 1
+    gone, seen_gone, _ = make_client(responses(httpx.Response(404, json={"detail": "x"})))
+    assert gone.project_of(9) is None
+    assert gone.project_of(9) is None
+    assert len(seen_gone) == 2  # v1 then v2, once: a missing project is not asked for again
+
+
+def test_end_call_and_rerun_take_the_specs_empty_bodies() -> None:
+    client, seen, _ = make_client(
+        responses(httpx.Response(200), httpx.Response(200, json={"id": 6000, "runs": []}))
+    )
+    client.end_call(1)  # 200 with no body at all
+    assert seen[0].content == b""
+    assert client.rerun(5000).id == 6000
+    assert seen[1].url.path == "/test_framework/v1/results/5000/rerun/"
+    assert seen[1].content == b""  # rerun takes no body
 
 
 def test_bulk_get_accepts_paginated_shape_and_skips_bad_entries() -> None:
@@ -215,8 +318,9 @@ def test_start_runs_posts_to_documented_livekit_path_with_slash() -> None:
 def test_status_errors_are_typed_and_not_retried(status: int, error: type[Exception]) -> None:
     client, seen, _ = make_client(responses(httpx.Response(status, json={"detail": "nope"})))
     with pytest.raises(error, match=f"HTTP {status}"):
-        client.get_result(1)
-    assert len(seen) == 1
+        client.get_runs([1])
+    # Not retried; a 404 on v2 is asked once more on the deprecated v1 path.
+    assert [r.url.path.split("/")[2] for r in seen] == ["v2", "v1"] if status == 404 else ["v2"]
 
 
 def test_error_bodies_are_redacted() -> None:

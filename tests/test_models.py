@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from pytest_cekura.models import (
+    AgentSettings,
     CekuraResult,
     Result,
     Run,
@@ -18,10 +19,10 @@ from pytest_cekura.models import (
 @pytest.mark.parametrize(
     ("value", "success", "total", "expected"),
     [
-        (50.0, None, None, 0.5),  # percent, as the live service sends it
-        (0.5, None, None, 0.5),  # fraction, as parts of the docs say
+        (50.0, None, None, 0.5),  # a percent, 0 to 100, as the spec defines it
+        (0.5, None, None, 0.005),  # still a percent: the spec leaves no room for fractions
         (100.0, None, None, 1.0),
-        (1.0, None, None, 1.0),
+        (1.0, None, None, 0.01),
         (0.0, None, None, 0.0),
         (12.5, 1, 4, 0.25),  # counts win over an inconsistent rate
         (None, 3, 4, 0.75),
@@ -171,3 +172,111 @@ def test_snapshot_of_a_run_still_going_is_checked_only_for_its_state() -> None:
 def test_snapshot_of_a_run_object() -> None:
     run = Run.model_validate(FINISHED)
     assert RunSnapshot.of(run).run() == run
+
+
+def test_scaling_up_is_known_and_not_terminal() -> None:
+    run = Run.model_validate({"id": 1, "status": "scaling_up"})
+    assert run.is_known_status
+    assert not run.is_terminal
+    assert not RunSnapshot.parse({"id": 1, "status": "scaling_up"}).is_terminal
+
+
+def test_a_completed_run_without_success_is_still_being_evaluated() -> None:
+    # Cekura's own suite runner waits for success after completed: so must we.
+    pending = {"id": 3, "status": "completed", "success": None}
+    run = Run.model_validate(pending)
+    assert not run.is_terminal
+    assert run.evaluation_pending
+    snapshot = RunSnapshot.parse(pending)
+    assert not snapshot.is_terminal
+    scored = RunSnapshot.parse({**pending, "success": False, "evaluation_status": "failure"})
+    assert scored.is_terminal
+    assert scored.run().evaluation_status == "failure"
+    # A run that failed to connect is finished whatever success says.
+    assert Run.model_validate({"id": 4, "status": "failed", "success": None}).is_terminal
+
+
+def test_run_reads_the_fields_the_spec_lists() -> None:
+    run = Run.model_validate(
+        {
+            "id": 90001,
+            "status": "completed",
+            "success": True,
+            "evaluation_status": "REVIEWED_SUCCESS",
+            "result_id": 5012,
+            "result_name": "nightly",
+            "agent": 42,
+            "agent_name": "Pharmacy agent",
+            "personality": None,
+            "scenario": None,
+        }
+    )
+    assert (run.result_id, run.result_name, run.agent, run.agent_name) == (
+        5012,
+        "nightly",
+        42,
+        "Pharmacy agent",
+    )
+    assert run.evaluation_status == "reviewed_success"
+    assert RunSnapshot.parse(run.model_dump()).result_id == 5012
+
+
+def test_a_results_runs_carry_its_id() -> None:
+    result = Result.model_validate(
+        {"id": 5000, "runs": [{"id": 1}, {"id": 2, "result_id": 4999}], "agent_name": "A"}
+    )
+    assert [r.result_id for r in result.runs] == [5000, 4999]
+    assert result.agent_name == "A"
+    detail = Result.model_validate({"id": 5001, "runs": {"3": {"id": 3}}, "is_cronjob": "false"})
+    assert detail.runs[0].result_id == 5001
+    assert detail.is_cronjob is False
+
+
+def test_agent_settings_read_the_configured_flags_never_the_secrets() -> None:
+    live = {
+        "id": 42,
+        "project": 1376,
+        "agent_name": "Pharmacy agent",
+        "assistant_provider": "livekit",
+        "livekit_api_key_configured": "true",  # the generator types the flag as a string
+        "livekit_data": {
+            "url": "wss://pharmacy.livekit.cloud",
+            "agent_name": "pharmacy-agent",
+            "api_secret_configured": True,
+        },
+    }
+    agent = AgentSettings.from_api(42, live)
+    assert (agent.has_livekit_url, agent.has_livekit_api_key, agent.has_livekit_api_secret) == (
+        True,
+        True,
+        True,
+    )
+    assert (agent.project, agent.livekit_agent_name, agent.provider) == (
+        1376,
+        "pharmacy-agent",
+        "livekit",
+    )
+    # The old shape: secrets handed back but no flag. The secrets are not read, so the
+    # settings count as not configured on the agent (a warning, not a block).
+    old = AgentSettings.from_api(
+        42,
+        {
+            "livekit_api_key": "APIkey",
+            "livekit_api_key_configured": False,
+            "livekit_data": {"url": "wss://x", "api_secret": "s3cret"},
+        },
+    )
+    assert (old.has_livekit_api_key, old.has_livekit_api_secret) == (False, False)
+    assert "s3cret" not in repr(old)
+    assert "APIkey" not in repr(old)
+
+
+def test_agent_settings_from_the_v2_shape_leave_unknown_settings_unknown() -> None:
+    agent = AgentSettings.from_api(
+        42, {"id": 42, "name": "Pharmacy agent", "project": 9, "provider": {"type": "livekit"}}
+    )
+    assert (agent.name, agent.provider, agent.project) == ("Pharmacy agent", "livekit", 9)
+    assert agent.has_livekit_url is None
+    assert agent.has_livekit_api_key is None
+    assert agent.has_livekit_api_secret is None
+    assert agent.has_livekit_agent_name is None

@@ -63,7 +63,7 @@ def test_agent_failure_fails_with_an_actionable_report(catalogued: Suite) -> Non
             "*expected outcome: 0/100",
             "*failing metrics:",
             "*transcript (last * of * lines):",
-            "*link: https://dashboard.cekura.ai/results/*?run=*",
+            "*link: https://dashboard.cekura.ai/1/results/*?call_id=*",  # project 1: the agent's
         ]
     )
     # Only the two failing runs are detailed, each with its own link. (Under CI=true pytest
@@ -289,8 +289,12 @@ def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
     assert "Exception in thread" not in output
-    assert catalogued.emulator.count("POST", "end_call") == 2
+    # One request ends the result's two calls (results/{id}/end_calls/), and says so.
+    assert catalogued.emulator.count("POST", "end_calls") == 1
+    assert catalogued.emulator.count("POST", "end_call/") == 0
     assert {run["status"] for run in catalogued.emulator.runs} == {"cancelled"}
+    assert "pytest-cekura: ended the calls still going of result(s) " in output
+    assert "(2 run(s)) so they stop costing credits." in output
 
 
 def test_skipif_test_is_not_waited_for(catalogued: Suite) -> None:

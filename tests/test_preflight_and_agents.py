@@ -18,6 +18,11 @@ CATALOGUE = """
 id = 999
 exists = false
 
+[[scenario]]
+id = 36
+name = "Wrong pharmacy"
+outcome = "fail"
+
 [[agent]]
 id = 42
 name = "Pharmacy agent"
@@ -37,6 +42,14 @@ livekit_api_secret = "another-secret-value"
 id = 44
 name = "Phone agent"
 provider = "vapi"
+
+[[agent]]
+id = 45
+name = "Clinic agent"
+project = 1376
+livekit_url = "wss://clinic.livekit.cloud"
+livekit_agent_name = "clinic-agent"
+livekit_credentials = "project"
 
 [[agent]]
 id = 77
@@ -86,7 +99,9 @@ def test_missing_scenario_errors_its_test_alone_and_is_not_paid_for(agents: Suit
     result.stdout.fnmatch_lines(["cekura: *API requests: 1 POST start runs, *GET preflight*"])
 
 
-def test_agent_without_livekit_url_fails_the_session_before_any_post(agents: Suite) -> None:
+def test_livekit_settings_missing_on_the_agent_are_a_warning_not_a_block(agents: Suite) -> None:
+    # Cekura may take the LiveKit settings from the project, which no endpoint shows: only
+    # certain evidence stops a session, so these runs start and the terminal says what to check.
     agents.pytester.makepyfile(
         """
         import pytest
@@ -99,14 +114,38 @@ def test_agent_without_livekit_url_fails_the_session_before_any_post(agents: Sui
         """
     )
     result = agents.run()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    err = result.stderr.str()
-    assert err.count("no run was started, because of the agents these tests would call") == 1
-    assert "agent 43 ('Half set up') has no LiveKit URL (wss://<project>.livekit.cloud)" in err
-    assert "agent 43 ('Half set up') has no LiveKit agent name (its dispatch name)" in err
-    assert "API key" not in err  # present settings are not reported
-    assert "another-secret-value" not in err + result.stdout.str()
-    assert agents.posts() == 0
+    result.assert_outcomes(passed=2)
+    out = result.stdout.str()
+    url = "cekura warning: agent 43 ('Half set up') shows no LiveKit URL (livekit_data.url)"
+    name = "cekura warning: agent 43 ('Half set up') shows no LiveKit agent name"
+    assert out.count(url) == 1  # once, in the terminal summary
+    assert out.count(name) == 1
+    assert "API key" not in out  # the key and secret are configured (their flags say so)
+    assert "another-secret-value" not in out + result.stderr.str()
+    assert agents.posts() == 2
+
+
+def test_a_livekit_agent_as_the_live_service_shows_it_runs_with_preflight(agents: Suite) -> None:
+    # Masked secrets, key and secret on the project: the service accepts these runs, so
+    # preflight must not stop them (no --cekura-no-preflight needed). The report links to the
+    # run in the agent's project, looked up once.
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, 36, agent=45)
+        def test_clinic(): pass
+        """
+    )
+    result = agents.run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*link: https://dashboard.cekura.ai/1376/results/*?call_id=*"])
+    out = result.stdout.str()
+    assert "cekura warning: agent 45 ('Clinic agent') shows no LiveKit API key" in out
+    assert "cekura warning: agent 45 ('Clinic agent') shows no LiveKit URL" not in out
+    assert agents.posts() == 1
+    lookups = [r for r in agents.emulator.requests if "/aiagents/45" in r.path]
+    assert len(lookups) == 1  # preflight's look-up also gives the links their project
 
 
 @pytest.mark.parametrize(
@@ -138,12 +177,17 @@ def test_no_preflight_skips_the_checks(agents: Suite) -> None:
         """
         import pytest
 
-        @pytest.mark.cekura_scenario(30, agent=43)
+        @pytest.mark.cekura_scenario(30, agent=77)
         def test_a(): pass
         """
     )
-    agents.run("--cekura-no-preflight").assert_outcomes(passed=1)
-    assert [r for r in agents.emulator.requests if r.method == "GET" and "bulk" not in r.path] == []
+    # Agent 77 does not exist: preflight would stop the session; without it the POST goes out.
+    agents.run("--cekura-no-preflight")
+    assert agents.posts() == 1
+    looked_up = [r.path for r in agents.emulator.requests if r.method == "GET"]
+    assert not [path for path in looked_up if "/scenarios/" in path]
+    # Only the report's links look the agent up (for its project), once.
+    assert len([path for path in looked_up if "/aiagents/" in path]) <= 2
 
 
 def test_agent_from_marker_option_environment_and_ini(
