@@ -14,6 +14,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from conftest import Suite
 from pytest_cekura.client import (
     API_KEY_HEADER,
     CekuraClient,
@@ -30,6 +31,9 @@ from pytest_cekura.errors import (
     ServerError,
     TransportError,
 )
+from pytest_cekura.models import Run
+from pytest_cekura.options import DEFAULT_DASHBOARD_URL
+from pytest_cekura.report import Links, run_url
 from pytest_cekura.secret import Secret
 
 KEY = "sk-client-sentinel-7f3a9c"
@@ -377,3 +381,126 @@ def test_a_plain_string_key_is_wrapped_at_once() -> None:
     )
     client.get_runs([1])
     assert KEY not in repr(vars(client))
+
+
+# -- against the emulator, as a user runs it ------------------------------------------------
+
+SCORED_LATE = """
+[[scenario]]
+id = 40
+name = "Scored after the call"
+evaluation_delay_s = {delay}
+"""
+
+
+def test_the_session_polls_v2_bulk_scoped_to_the_result(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite("")
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, frequency=2)
+        def test_a(): pass
+        """
+    )
+    result = suite.run("-v")
+    result.assert_outcomes(passed=1)
+    polls = [r for r in suite.emulator.requests if "/runs/bulk" in r.path]
+    assert polls
+    assert {r.path for r in polls} == {"/test_framework/v2/runs/bulk/"}
+    assert all(set(r.query) == {"run_ids", "result_id"} for r in polls)
+    assert {r.query["result_id"] for r in polls} == {"5000"}
+    assert "deprecated" not in result.stdout.str()
+
+
+def test_a_deployment_without_v2_bulk_is_polled_on_v1_after_one_404(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    fault = '[[fault]]\nmatch = "bulk"\naction = "error_before"\nstatus = 404\ntimes = 1\n'
+    suite = make_suite(fault)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    result = suite.run("-v")
+    result.assert_outcomes(passed=1)
+    polls = [r.path for r in suite.emulator.requests if "/runs/bulk" in r.path]
+    assert polls[0] == "/test_framework/v2/runs/bulk/"
+    assert set(polls[1:]) == {"/test_framework/v1/runs/bulk/"}  # v2 is not asked again
+    result.stdout.fnmatch_lines(
+        [
+            "*cekura notices*",
+            "cekura: GET /test_framework/v2/runs/bulk/ answered 404: using the deprecated "
+            "/test_framework/v1/runs/bulk/ for the rest of the session",
+        ]
+    )
+    # Without -v the switch is not worth a line.
+    quiet = suite.run()
+    assert "deprecated" not in quiet.stdout.str()
+
+
+def test_a_completed_run_is_waited_for_until_cekura_has_scored_it(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite(SCORED_LATE.format(delay=300))  # 0.3 s at the tests' time scale
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_a(cekura_result):
+            assert cekura_result.runs[0].success is True
+        """
+    )
+    suite.run().assert_outcomes(passed=1)
+    # The poller saw the run completed without a score, and went on polling.
+    assert suite.emulator.count("GET", "bulk") >= 2
+
+
+def test_a_run_still_unscored_at_the_deadline_errors_saying_so(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite(SCORED_LATE.format(delay=100_000))  # 100 s: beyond the deadline
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_a(): pass
+        """
+    )
+    result = suite.run("--cekura-timeout=1.5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*why: the call completed, but Cekura's evaluation was still pending at the deadline*"]
+    )
+
+
+def test_links_carry_the_project_and_fall_back_to_the_dashboard_without_it() -> None:
+    template = DEFAULT_DASHBOARD_URL
+    assert run_url(template, 5012, 90001, 1376) == (
+        "https://dashboard.cekura.ai/1376/results/5012?call_id=90001"
+    )
+    # Unknown project: the dashboard's start page, which opens the user's own project.
+    assert run_url(template, 5012, 90001, None) == "https://dashboard.cekura.ai/"
+    # A template without the project (the emulator's page) never needs a look-up.
+    asked: list[int] = []
+
+    def project_of(agent: int) -> int | None:
+        asked.append(agent)
+        return 9
+
+    emulator = Links("http://127.0.0.1:1/r/{result_id}?run={run_id}", project_of)
+    assert emulator.run(Run(id=2, agent=42), 5000) == "http://127.0.0.1:1/r/5000?run=2"
+    assert asked == []
+    links = Links(template, project_of, {30: 43})
+    assert links.run(Run(id=2, agent=42), 5000).startswith("https://dashboard.cekura.ai/9/")
+    assert links.run(Run(id=3, scenario=30), 5000, None).endswith("/9/results/5000?call_id=3")
+    assert asked == [42, 43]  # the run's own agent, else its scenario's
+    assert Links(template).run(Run(id=4), 5000) == "https://dashboard.cekura.ai/"
