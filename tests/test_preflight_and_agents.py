@@ -125,6 +125,23 @@ def test_livekit_settings_missing_on_the_agent_are_a_warning_not_a_block(agents:
     assert agents.posts() == 2
 
 
+def test_under_xdist_the_warnings_reach_the_terminal_once(agents: Suite) -> None:
+    agents.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        @pytest.mark.cekura_scenario(30, agent=43)
+        def test_a(n): pass
+        """
+    )
+    result = agents.run("-n", "2", subprocess=True)
+    result.assert_outcomes(passed=4)
+    out = result.stdout.str()
+    assert out.count("cekura warning: agent 43 ('Half set up') shows no LiveKit URL") == 1
+    assert agents.posts() == 1
+
+
 def test_a_livekit_agent_as_the_live_service_shows_it_runs_with_preflight(agents: Suite) -> None:
     # Masked secrets, key and secret on the project: the service accepts these runs, so
     # preflight must not stop them (no --cekura-no-preflight needed). The report links to the
