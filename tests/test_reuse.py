@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Suite, wire
+from conftest import SENTINEL_KEY, Suite, wire
+from pytest_cekura.client import CekuraClient
 from pytest_cekura.emulator import Emulator
+from pytest_cekura.markers import ScenarioSpec
+from pytest_cekura.models import Run
+from pytest_cekura.submit import plan_groups, rerun_failed
 
 SUITE = """
 import pytest
@@ -163,3 +167,28 @@ def test_rerun_failed_pays_only_for_the_failed_runs(
     assert shown is not None
     assert {int(i) for i in shown[1].split(",")} == kept | new
     result.stdout.fnmatch_lines(["PASSED  *::test_coin · * · failed runs of result 5000 rerun"])
+
+
+def test_rerun_failed_sends_one_request_per_number_of_lost_runs(emulator: Emulator) -> None:
+    # frequency is per request: scenario 30 lost two runs and 31 one, so two requests, each
+    # in the group's own shape and with its own name; never rerun/ (it reruns everything).
+    group = plan_groups([ScenarioSpec((30, 31), frequency=3, agent=42)], "s1")[0]
+    kept = [Run(id=1, scenario=30, status="completed", success=True)] + [
+        Run(id=i, scenario=31, status="completed", success=True) for i in (2, 3)
+    ]
+    failed = [Run(id=i, scenario=30, status="completed", success=False) for i in (4, 5)]
+    failed.append(Run(id=6, scenario=31, status="failed"))
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        submission = rerun_failed(client, group, 4999, kept, failed)
+    posts = [r for r in emulator.requests if r.method == "POST"]
+    assert [(r.body["scenarios"], r.body["frequency"], r.body["agent"]) for r in posts] == [
+        ([{"scenario": 31}], 1, 42),
+        ([{"scenario": 30}], 2, 42),
+    ]
+    assert [r.body["name"] for r in posts] == [f"{group.name} rerun x1", f"{group.name} rerun x2"]
+    assert submission.error is None
+    assert submission.earlier_result_id == 4999
+    assert {s: len(runs) for s, runs in submission.runs_by_scenario.items()} == {30: 3, 31: 3}
+    # Each new run knows its own result, so its link points there.
+    new = [r for runs in submission.runs_by_scenario.values() for r in runs if r.id > 6]
+    assert {r.result_id for r in new} == {5000, 5001}
