@@ -62,7 +62,11 @@ def make_emulator(tmp_path: Path) -> Iterator[Callable[[str], Emulator]]:
     def start(catalogue_toml: str = "") -> Emulator:
         path = tmp_path / f"catalogue-{len(started)}.toml"
         path.write_text(catalogue_toml)
-        emulator = Emulator(load_catalogue(path), api_key=SENTINEL_KEY, time_scale=TIME_SCALE)
+        # Strict: the plugin's own tests must see the 400s the live service answers to forms
+        # the spec forbids (bare ids on LiveKit v2, agent_id there, JSON-array run_ids).
+        emulator = Emulator(
+            load_catalogue(path), api_key=SENTINEL_KEY, time_scale=TIME_SCALE, strict=True
+        )
         started.append(emulator.start())
         return emulator
 

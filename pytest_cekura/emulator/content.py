@@ -169,14 +169,14 @@ def _instruction_following(scenario: ScenarioEntry, verdict: Verdict) -> dict[st
     score = 100 if passed else 0
     # Every key the spec's CallLogListSerializerMetricsWithExplanation requires is present:
     # ``explanation`` a list of strings, ``value`` a string, ``enum`` only meaningful for
-    # enum metrics (None otherwise).
+    # enum metrics ("" otherwise).
     return {
         "id": INSTRUCTION_FOLLOWING_ID,
         "name": "Instruction Following",
         "type": "binary_workflow_adherence",
         "score": score,
         "value": str(score),
-        "enum": None,
+        "enum": "",
         "explanation": [explanation],
         "extra": {},
     }
@@ -190,7 +190,7 @@ def _latency(scenario: ScenarioEntry, run_id: int) -> dict[str, Any]:
         "type": "numeric",
         "score": p50,
         "value": str(p50),
-        "enum": None,
+        "enum": "",
         "explanation": [f"p50 response latency {p50} ms (threshold 1500 ms)"],
         "extra": {"percentiles": {"p50": p50, "p90": p50 + 400}},
     }

@@ -45,6 +45,10 @@ def scenario_object(catalogue: Catalogue, scenario: ScenarioEntry) -> dict[str, 
 _SPEC_PROVIDER = {"websocket": "self_hosted", "sip": "self_hosted", "email": "self_hosted"}
 
 
+#: The v2 ``provider.type`` enum has "custom" where v1's has "self_hosted".
+_V2_PROVIDER = {"websocket": "custom", "sip": "custom", "email": "custom"}
+
+
 def spec_provider(agent: AgentEntry) -> str:
     return _SPEC_PROVIDER.get(agent.provider, agent.provider)
 
@@ -113,7 +117,11 @@ def agent_object_v2(agent: AgentEntry) -> dict[str, Any]:
         "mock_tools": [],
         "mock_tools_enabled": False,
         "mock_tools_provider": None,
-        "provider": {"type": spec_provider(agent), "agent_id": None, "credentials": None},
+        "provider": {
+            "type": _V2_PROVIDER.get(agent.provider, agent.provider),
+            "agent_id": None,
+            "credentials": None,
+        },
         "telephony": {
             "inbound": False,
             "outbound_numbers": [],

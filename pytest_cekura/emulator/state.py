@@ -54,6 +54,7 @@ ERROR_MESSAGE = "Agent did not join the room within 30 s"
 CANCELLED_MESSAGE = "Call ended by user"
 RECORDING_URL = "https://recordings.emulator.invalid/runs/{run_id}.wav"
 CALL_ID = "emulated-call-{run_id}"
+START_STATUSES = ("pending", "running", "completed", "failed")
 CREATE_RESPONSE_KEYS = (
     "id",
     "name",
@@ -259,6 +260,11 @@ class Store:
                 self._schedule(result, new.concurrency_limit)
             self._results[result.result_id] = result
             view = self._result_view(result, now, detail=False)
+        for stub in view["runs"]:
+            # The spec's answer to a run-starting POST knows pending, running, completed and
+            # failed only: a run waiting for a free line is "pending" there.
+            if stub["status"] not in START_STATUSES:
+                stub["status"] = "pending"
         return {key: view[key] for key in CREATE_RESPONSE_KEYS}
 
     def _add_run(
@@ -587,8 +593,9 @@ class Store:
             "call_id": CALL_ID.format(run_id=run.run_id) if phase.started_at is not None else "",
             "provider_call_id": "",
             "number": None,
-            "inbound_number": None,
-            "outbound_number": None,
+            # Strings in the spec's Run (not nullable): empty, as no phone line is involved.
+            "inbound_number": "",
+            "outbound_number": "",
             "error_message": "",
             "feedback": "",
             "is_reviewed": False,
