@@ -24,15 +24,15 @@ def run_examples(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_examples_pass_on_the_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=8, deselected=2)
+    result.assert_outcomes(passed=9, deselected=2)
     result.stdout.fnmatch_lines(
-        ["*= cekura =*", "cekura: 8 test(s) (8 passed) over 16 run(s); API requests: 6 POST *"]
+        ["*= cekura =*", "cekura: 9 test(s) (9 passed) over 17 run(s); API requests: 7 POST *"]
     )
 
 
 def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "--run-demo-failures")
-    result.assert_outcomes(passed=8, failed=1, errors=1)
+    result.assert_outcomes(passed=9, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*Cekura: 0 of 2 runs succeeded (0%); this test needs 100%.",
@@ -45,34 +45,34 @@ def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
 
 def test_dry_run_needs_neither_key_nor_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-dry-run")
-    result.assert_outcomes(skipped=8, deselected=2)
-    result.stdout.fnmatch_lines(["cekura dry run: would start 16 call(s) in 6 request(s);*"])
+    result.assert_outcomes(skipped=9, deselected=2)
+    result.stdout.fnmatch_lines(["cekura dry run: would start 17 call(s) in 7 request(s);*"])
 
 
 def test_call_cap(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "--cekura-max-runs", "15")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*would start 16 calls in 6 request(s), more than the limit*"])
+    result.stderr.fnmatch_lines(["*would start 17 calls in 7 request(s), more than the limit*"])
 
 
 def test_ci_reports(pytester: pytest.Pytester, tmp_path: Path) -> None:
     report = tmp_path / "cekura.json"
     junit = tmp_path / "junit.xml"
     run_examples(pytester, "--cekura-emulator", f"--junitxml={junit}", f"--cekura-report={report}")
-    assert len(json.loads(report.read_text())["groups"]) == 6
+    assert len(json.loads(report.read_text())["groups"]) == 7
     assert "cekura_result_id" in junit.read_text()
 
 
 def test_parallel(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "-n", "2")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(
-        ["cekura: 8 test(s) (8 passed) over 16 run(s); API requests: 6 POST *"]
+        ["cekura: 9 test(s) (9 passed) over 17 run(s); API requests: 7 POST *"]
     )
 
 
 def test_agent_worker(pytester: pytest.Pytester) -> None:
     worker = shlex.join([sys.executable, str(EXAMPLES / "fake_agent_worker.py")])
     result = run_examples(pytester, "--cekura-emulator", f"--cekura-agent-cmd={worker}")
-    result.assert_outcomes(passed=8, deselected=2)
+    result.assert_outcomes(passed=9, deselected=2)
     result.stdout.fnmatch_lines(["cekura: agent worker output goes to *"])

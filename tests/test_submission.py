@@ -422,6 +422,10 @@ def test_failure_report_shows_the_room_metadata_sent(
             'Config): {"locale": "de-DE"}',
         ]
     )
+    # What the report says is what the agent got: the config, not merged with the saved one.
+    (run,) = suite.emulator.runs
+    assert json.loads(run["room_metadata"]) == {"locale": "de-DE"}
+    assert run["livekit_agent_name"] == "pharmacy-pr-12"
 
 
 def test_dry_run_lists_the_request_options(suite: Suite) -> None:
