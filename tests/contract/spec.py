@@ -293,7 +293,37 @@ def _describe(error: ValidationError) -> str:
     return f"{where}: {error.message[:300]}"
 
 
+def closed(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``spec`` where an object may carry only the properties its schema declares.
+
+    The spec never forbids extra properties, so on its own a renamed field would go unnoticed
+    (the old name is just an extra). Holding answers to the declared names makes a rename, or
+    a field the emulator invents, fail.
+    """
+    copied = copy.deepcopy(spec)
+
+    def close(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("properties"), dict) and "additionalProperties" not in node:
+                node["unevaluatedProperties"] = False
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(copied.get("components"))
+    close(copied.get("paths"))
+    return copied
+
+
 @cache
 def contract() -> Contract:
     """The spec with the overlay applied (built once per session)."""
     return Contract(apply_overlay(load_raw(), load_overlay()))
+
+
+@cache
+def closed_contract() -> Contract:
+    """``contract()`` where only declared properties are allowed (see ``closed``)."""
+    return Contract(closed(apply_overlay(load_raw(), load_overlay())))
