@@ -221,6 +221,11 @@ class Run(_Model):
         return evaluation_pending(self.status, self.success)
 
     @property
+    def call_over(self) -> bool:
+        """The call itself has ended (it may still be being scored): nothing left to end."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
     def is_known_status(self) -> bool:
         return self.status in KNOWN_STATUSES
 
@@ -304,6 +309,11 @@ class RunSnapshot:
     @property
     def is_terminal(self) -> bool:
         return _finished(self.status, self.success)
+
+    @property
+    def call_over(self) -> bool:
+        """The call itself has ended (it may still be being scored): nothing left to end."""
+        return self.status in TERMINAL_STATUSES
 
     @property
     def succeeded(self) -> bool:

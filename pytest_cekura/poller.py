@@ -123,6 +123,16 @@ class Poller:
         with self._changed:
             return [run_id for run_id, tracked in self._runs.items() if not tracked.done]
 
+    def calls_going(self) -> list[int]:
+        """Runs not done whose call may still be going: a completed call waiting for its
+        score is not done, but there is nothing left to end."""
+        with self._changed:
+            return [
+                run_id
+                for run_id, tracked in self._runs.items()
+                if not tracked.done and not tracked.snapshot.call_over
+            ]
+
     @property
     def expired(self) -> bool:
         return self._clock() >= self._deadline

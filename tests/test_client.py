@@ -480,6 +480,8 @@ def test_a_run_still_unscored_at_the_deadline_errors_saying_so(
     result.stdout.fnmatch_lines(
         ["*why: the call completed, but Cekura's evaluation was still pending at the deadline*"]
     )
+    # The call is over: nothing is ended (ending could only disturb the scoring).
+    assert suite.emulator.count("POST", "end_call") == 0
 
 
 def test_links_carry_the_project_and_fall_back_to_the_dashboard_without_it() -> None:
