@@ -28,7 +28,14 @@ from .options import Settings, add_options
 from .progress import Progress
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
-from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
+from .xdist import (
+    DEADLINE_KEY,
+    SubmitOnce,
+    is_worker,
+    manifest_run_ids,
+    worker_deadline,
+    worker_input,
+)
 
 if TYPE_CHECKING:
     from .client import CekuraClient
@@ -59,8 +66,19 @@ class _State:
     worker_counts: Counter[str] = field(default_factory=Counter)
     #: Under xdist with --cekura-dry-run: the plan, as a worker printed it for the controller.
     worker_dry_run: list[str] | None = None
+    #: Under xdist: the workers' notices (preflight warnings, client notices), each once.
+    worker_warnings: dict[str, None] = field(default_factory=dict)
+    worker_api_notices: dict[str, None] = field(default_factory=dict)
     shared_dirs: set[str] = field(default_factory=set)
     session: CekuraSession | None = None
+    #: In an xdist worker: why the session stopped before any test ran (for the controller,
+    #: which stops the whole run with it, as a serial run stops itself).
+    session_error: str | None = None
+    #: In the controller: a session-level error a worker met after tests had started.
+    late_error: str | None = None
+    #: In the controller: when the session's time is up (wall clock), the same for every
+    #: worker, including one started to replace a worker that crashed.
+    deadline_at: float | None = None
 
     @property
     def rows(self) -> list[SummaryRow]:
@@ -244,13 +262,15 @@ def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
     given = worker_input(config)
     uid = str(given["testrunuid"])
     emulator = given.get("cekura_emulator")
-    return CekuraSession(
+    session = CekuraSession(
         settings,
         uid[:12],
         submit_once=SubmitOnce(uid),
         emulator=(emulator[0], Secret(emulator[1])) if emulator else None,
         lazy=True,
     )
+    session.deadline = worker_deadline(config)
+    return session
 
 
 def _state(config: pytest.Config) -> _State:
@@ -282,7 +302,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         state.cekura.on_progress = _submit_progress(session.config)
         state.cekura.submit(specs)
     except ConfigError as exc:
+        if is_worker(session.config):
+            # A worker's UsageError makes xdist fail with "assert not crashitem" and hides
+            # this message: the worker runs nothing and hands it to the controller instead.
+            state.session_error = str(exc)
+            return
         raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """An xdist worker whose session stopped at submission runs none of the tests sent to it."""
+    if STATE_KEY in session.config.stash and _state(session.config).session_error is not None:
+        return True
+    return None
 
 
 def _submits_nothing(session: pytest.Session) -> bool:
@@ -327,6 +360,8 @@ def _wait_for_verdict(item: pytest.Item) -> None:
         pytest.skip("cekura dry run: nothing was submitted")
     progress = _progress(item.config)
     give_up_at, limit = item.stash.get(TIMEOUT_KEY, (None, None))
+    if cekura.key_rejected is not None:
+        pytest.fail(KEY_REJECTED_SHORT, pytrace=False)
     if progress is not None:
         progress.start()
     try:
@@ -346,7 +381,38 @@ def _wait_for_verdict(item: pytest.Item) -> None:
             progress.finish()
     item.user_properties.extend(junit_properties(record, cekura.links))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
+        if cekura.key_rejected is not None:  # the session error says it all, once
+            pytest.fail(KEY_REJECTED_SHORT, pytrace=False)
         pytest.fail(_text(item.config, record), pytrace=False)
+
+
+KEY_REJECTED = (
+    "pytest-cekura: Cekura rejected the API key while the runs were being polled ({error}); "
+    "polling stopped and the tests still waiting error. Check the {env} environment variable "
+    "(and --cekura-url / {url_env} if you use another Cekura deployment). Calls already "
+    "started may still be going: look for results named 'pytest-cekura {session_id} ...' in "
+    "Cekura's dashboard."
+)
+KEY_REJECTED_SHORT = (
+    "Cekura rejected the API key while polling: see the session error at the end of the output"
+)
+
+
+def _late_error(state: _State) -> str | None:
+    """A session-level error met after tests started: a worker's, or this process's own."""
+    if state.late_error is not None:
+        return state.late_error
+    rejected = state.session.key_rejected if state.session is not None else None
+    if rejected is None:
+        return None
+    from .options import ENV_API_KEY, ENV_API_URL
+
+    return KEY_REJECTED.format(
+        error=rejected,
+        env=ENV_API_KEY,
+        url_env=ENV_API_URL,
+        session_id=state.cekura.session_id,
+    )
 
 
 TIMEOUT_KEY = pytest.StashKey[tuple[float, float]]()
@@ -486,12 +552,17 @@ class SummaryHooks:
         from .report import dry_run_lines, summary_lines
 
         state = self._state
+        late_error = _late_error(state)
+        if late_error is not None:
+            terminalreporter.write_sep("=", "cekura session error", red=True)
+            terminalreporter.write_line(late_error, red=True, bold=True)
         groups = state.session.dry_run_groups if state.session is not None else None
         plan = dry_run_lines(groups) if groups is not None else state.worker_dry_run
         if plan is not None:
             terminalreporter.section("cekura dry run")
             for line in plan:
                 terminalreporter.write_line(line)
+        _write_notices(terminalreporter, state)
         if not state.rows or terminalreporter.config.get_verbosity() < -1:
             return
         if state.settings.compare_path is not None:
@@ -508,6 +579,24 @@ class SummaryHooks:
             terminalreporter.write_line(line)
 
 
+def _write_notices(terminalreporter: pytest.TerminalReporter, state: _State) -> None:
+    """Preflight's warnings (always, once), and at -v what the client decided on its own;
+    under xdist, as the workers reported them."""
+    cekura = state.session
+    warnings = dict(state.worker_warnings)
+    notices = dict(state.worker_api_notices)
+    if cekura is not None:
+        warnings.update(dict.fromkeys(cekura.preflight_warnings))
+        notices.update(dict.fromkeys(cekura.api_notices))
+    lines = [f"cekura warning: {warning}" for warning in warnings]
+    if terminalreporter.config.get_verbosity() > 0:
+        lines += [f"cekura: {notice}" for notice in notices]
+    if lines:
+        terminalreporter.section("cekura notices")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if STATE_KEY not in session.config.stash:
         return
@@ -515,15 +604,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _end_paid_calls(session.config, state)
     if state.worker is not None:
         state.worker.stop()
+    late_error = _late_error(state)
     if is_worker(session.config):
         output: dict[str, Any] = getattr(session.config, "workeroutput", {})
         output["cekura_request_counts"] = dict(state.request_counts())
+        if state.session is not None:
+            output["cekura_warnings"] = list(state.session.preflight_warnings)
+            output["cekura_api_notices"] = list(state.session.api_notices)
+        output["cekura_session_error"] = state.session_error
+        output["cekura_late_error"] = late_error
         groups = state.session.dry_run_groups if state.session is not None else None
         if groups is not None:
             from .report import dry_run_lines
 
             output["cekura_dry_run"] = dry_run_lines(groups)
     else:
+        if late_error is not None:
+            # The same exit status as the key rejected at submission: a session-level stop.
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
         settings = state.settings
         try:
             if settings.report_path is not None:
@@ -626,6 +724,9 @@ class XdistHooks:
         state = _state(self._config)
         uid = str(node.workerinput["testrunuid"])
         state.shared_dirs.add(str(SubmitOnce(uid).directory))
+        if state.deadline_at is None:  # once per session, not per (replacement) worker
+            state.deadline_at = time.time() + state.settings.timeout
+        node.workerinput[DEADLINE_KEY] = state.deadline_at
         if state.worker_log is not None:
             node.workerinput["cekura_agent_log"] = str(state.worker_log)
         if state.settings.emulator:
@@ -640,6 +741,18 @@ class XdistHooks:
         output = getattr(node, "workeroutput", {}) or {}
         state = _state(self._config)
         state.worker_counts.update(output.get("cekura_request_counts", {}))
+        state.worker_warnings.update(dict.fromkeys(output.get("cekura_warnings", [])))
+        state.worker_api_notices.update(dict.fromkeys(output.get("cekura_api_notices", [])))
+        if isinstance(late := output.get("cekura_late_error"), str):
+            state.late_error = state.late_error or late
+        if isinstance(stop := output.get("cekura_session_error"), str):
+            # Raised here, in the controller's loop, it ends the run as it ends a serial
+            # one: "ERROR: <message>" and exit status 4. Every worker is told to shut down
+            # first, or xdist would wait for each to time out.
+            dsession = self._config.pluginmanager.getplugin("dsession")
+            if dsession is not None:
+                dsession.triggershutdown()
+            raise pytest.UsageError(stop)
         plan = output.get("cekura_dry_run")
         if isinstance(plan, list) and state.worker_dry_run is None:
             state.worker_dry_run = [str(line) for line in plan]  # every worker plans the same

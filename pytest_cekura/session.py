@@ -5,18 +5,17 @@ Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSes
 
 from __future__ import annotations
 
-import contextlib
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from .client import RERUN_LABEL, START_LABEL, CekuraClient
+from .cleanup import CLEANUP_BUDGET, CleanupReport, Ledger, end_calls, record_created, run_bounded
+from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
@@ -25,6 +24,7 @@ from .outcome import Outcome, Verdict, against_baseline, judge
 from .poller import Poller, RunState
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .records import Assignment, TestRecord
+from .report import Links
 from .reuse import ResultCache
 from .secret import Secret
 from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, submit_group
@@ -42,13 +42,38 @@ AUTH_FAILED = (
     "pytest-cekura: Cekura rejected the API key ({error}). Check the {env} environment "
     "variable (and --cekura-url / {url_env} if you use another Cekura deployment). "
 )
+UNREACHABLE = (
+    "pytest-cekura: cannot reach Cekura at {url} ({error}); nothing was started. Check "
+    f"--cekura-url / {ENV_API_URL} (or unset it for Cekura's own API), and your network or proxy."
+)
 NOTHING_STARTED = "The session stopped before any call was started."
 MAYBE_STARTED = (
     "The session stopped, but calls it asked for before the rejection may have started: look "
     "for results named 'pytest-cekura {session_id} ...' in Cekura's dashboard."
 )
-#: Upper bound on the time spent ending calls at session end, so Ctrl-C stays responsive.
-CANCEL_BUDGET = 10.0
+#: Upper bound on the time spent ending calls (the session's clean-up has its own budget,
+#: ``cleanup.CLEANUP_BUDGET``), so Ctrl-C stays responsive.
+CANCEL_BUDGET = CLEANUP_BUDGET
+#: Groups whose POSTs are in flight at once, after the first (which goes alone: it proves the
+#: key and the endpoint before more calls are asked for).
+SUBMIT_CONCURRENCY = 4
+#: How long the main thread blocks at a time while submitting, so Ctrl-C lands at once.
+SUBMIT_SLICE = 0.25
+PREFLIGHT_TOO_SLOW = (
+    "pytest-cekura: the checks before starting runs (preflight) did not finish within the "
+    "session's time limit (--cekura-timeout {timeout:g}s): Cekura answers too slowly or not "
+    "at all. Nothing was started. Raise --cekura-timeout, or check --cekura-url."
+)
+NOT_SENT = (
+    "the session's time limit (--cekura-timeout {timeout:g}s) ran out before this group's "
+    "request was sent; nothing was started for it."
+)
+NO_ANSWER = (
+    "Cekura did not answer the request to start this group's runs within the session's time "
+    "limit (--cekura-timeout {timeout:g}s). It was not re-sent, so you are not charged twice; "
+    "a result named {name!r} is looked for when the session ends, and its calls ended."
+)
+T = TypeVar("T")
 
 
 class WaitCutShort(Exception):  # noqa: N818  (not an error of Cekura's: a bounded wait ended)
@@ -63,6 +88,8 @@ EARLY_REASON = (
     "still going when the verdict was already decided; the call was ended to save money "
     "(--cekura-early-verdict)"
 )
+#: The xdist manifest's entry for preflight's warnings (a test id never starts with a space).
+WARNINGS_KEY = " cekura preflight warnings"
 EMULATOR_DASHBOARD = "/_emulator/dashboard/results/{result_id}?run={run_id}#run-{run_id}"
 
 
@@ -85,7 +112,6 @@ class CekuraSession:
     ) -> None:
         self.settings = settings
         self.session_id = session_id
-        self.dashboard_url = settings.dashboard_url
         self.records: dict[str, TestRecord] = {}
         #: Set by a dry run: what would have been submitted.
         self.dry_run_groups: list[Group] | None = None
@@ -99,10 +125,23 @@ class CekuraSession:
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
         self._own_agents: dict[int, int | None] = {}  # scenario -> its agent (from preflight)
+        #: LiveKit settings the agents do not show (runs were started anyway).
+        self.preflight_warnings: list[str] = []
         #: With --cekura-compare: test id -> committed success rate.
         self.baseline: Mapping[str, float] = {}
         #: Where results are remembered for --cekura-reuse (None without pytest's cache).
         self.result_cache: ResultCache | None = None
+        #: When the session's time is up (``time.monotonic()``): preflight, submission and the
+        #: wait for the runs all fit inside --cekura-timeout. Set on submission unless given.
+        self.deadline: float | None = None
+        #: Every result this session created, from the moment Cekura answered.
+        self.ledger = Ledger(
+            record_created(submit_once.directory) if submit_once is not None else None
+        )
+        #: Called on the main thread while submitting: (requests answered, requests, seconds).
+        self.on_progress: Callable[[int, int, float], None] | None = None
+        #: What the clean-up at session end had to say (calls ended, or left going).
+        self.cleanup_lines: list[str] = []
 
     # -- client and emulator -----------------------------------------------------------------
 
@@ -116,8 +155,6 @@ class CekuraSession:
     def _make_client(self) -> CekuraClient:
         if self.settings.emulator:
             url, key = self._remote_emulator or self.start_emulator()
-            if self.dashboard_url == DEFAULT_DASHBOARD_URL:
-                self.dashboard_url = url + EMULATOR_DASHBOARD
             return CekuraClient(url, key, timeout=self._http_timeout())
         if self.settings.api_key is None:
             raise ConfigError(MISSING_KEY)
@@ -162,6 +199,29 @@ class CekuraSession:
         return self._client.base_url if self._client is not None else self.settings.base_url
 
     @property
+    def links(self) -> Links:
+        """Dashboard links, computed at report time: the settings' template (the emulator's
+        own page under --cekura-emulator, unless a template was given) and each agent's
+        project, looked up once per agent for the session."""
+        template = self.settings.dashboard_url
+        if self.settings.emulator and template == DEFAULT_DASHBOARD_URL:
+            template = self.api_url + EMULATOR_DASHBOARD
+        client = self._client
+        if client is None:
+            return Links(template, scenario_agents=self._own_agents)
+        return Links(template, client.project_of, self._own_agents)
+
+    @property
+    def api_notices(self) -> list[str]:
+        """What the client decided on its own, e.g. to fall back to a v1 path (shown at -v)."""
+        return self._client.notices if self._client is not None else []
+
+    @property
+    def key_rejected(self) -> AuthError | None:
+        """Cekura's rejection of the key while polling, if it came: polling has stopped."""
+        return self._poller.rejected if self._poller is not None else None
+
+    @property
     def request_counts(self) -> dict[str, int]:
         return self._client.request_counts if self._client is not None else {}
 
@@ -175,23 +235,29 @@ class CekuraSession:
         if self.settings.dry_run:
             self.dry_run_groups = plan_groups(specs.values(), self.session_id)
             return
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.settings.timeout
         client = self.client
         if self._submit_once is not None:
-            manifest = self._submit_once.run(lambda: _to_json(self._start(client, specs)))
+            manifest = self._submit_once.run(lambda: self._manifest(client, specs))
+            # Every worker learns preflight's warnings, whichever of them submitted.
+            self.preflight_warnings = [str(w) for w in manifest.pop(WARNINGS_KEY, [])]
             assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.items()}
         else:
             assignments = self._start(client, specs)
-        poller = Poller(
-            client,
-            interval=self.settings.poll_interval,
-            deadline=time.monotonic() + self.settings.timeout,
-        )
+        poller = Poller(client, interval=self.settings.poll_interval, deadline=self.deadline)
         for nodeid, record in self.records.items():
             record.assignment = assignments[nodeid]
             if not self._lazy:
                 poller.track(record.assignment.runs)
         self._poller = poller
         poller.start()
+
+    def _manifest(self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]) -> dict[str, Any]:
+        """What the submitting xdist worker shares: every test's assignment, and the
+        warnings of preflight (under a key no test id can be)."""
+        assignments = _to_json(self._start(client, specs))
+        return {**assignments, WARNINGS_KEY: list(self.preflight_warnings)}
 
     def _start(
         self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
@@ -200,17 +266,16 @@ class CekuraSession:
         try:
             excluded: dict[str, Assignment] = {}
             if self.settings.preflight:
-                specs, excluded = self._preflight(client, specs)
+                checked = _in_threads([lambda: self._preflight(client, specs)], 1, self._until)
+                if checked[0] is None:
+                    raise ConfigError(PREFLIGHT_TOO_SLOW.format(timeout=self.settings.timeout))
+                specs, excluded = _value(checked[0])
             groups = plan_groups(specs.values(), self.session_id)
             self._check_budget(groups)
             return {**excluded, **self._post(client, groups, specs)}
         except AuthError as exc:
-            # Only a rejection of the first call-starting POST proves nothing started.
-            asked = client.request_counts.get(START_LABEL, 0) + client.request_counts.get(
-                RERUN_LABEL, 0
-            )
-            nothing = asked == 0 or (asked == 1 and exc.method == "POST")
-            outcome = NOTHING_STARTED if nothing else MAYBE_STARTED
+            # The ledger knows every POST answered with a result, and every one not answered.
+            outcome = NOTHING_STARTED if self.ledger.empty else MAYBE_STARTED
             message = AUTH_FAILED.format(error=exc, env=ENV_API_KEY, url_env=ENV_API_URL)
             raise ConfigError(message + outcome.format(session_id=self.session_id)) from None
 
@@ -219,6 +284,11 @@ class CekuraSession:
     ) -> tuple[dict[str, ScenarioSpec], dict[str, Assignment]]:
         """Drop tests whose scenarios do not exist (they error alone); check the agents."""
         found = check_scenarios(client, (s for spec in specs.values() for s in spec.scenario_ids))
+        if found.unreachable is not None:
+            # Every POST would fail the same way after its own retries: stop the session here.
+            # "GET /path failed (ConnectError: ...)": the path adds nothing to the message.
+            reason = str(found.unreachable).partition(" failed (")[2].removesuffix(")")
+            raise ConfigError(UNREACHABLE.format(url=client.base_url, error=reason))
         self._own_agents = dict(found.own_agents)
         kept: dict[str, ScenarioSpec] = {}
         excluded: dict[str, Assignment] = {}
@@ -229,7 +299,7 @@ class CekuraSession:
                 excluded[nodeid] = Assignment(problems=problems)
             else:
                 kept[nodeid] = spec
-        check_agents(client, kept.values(), found.own_agents)
+        self.preflight_warnings = check_agents(client, kept.values(), found.own_agents)
         return kept, excluded
 
     def _from_earlier(self, client: CekuraClient, group: Group) -> Submission | None:
@@ -259,8 +329,8 @@ class CekuraSession:
         if not settings.rerun_failed or not all(run.is_terminal for run in runs):
             return None
         kept = [run for run in runs if run.succeeded]
-        failed = [run.id for run in runs if not run.succeeded]
-        return rerun_failed(client, group, remembered.result_id, kept, failed)
+        failed = [run for run in runs if not run.succeeded]
+        return rerun_failed(client, group, remembered.result_id, kept, failed, ledger=self.ledger)
 
     def _check_budget(self, groups: list[Group]) -> None:
         limit = self.settings.max_runs
@@ -273,16 +343,46 @@ class CekuraSession:
                 "raise the limit."
             )
 
+    @property
+    def _until(self) -> float:
+        return self.deadline if self.deadline is not None else math.inf
+
     def _post(
         self, client: CekuraClient, groups: list[Group], specs: Mapping[str, ScenarioSpec]
     ) -> dict[str, Assignment]:
-        submissions: dict[GroupKey, Submission] = {}
-        for group in groups:
+        """Post every group within the session's deadline: the first alone (a rejected key
+        then costs one request, and proves nothing started), the rest ``SUBMIT_CONCURRENCY``
+        at a time. A group not answered by the deadline errors; its result, if Cekura
+        created one, is looked up and its calls ended when the session ends."""
+
+        def task(group: Group) -> Callable[[], Submission]:
             # Cekura files a result under the request's agent, else the first scenario's own.
             agent = group.key.agent or self._own_agents.get(group.scenario_ids[0])
-            submission = self._from_earlier(client, group) or submit_group(
-                client, group, result_agent=agent
+            return lambda: (
+                self._from_earlier(client, group)
+                or submit_group(
+                    client, group, result_agent=agent, ledger=self.ledger, deadline=self._until
+                )
             )
+
+        tasks = [task(group) for group in groups]
+        started = time.monotonic()
+        total = len(groups)
+
+        def progress(done: int) -> None:
+            if self.on_progress is not None:
+                self.on_progress(done, total, time.monotonic() - started)
+
+        outcomes = _in_threads(tasks[:1], 1, self._until, progress)
+        first = outcomes[0] if outcomes else None
+        if not isinstance(first, AuthError):
+            offset = len(outcomes)
+            outcomes += _in_threads(
+                tasks[1:], SUBMIT_CONCURRENCY, self._until, lambda n: progress(offset + n)
+            )
+        submissions: dict[GroupKey, Submission] = {}
+        for group, outcome in zip(groups, outcomes, strict=False):
+            submission = self._settle(group, outcome)
             result_id = submission.result_id
             if submission.reused_age is None and result_id is not None and self.result_cache:
                 run_ids = [r.id for runs in submission.runs_by_scenario.values() for r in runs]
@@ -291,6 +391,24 @@ class CekuraSession:
         return {
             nodeid: _assign(submissions[spec.group_key], spec) for nodeid, spec in specs.items()
         }
+
+    def _settle(self, group: Group, outcome: Submission | BaseException | None) -> Submission:
+        """One group's submission from what its thread produced; session errors re-raised."""
+        timeout = self.settings.timeout
+        if isinstance(outcome, Submission):
+            return outcome
+        if isinstance(outcome, AuthError | ConfigError):
+            raise outcome
+        if outcome is None:
+            if self.ledger.in_flight(group.name):
+                return Submission(
+                    group, error=NO_ANSWER.format(timeout=timeout, name=group.name), ambiguous=True
+                )
+            return Submission(group, error=NOT_SENT.format(timeout=timeout))
+        # Anything else is one group's failure: its tests error, the other groups go on, and
+        # the ledger still ends whatever it started.
+        error = f"submitting this group failed: {type(outcome).__name__}: {outcome}"
+        return Submission(group, error=error, ambiguous=self.ledger.in_flight(group.name))
 
     # -- verdicts ----------------------------------------------------------------------------
 
@@ -377,15 +495,32 @@ class CekuraSession:
         if record is not None:
             record.result = None
 
-    def end_unfinished(self, run_ids: Sequence[int]) -> None:
-        """End every call among ``run_ids`` that is still going (best effort, bounded)."""
-        if not run_ids:
+    def end_unfinished(
+        self, run_ids: Sequence[int], results: Mapping[int, Sequence[int]] | None = None
+    ) -> None:
+        """End every call among ``run_ids`` and the runs of ``results`` (result id -> its
+        runs, created by an xdist worker that may have died) that is still going (best
+        effort, bounded): a result with a call going is ended in one request."""
+        results = results or {}
+        owner = {run_id: rid for rid, runs in results.items() for run_id in runs}
+        every = sorted({*run_ids, *owner})
+        if not every:
             return
         try:
-            runs = self.client.get_all_runs(run_ids)
+            going = [run.id for run in self.client.get_all_runs(every) if not run.call_over]
         except CekuraError:
-            return  # the session is over; nothing more can be done from here
-        self._cancel([run.id for run in runs if not run.is_terminal])
+            # Cannot tell what is still going: end every result we know of.
+            going = every
+        by_result: dict[int, list[int]] = {}
+        loose = []
+        for run_id in going:
+            if run_id in owner:
+                by_result.setdefault(owner[run_id], []).append(run_id)
+            else:
+                loose.append(run_id)
+        # A created result whose runs nobody listed may still have calls: end it too.
+        by_result.update({rid: [] for rid, runs in results.items() if not runs})
+        self._end_calls(by_result, loose, {})
 
     def _end_early(self, nodeid: str, states: Sequence[RunState]) -> int:
         """End the calls of a test decided early, unless another test still needs them."""
@@ -397,37 +532,147 @@ class CekuraSession:
             if other != nodeid and record.verdict is None
             for run in record.assignment.runs
         }
-        idle = [s.run.id for s in states if not s.done and s.run.id not in needed]
+        idle = [
+            s.run.id
+            for s in states
+            if not s.done and not s.run.call_over and s.run.id not in needed
+        ]
         self._cancel(idle)
         return len(idle)
 
     # -- shutdown ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop polling, end calls still in progress (they cost money), release everything."""
-        if self._poller is not None:
-            self._poller.stop()
-            self._cancel(self._poller.outstanding())
-        if self._client is not None:
-            self._client.close()
-        if self._emulator is not None:
-            self._emulator.stop()
+        """Stop polling, end calls still in progress (they cost money), release everything.
+
+        Every result the session created is ended unless its runs are known to be finished,
+        whatever stopped the session (an interrupt during submission, a failed group, the
+        deadline); POSTs never answered are looked up by name once more. Bounded by
+        ``CLEANUP_BUDGET`` on daemon threads; a second Ctrl-C cuts it short."""
+        try:
+            if self._poller is not None:
+                self._poller.stop()
+            if self._client is not None:
+                self._end_all(self._client)
+        finally:
+            if self._client is not None:
+                self._client.close()
+            if self._emulator is not None:
+                self._emulator.stop()
+
+    def _end_all(self, client: CekuraClient) -> None:
+        poller = self._poller
+        going, names = self.ledger.pending()
+        # Calls over but still being scored are left alone: there is nothing to end.
+        outstanding = set(poller.calls_going()) if poller is not None else set()
+        if self._lazy and poller is not None:
+            # An xdist worker that got the manifest: other workers may still need runs of
+            # these results; each worker ends the runs it waited for, the controller the rest.
+            self._end_calls({}, sorted(outstanding), {})
+            return
+        assigned = {run.id for record in self.records.values() for run in record.assignment.runs}
+        results: dict[int, list[int]] = {}
+        for rid, run_ids in going.items():
+            if poller is None:
+                results[rid] = run_ids  # never polled: nothing is known to be finished
+                continue
+            # Runs nobody waited for (not assigned to a test) may be going too.
+            still = [r for r in run_ids if r in outstanding or r not in assigned]
+            still = [r for r in still if r not in self._ended]
+            if still:
+                results[rid] = still
+        covered = {run_id for run_ids in results.values() for run_id in run_ids}
+        owned = {run_id for run_ids in going.values() for run_id in run_ids}
+        loose = sorted(outstanding - covered - owned)
+        self._end_calls(results, loose, names)
+
+    def _end_calls(
+        self,
+        results: Mapping[int, Sequence[int]],
+        runs: Sequence[int],
+        names: Mapping[str, int | None],
+    ) -> CleanupReport:
+        """End these calls within the clean-up budget; note what was (not) ended."""
+        runs = [run_id for run_id in runs if run_id not in self._ended]
+        if (not results and not runs and not names) or self._client is None:
+            return CleanupReport()
+        self._ended.update(runs)
+        self._ended.update(run_id for run_ids in results.values() for run_id in run_ids)
+        report = end_calls(self._client, results, runs=runs, names=names, ledger=self.ledger)
+        self.cleanup_lines += report.lines()
+        return report
 
     def _cancel(self, run_ids: list[int]) -> None:
+        """End these calls (the early verdict's), each on its own: other runs of the same
+        result may still be needed. Daemon threads, bounded; Ctrl-C is not swallowed."""
         run_ids = [run_id for run_id in run_ids if run_id not in self._ended]
         if not run_ids or self._client is None:
             return
         self._ended.update(run_ids)
         client = self._client
+        jobs = [lambda run_id=run_id: client.end_call(run_id) for run_id in run_ids]
+        if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
+            raise KeyboardInterrupt
 
-        def end(run_id: int) -> None:
-            with contextlib.suppress(CekuraError):  # best effort: the session is over anyway
-                client.end_call(run_id)
 
-        pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cekura-cancel")
-        futures = [pool.submit(end, run_id) for run_id in run_ids]
-        wait_futures(futures, timeout=CANCEL_BUDGET)
-        pool.shutdown(wait=False, cancel_futures=True)
+def _in_threads(
+    tasks: Sequence[Callable[[], T]],
+    concurrency: int,
+    deadline: float,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[T | BaseException | None]:
+    """Run ``tasks`` on at most ``concurrency`` daemon threads; what each returned or raised,
+    None for those not finished by ``deadline`` (never started ones included).
+
+    The main thread waits in short slices, so Ctrl-C and SIGTERM land at once (and stop any
+    task not yet started); a thread still waiting on Cekura is a daemon, so it cannot keep
+    the process alive, and whatever it started is in the session's ledger.
+    """
+    outcomes: list[T | BaseException | None] = [None] * len(tasks)
+    if not tasks:
+        return outcomes
+    lock = threading.Condition()
+    queue = iter(range(len(tasks)))
+    stop = threading.Event()
+    finished = [0]
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                index = next(queue, None)
+            if index is None:
+                return
+            outcome: T | BaseException
+            try:
+                outcome = tasks[index]()
+            except Exception as exc:  # handed to the main thread, which decides
+                outcome = exc
+            with lock:
+                outcomes[index] = outcome
+                finished[0] += 1
+                lock.notify_all()
+
+    for number in range(min(concurrency, len(tasks))):
+        threading.Thread(target=work, name=f"cekura-submit-{number}", daemon=True).start()
+    try:
+        with lock:
+            while finished[0] < len(tasks):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                lock.wait(min(SUBMIT_SLICE, remaining))
+                if on_progress is not None:
+                    on_progress(finished[0])
+            return list(outcomes)
+    finally:
+        stop.set()
+
+
+def _value(outcome: T | BaseException | None) -> T:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    assert outcome is not None
+    return outcome
 
 
 def _result(record: TestRecord, runs: Sequence[Run]) -> CekuraResult:

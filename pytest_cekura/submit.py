@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
+from .cleanup import Ledger
 from .client import PROVIDERS, CekuraClient
 from .errors import ApiError, AuthError, CekuraError, TransportError
 from .markers import GroupKey, ScenarioSpec
@@ -76,7 +78,7 @@ class Submission:
             found = self.runs_by_scenario.get(scenario_id, ())
             if len(found) != spec.frequency:
                 problems.append(
-                    f"Cekura started {len(found)} run(s) for scenario {scenario_id}, "
+                    f"Cekura listed {len(found)} run(s) for scenario {scenario_id}, "
                     f"expected {spec.frequency} (result {self.result_id})"
                 )
             runs.extend(found)
@@ -145,25 +147,102 @@ def submit_group(
     *,
     result_agent: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    ledger: Ledger | None = None,
+    deadline: float | None = None,
 ) -> Submission:
     """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group.
 
     After an ambiguous failure (the POST may have started runs) the result is looked up by the
     group's unique name (``result_agent`` is the agent Cekura files it under) and adopted, so
-    nothing is started twice.
+    nothing is started twice. ``ledger`` learns of the result the moment Cekura answers (and
+    of the name while the answer is unknown), so the session can end its calls whatever
+    happens next; ``deadline`` bounds waiting on a 429's ``Retry-After``.
     """
-    outcome = _guarded(group, lambda: client.start_runs(group.key.provider, request_body(group)))
+    try:
+        body = request_body(group)
+        # Checked before anything is sent: a body that cannot be JSON starts nothing.
+        json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return Submission(group, error=f"{UNSENDABLE}: {exc}. Nothing was started.")
+    return post_resolved(
+        client,
+        group,
+        lambda: client.start_runs(group.key.provider, body, deadline=deadline),
+        result_agent=result_agent,
+        sleep=sleep,
+        ledger=ledger,
+    )
+
+
+#: The error of a group whose request body cannot be sent (e.g. NaN in ``request_fields``).
+UNSENDABLE = (
+    "the request to start this group's runs cannot be sent as JSON (check the marker's "
+    "request_fields and scenario_fields)"
+)
+
+
+def post_resolved(
+    client: CekuraClient,
+    group: Group,
+    post: Callable[[], Result],
+    *,
+    result_agent: int | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    ledger: Ledger | None = None,
+) -> Submission:
+    """Send a call-starting ``post`` whose body carries ``group.name``; after an ambiguous
+    failure, look the result up by that name and adopt it. Every run-starting POST of a named
+    group goes through here, so each is tracked in ``ledger`` and resolved the same way."""
+    if ledger is not None:
+        ledger.posting(group.name, result_agent)
+    outcome = _guarded(group, post)
+    if ledger is not None:
+        ledger.answered(group.name)
     if not isinstance(outcome, Submission):
-        return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(outcome.runs))
+        if ledger is not None:
+            ledger.created(outcome, name=group.name)
+        runs = _reconciled(client, group, outcome, ledger)
+        return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(runs))
     if not outcome.ambiguous:
+        if ledger is not None:
+            ledger.settled(group.name)
         return outcome
     agent = result_agent if result_agent is not None else _scenario_agent(client, group)
     found = find_by_name(client, group.name, agent, sleep)
     if found is None:
-        return outcome
-    return Submission(
-        group, result_id=found.id, runs_by_scenario=by_scenario(found.runs), adopted=True
-    )
+        # Left unresolved in the ledger: the session looks it up once more when it ends.
+        return Submission(group, error=_ambiguous_error(group, outcome, looked_up=True))
+    if ledger is not None:
+        ledger.created(found, name=group.name)
+    runs = _reconciled(client, group, found, ledger)
+    return Submission(group, result_id=found.id, runs_by_scenario=by_scenario(runs), adopted=True)
+
+
+def _reconciled(
+    client: CekuraClient, group: Group, result: Result, ledger: Ledger | None
+) -> list[Run]:
+    """The result's runs, each once. When the answer does not hold exactly the runs asked
+    for (Cekura left some out, or listed some twice), the result itself is read: runs the
+    service started but did not list are found (and tracked), so none is left running."""
+    runs = _unique(result.runs)
+    if len(runs) == group.run_count:
+        return runs
+    try:
+        detail = client.get_result(result.id)
+    except AuthError:
+        raise
+    except CekuraError:
+        return runs  # the short scenarios' tests say which runs are missing
+    if ledger is not None:
+        ledger.created(detail)
+    return _unique([*runs, *detail.runs])
+
+
+def _unique(runs: Iterable[Run]) -> list[Run]:
+    seen: dict[int, Run] = {}
+    for run in runs:
+        seen.setdefault(run.id, run)
+    return list(seen.values())
 
 
 def _scenario_agent(client: CekuraClient, group: Group) -> int | None:
@@ -203,16 +282,64 @@ def find_by_name(
 
 
 def rerun_failed(
-    client: CekuraClient, group: Group, earlier: int, kept: Sequence[Run], failed: Sequence[int]
+    client: CekuraClient,
+    group: Group,
+    earlier: int,
+    kept: Sequence[Run],
+    failed: Sequence[Run],
+    *,
+    ledger: Ledger | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Submission:
-    """Ask Cekura to rerun the ``failed`` runs of result ``earlier``; keep the ``kept`` ones."""
-    outcome = _guarded(group, lambda: client.rerun(earlier, failed))
-    if isinstance(outcome, Submission):
-        return outcome
+    """Start the scenarios of the ``failed`` runs of result ``earlier`` again, through the run
+    endpoint and in the group's own request shape; keep the ``kept`` runs.
+
+    Cekura's ``results/{id}/rerun/`` takes no body and re-executes *every* scenario of the
+    result, billed per run (cekura-api.md 10.1), so it is never used. ``frequency`` applies to
+    a whole request, so scenarios that lost a different number of runs go in separate requests
+    (one request when every failed scenario lost as many runs, as with ``frequency=1``). Each
+    request has its own unique name, so an ambiguous failure is resolved by name like any
+    other start.
+    """
+    lost: dict[int, int] = {}
+    for run in failed:
+        if run.scenario is None:
+            return Submission(
+                group,
+                error=f"run {run.id} of result {earlier} names no scenario, so it cannot be "
+                "started again; run without --cekura-rerun-failed",
+            )
+        lost[run.scenario] = lost.get(run.scenario, 0) + 1
+    by_count: dict[int, list[int]] = {}
+    for scenario_id in group.scenario_ids:  # the group's order, so requests are stable
+        if scenario_id in lost:
+            by_count.setdefault(lost[scenario_id], []).append(scenario_id)
+    started: list[Submission] = []
+    for count, scenario_ids in sorted(by_count.items()):
+        sub = Group(
+            replace(group.key, frequency=count),
+            tuple(scenario_ids),
+            f"{group.name} rerun x{count}" if len(by_count) > 1 else f"{group.name} rerun",
+        )
+        submission = post_resolved(
+            client,
+            sub,
+            partial(client.start_runs, sub.key.provider, request_body(sub)),
+            result_agent=group.key.agent,
+            sleep=sleep,
+            ledger=ledger,
+        )
+        if submission.error is not None:
+            done = ", ".join(str(s.result_id) for s in started)
+            also = f" (result(s) {done} started the other failed scenarios)" if done else ""
+            error = submission.error + also
+            return Submission(group, error=error, ambiguous=submission.ambiguous)
+        started.append(submission)
+    new = [run for s in started for runs in s.runs_by_scenario.values() for run in runs]
     return Submission(
         group,
-        result_id=outcome.id,
-        runs_by_scenario=by_scenario([*kept, *outcome.runs]),
+        result_id=started[0].result_id if started else earlier,
+        runs_by_scenario=by_scenario([*kept, *new]),
         earlier_result_id=earlier,
         earlier_run_ids=frozenset(run.id for run in kept),
     )
@@ -245,10 +372,22 @@ def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:
 
 
 def _maybe_started(group: Group, exc: Exception) -> Submission:
-    error = (
-        f"the request to start runs failed after it may have reached Cekura ({exc}). "
-        "It was not re-sent, so you are not charged twice, and no result named "
-        f"{group.name!r} could be found: look for it in Cekura's dashboard, where its runs "
-        "may still be going."
+    return Submission(group, error=str(exc), ambiguous=True)
+
+
+def _ambiguous_error(
+    group: Group, outcome: Submission, *, looked_up: bool, where: str | None = None
+) -> str:
+    """What to tell the user after a call-starting POST failed ambiguously: the look-up by
+    name is mentioned only when one was made."""
+    start = (
+        f"the request to start runs failed after it may have reached Cekura ({outcome.error}). "
+        "It was not re-sent, so you are not charged twice, "
     )
-    return Submission(group, error=error, ambiguous=True)
+    if looked_up:
+        return (
+            start + f"and no result named {group.name!r} could be found: look for it in "
+            "Cekura's dashboard, where its runs may still be going (the session looks it up "
+            "once more when it ends, and ends its calls)."
+        )
+    return start + f"and it cannot be looked up: look for {where} in Cekura's dashboard."
