@@ -6,17 +6,26 @@ session hangs, and a result Cekura produced is never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from conftest import SENTINEL_KEY, TIME_SCALE, Suite
+from pytest_cekura.cleanup import Ledger
+from pytest_cekura.client import CekuraClient
 from pytest_cekura.emulator import Catalogue, Emulator
 from pytest_cekura.emulator.state import FIRST_RUN_ID, RequestRecord
+from pytest_cekura.markers import ScenarioSpec
+from pytest_cekura.submit import UNSENDABLE, Group, submit_group
 
 ONE_TEST = """
 import pytest
@@ -498,3 +507,131 @@ def test_key_rejected_after_an_ambiguous_post_says_calls_may_have_started(suite:
     result.stderr.fnmatch_lines(["*calls it asked for before the rejection may have started*"])
     assert "before any call was started" not in result.stderr.str()
     assert starts(suite) == 1
+
+
+# -- #14: every paid call ended, whatever stops the session ---------------------------------
+
+#: Three groups of one never-ending scenario: 1 + 2 + 3 calls.
+THREE_GROUPS = """
+import pytest
+
+@pytest.mark.cekura_scenario(30)
+def test_first(): pass
+
+@pytest.mark.cekura_scenario(30, frequency=2)
+def test_second(): pass
+
+@pytest.mark.cekura_scenario(30, frequency=3)
+def test_third(): pass
+"""
+
+
+def spawn(suite: Suite, *args: str) -> subprocess.Popen[str]:
+    """The suite in a real pytest process, to be interrupted with a real signal."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", *FAST_ARGS, *args],
+        cwd=suite.pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        # CI may start us with SIGINT ignored, which the child would inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_until(ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < end, "the session never got there"
+        time.sleep(0.02)
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 60.0) -> str:
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return output
+
+
+def ended_message(suite: Suite) -> str:
+    """The line the clean-up prints, for every result of the emulator's runs."""
+    results = sorted({run["result_id"] for run in suite.emulator.runs})
+    return (
+        f"pytest-cekura: ended the calls still going of result(s) "
+        f"{', '.join(map(str, results))} ({len(suite.emulator.runs)} run(s)) "
+        "so they stop costing credits."
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_during_submission_ends_every_call_already_started(
+    suite: Suite, sig: signal.Signals
+) -> None:
+    """#14 item 1: the first group's calls are going and later groups' POSTs are slow when
+    the signal comes: every result the session created is ended, even those whose POST
+    answered after the interrupt (clean-up waits for them within its 5 s budget)."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("start", "slow", delay_s=0.01)  # the first group: quick
+    suite.emulator.inject("start", "slow", delay_s=1.5, times=0)
+    suite.pytester.makepyfile(THREE_GROUPS)
+    process = spawn(suite)
+    wait_until(lambda: starts(suite) >= 1)  # the first group's calls are going
+    process.send_signal(sig)
+    interrupted = time.monotonic()
+    output = finish(process)
+    took = time.monotonic() - interrupted
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    runs = suite.emulator.runs
+    assert runs
+    assert {run["status"] for run in runs} == {"cancelled"}
+    # One request per result, no run-starting POST sent twice.
+    results = {run["result_id"] for run in runs}
+    assert suite.emulator.count("POST", "end_calls") == len(results)
+    assert starts(suite) == len(results)
+    assert output.count("pytest-cekura: ended the calls") == 1
+    assert ended_message(suite) in output
+    assert took < 5.0 + 3.0  # the clean-up budget, and margin for a busy machine
+
+
+def test_group_that_cannot_be_serialised_errors_alone_and_the_others_run(suite: Suite) -> None:
+    """#14 item 1: NaN in a later group's request fields is that group's error, not an
+    INTERNALERROR; the earlier group's runs are used, and nothing is left running."""
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_first(): pass
+
+        @pytest.mark.cekura_scenario(31, request_fields={"x": float("nan")})
+        def test_second(): pass
+        """
+    )
+    result = suite.run()
+    result.assert_outcomes(passed=1, errors=1)
+    assert "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*ERROR at setup of test_second*", "*request_fields={'x': nan} cannot be sent*"]
+    )
+    assert starts(suite) == 1
+    assert {run["status"] for run in suite.emulator.runs} == {"completed"}
+
+
+def test_unsendable_body_starts_nothing_and_says_so(emulator: Emulator) -> None:
+    """The check behind the marker's: a group whose body is not JSON is never sent."""
+    spec = ScenarioSpec((30,))
+    key = dataclasses.replace(spec.group_key, extras='{"request_fields": {"x": NaN}}')
+    group = Group(key, (30,), "pytest-cekura test #1")
+    ledger = Ledger()
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        submission = submit_group(client, group, ledger=ledger)
+    assert submission.error == (
+        f"{UNSENDABLE}: Out of range float values are not JSON compliant. Nothing was started."
+    )
+    assert emulator.requests == []
+    assert ledger.empty
