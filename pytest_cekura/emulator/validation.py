@@ -61,6 +61,8 @@ class Runner:
     object_items: bool = False
     #: Strict mode: the spec's body has an ``agent`` field and no ``agent_id``.
     agent_field_only: bool = False
+    #: Strict mode: the spec lists ``frequency`` as required (websockets, email).
+    frequency_required: bool = False
 
 
 def _ids(
@@ -110,6 +112,7 @@ RUNNERS: Mapping[str, Runner] = MappingProxyType(
                 created_status=201,
                 object_items=True,
                 agent_field_only=True,
+                frequency_required=True,
             ),
             _ids("run_scenarios"),
             _ids("run_scenarios_text", run_as_text=True, created_status=201),
@@ -123,7 +126,13 @@ RUNNERS: Mapping[str, Runner] = MappingProxyType(
             _ids("run_scenarios_retell_webrtc"),
             _ids("run_scenarios_elevenlabs"),
             _ids("run_scenarios_sip"),
-            _ids("run_scenarios_email", run_as_text=True),
+            Runner(
+                "run_scenarios_email",
+                "ids",
+                agent_required=True,
+                run_as_text=True,
+                frequency_required=True,
+            ),
             _ids("run_scenarios_chirp"),
             _ids("run_scenarios_agora"),
         )
@@ -166,6 +175,7 @@ def parse_new_result(
     agent = _request_agent(body, runner, catalogue, errors)
     for field in runner.body_fields:
         _text(body, field, errors)
+    _documented_types(body, errors)
     profiles = _id_list(body, "test_profile_ids", errors)
     personalities = _id_list(body, "personality_ids", errors)
     profile = _optional_id(body, "test_profile_id", errors)
@@ -203,6 +213,44 @@ def parse_new_result(
     )
 
 
+#: Other fields the spec's run-starting bodies document, with their types: checked when
+#: present (DRF validates every declared field), otherwise not used by the emulator.
+_STRING_FIELDS = (
+    "agent_number",
+    "outbound_phone_number",
+    "folder_path",
+    "retell_agent_id",
+    "elevenlabs_agent_id",
+    "sip_endpoint",
+    "assistant_id",
+)
+_NULLABLE_STRING_FIELDS = ("agent_email",)
+_OBJECT_FIELDS = ("websocket_headers", "elevenlabs_data", "pipecat_data")
+_INT_FIELDS = ("project_id",)
+_MODES = ("same_number", "different_numbers")
+
+
+def _documented_types(body: dict[str, Any], errors: Errors) -> None:
+    for field in (*_STRING_FIELDS, *_NULLABLE_STRING_FIELDS):
+        value = body.get(field)
+        if field in body and not isinstance(value, str):
+            if value is None and field in _NULLABLE_STRING_FIELDS:
+                continue
+            errors[field] = [NOT_NULL if value is None else NOT_STRING]
+    for field in _OBJECT_FIELDS:
+        if field in body and not isinstance(body[field], dict):
+            kind = _json_type(body[field])
+            errors[field] = [f'Expected a dictionary of items but got type "{kind}".']
+    for field in _INT_FIELDS:
+        if field in body and _as_int(body[field]) is None:
+            errors[field] = [NOT_INTEGER]
+    if "mode" in body and body["mode"] not in _MODES:
+        errors["mode"] = [f'"{_short(body["mode"])}" is not a valid choice.']
+    # The top-level websocket_url of the text runner (the websocket runner has it per item).
+    if "websocket_url" in body and not isinstance(body["websocket_url"], str):
+        errors["websocket_url"] = [NOT_STRING]
+
+
 def _strict_shape(body: dict[str, Any], runner: Runner, errors: Errors) -> None:
     """The spec's element and field names, which the live service enforces (section 10.2)."""
     elements = body.get("scenarios")
@@ -219,6 +267,8 @@ def _strict_shape(body: dict[str, Any], runner: Runner, errors: Errors) -> None:
                 for i, e in enumerate(elements)
                 if not isinstance(e, int) or isinstance(e, bool)
             ]
+    if runner.frequency_required and "frequency" not in body:
+        errors["frequency"] = [REQUIRED]
     if runner.agent_field_only and "agent_id" in body:
         errors["agent_id"] = [
             f'{runner.action} takes the agent as "agent" (an id), not "agent_id".'
