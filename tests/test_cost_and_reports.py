@@ -73,7 +73,7 @@ def test_junit_xml_carries_cekura_properties(suite: Suite, tmp_path: Path) -> No
     assert ("cekura_success_rate", "1.0") in props
     result_id = dict(props)["cekura_result_id"]
     run_values = [value or "" for name, value in props if name == "cekura_run"]
-    assert all(f"/results/{result_id}?run=" in value for value in run_values)
+    assert all(f"/1/results/{result_id}?call_id=" in value for value in run_values)
     assert all("status=completed success=True" in value for value in run_values)
     assert all(value.startswith(value.split()[0] + " scenario_id=3") for value in run_values)
     assert not list(cases["test_plain"].iter("property"))
@@ -96,7 +96,7 @@ def test_json_report_lists_groups_results_runs_and_tests(suite: Suite, tmp_path:
     assert run["status"] == "completed"
     assert run["success"] is True
     assert run["job_metadata"] == {"scenario_id": 32, "run_id": run["id"]}
-    assert run["url"].endswith(f"?run={run['id']}")
+    assert run["url"].endswith(f"?call_id={run['id']}")
 
 
 def test_report_path_in_a_missing_folder_is_a_clear_error(suite: Suite) -> None:
