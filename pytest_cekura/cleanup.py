@@ -208,7 +208,7 @@ def end_calls(
 
     def end_result(rid: int, run_ids: Sequence[int]) -> None:
         try:
-            exists = client.end_calls(rid)
+            exists = client.end_calls(rid, deadline=until)
         except CekuraError:
             # The result-level request failed: end its calls one by one instead.
             failed = [r for r in run_ids if not _end_run(client, r)]
@@ -248,7 +248,7 @@ def end_calls(
             pending_names.discard(name)
         for result in found:
             try:
-                client.end_calls(result.id)
+                client.end_calls(result.id, deadline=until)
             except CekuraError:
                 with lock:
                     report.left_results.append(result.id)

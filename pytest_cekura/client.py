@@ -367,14 +367,16 @@ class CekuraClient:
                 label=END_CALL_LABEL,
             )
 
-    def end_calls(self, result_id: int) -> bool:
+    def end_calls(self, result_id: int, *, deadline: float | None = None) -> bool:
         """End every call still going in a result, in one request; False when Cekura knows no
         such result (nothing to end). The documented v2 path first, then v1 (cekura-api.md 10).
-        The answer is 200 with an empty body."""
+        The answer is 200 with an empty body. No retry waits past ``deadline``."""
         for api_version in ("v2", "v1"):
             path = f"/test_framework/{api_version}/results/{result_id}/end_calls/"
             try:
-                self._request("POST", path, idempotent=True, label=END_CALLS_LABEL)
+                self._request(
+                    "POST", path, idempotent=True, label=END_CALLS_LABEL, deadline=deadline
+                )
             except NotFoundError:
                 continue
             return True

@@ -635,3 +635,73 @@ def test_unsendable_body_starts_nothing_and_says_so(emulator: Emulator) -> None:
     )
     assert emulator.requests == []
     assert ledger.empty
+
+
+def test_clean_up_falls_back_to_ending_each_call_when_the_result_request_fails(
+    suite: Suite,
+) -> None:
+    """#14 item 2: results/{id}/end_calls/ is refused (400): each call is ended on its own."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("end_call", "error_before", status=400)
+    suite.pytester.makepyfile(ONE_TEST.replace("30, 31", "30"))
+    result = suite.run("--cekura-timeout=1")
+    result.assert_outcomes(errors=1)
+    assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
+    assert [r.status for r in suite.emulator.requests if r.path.endswith("/end_calls/")] == [400]
+    assert suite.emulator.count("POST", "/end_call/") == 2
+    result.stdout.fnmatch_lines([ended_message(suite)])
+
+
+def slow_end_calls_session(suite: Suite, *args: str) -> subprocess.Popen[str]:
+    """A session whose one call never ends, and whose clean-up requests take 20 s."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("end_call", "slow", delay_s=20, times=0)
+    suite.pytester.makepyfile(ONE_TEST.replace("30, 31", "30"))
+    return spawn(suite, *args)
+
+
+def cleanup_started(suite: Suite) -> bool:
+    # A rule counts a request when it arrives: the slow answer is not logged before it ends.
+    return any(rule.get("fired") for rule in suite.emulator.faults if rule["action"] == "slow")
+
+
+def test_slow_clean_up_does_not_keep_the_process_past_the_deadline(suite: Suite) -> None:
+    """#14 items 2 and 6: ending calls that takes 20 s is given up after 5 s (daemon threads:
+    Python does not wait for them at exit), and the result to end by hand is named."""
+    timeout, interval = 2.0, 0.02
+    started = time.monotonic()
+    process = slow_end_calls_session(suite, f"--cekura-timeout={timeout}")
+    output = finish(process)
+    took = time.monotonic() - started
+    assert process.returncode == pytest.ExitCode.TESTS_FAILED, output
+    (result_id,) = {run["result_id"] for run in suite.emulator.runs}
+    assert output.count("pytest-cekura: calls may still be going") == 1
+    assert (
+        "pytest-cekura: calls may still be going (they could not be ended within 5 s): end "
+        f"them in Cekura's dashboard: result {result_id}."
+    ) in output
+    # Deadline + one poll interval + the 5 s clean-up budget, plus interpreter start-up and
+    # margin for a busy machine (the old clean-up took 20 s more).
+    assert took < timeout + interval + 5.0 + 4.0
+
+
+def test_second_interrupt_during_clean_up_ends_it_at_once_with_one_line(suite: Suite) -> None:
+    """#14 item 2: Ctrl-C, then Ctrl-C again while the calls are being ended: one line naming
+    the result to end in the dashboard, no traceback, no waiting for the clean-up budget."""
+    process = slow_end_calls_session(suite)
+    wait_until(lambda: starts(suite) == 1)
+    process.send_signal(signal.SIGINT)
+    wait_until(lambda: cleanup_started(suite))
+    process.send_signal(signal.SIGINT)
+    again = time.monotonic()
+    output = finish(process)
+    assert time.monotonic() - again < 3.0  # well inside the 5 s budget
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    (result_id,) = {run["result_id"] for run in suite.emulator.runs}
+    lines = [line for line in output.splitlines() if line.startswith("pytest-cekura:")]
+    assert lines == [
+        "pytest-cekura: calls may still be going (clean-up was interrupted): end them in "
+        f"Cekura's dashboard: result {result_id}."
+    ]
+    assert "Traceback" not in output
+    assert "Exception in thread" not in output
