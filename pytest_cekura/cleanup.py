@@ -255,6 +255,7 @@ def end_calls(
                 continue
             with lock:
                 report.ended_results.append(result.id)
+                report.ended_runs += sum(1 for run in result.runs if not run.is_terminal)
 
     jobs: list[Callable[[], None]] = [
         *(lambda rid=rid, ids=ids: end_result(rid, ids) for rid, ids in results.items()),

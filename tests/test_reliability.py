@@ -705,3 +705,28 @@ def test_second_interrupt_during_clean_up_ends_it_at_once_with_one_line(suite: S
     ]
     assert "Traceback" not in output
     assert "Exception in thread" not in output
+
+
+def test_post_accepted_after_the_look_up_gave_up_is_ended_at_session_end(suite: Suite) -> None:
+    """#14 item 4: the first group's POST times out and Cekura creates its result only after
+    the look-ups by name gave up; the session looks once more when it ends, and ends it."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30, 31])
+    suite.emulator.inject("start", "slow", delay_s=4.0)
+    suite.pytester.makepyfile(TWO_GROUPS)
+    timeout = 6.0
+    started = time.monotonic()
+    result = suite.run(f"--cekura-timeout={timeout}", "--cekura-request-timeout=0.3")
+    took = time.monotonic() - started
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of test_first*",
+            "*no result named 'pytest-cekura * #1 livekit x1' could be found*"
+            "(the session looks it up once more when it ends, and ends its calls).",
+        ]
+    )
+    assert starts(suite) == 2  # never re-sent
+    assert len(suite.emulator.runs) == 3
+    assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
+    result.stdout.fnmatch_lines([ended_message(suite)])
+    assert took < timeout + 5.0 + 3.0
