@@ -28,14 +28,7 @@ from .options import Settings, add_options
 from .progress import Progress
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
-from .xdist import (
-    DEADLINE_KEY,
-    SubmitOnce,
-    is_worker,
-    manifest_run_ids,
-    worker_deadline,
-    worker_input,
-)
+from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
 
 if TYPE_CHECKING:
     from .client import CekuraClient
@@ -76,9 +69,6 @@ class _State:
     session_error: str | None = None
     #: In the controller: a session-level error a worker met after tests had started.
     late_error: str | None = None
-    #: In the controller: when the session's time is up (wall clock), the same for every
-    #: worker, including one started to replace a worker that crashed.
-    deadline_at: float | None = None
 
     @property
     def rows(self) -> list[SummaryRow]:
@@ -262,14 +252,17 @@ def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
     given = worker_input(config)
     uid = str(given["testrunuid"])
     emulator = given.get("cekura_emulator")
+    submit_once = SubmitOnce(uid)
     session = CekuraSession(
         settings,
         uid[:12],
-        submit_once=SubmitOnce(uid),
+        submit_once=submit_once,
         emulator=(emulator[0], Secret(emulator[1])) if emulator else None,
         lazy=True,
     )
-    session.deadline = worker_deadline(config)
+    # Created when this worker is about to submit; a replacement for a worker that crashed
+    # gets the deadline the first worker set, not a fresh one.
+    session.deadline = submit_once.deadline(settings.timeout)
     return session
 
 
@@ -724,9 +717,6 @@ class XdistHooks:
         state = _state(self._config)
         uid = str(node.workerinput["testrunuid"])
         state.shared_dirs.add(str(SubmitOnce(uid).directory))
-        if state.deadline_at is None:  # once per session, not per (replacement) worker
-            state.deadline_at = time.time() + state.settings.timeout
-        node.workerinput[DEADLINE_KEY] = state.deadline_at
         if state.worker_log is not None:
             node.workerinput["cekura_agent_log"] = str(state.worker_log)
         if state.settings.emulator:

@@ -9,9 +9,11 @@ so they error instead of posting a second time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,32 @@ class SubmitOnce:
     def __init__(self, testrunuid: str, directory: Path | None = None) -> None:
         base = directory or Path(tempfile.gettempdir())
         self.directory = base / f"pytest-cekura-{testrunuid}"
+
+    def deadline(self, timeout: float) -> float:
+        """The session's deadline (``time.monotonic()``): ``timeout`` from the first worker
+        that asks, the same for every later one.
+
+        A worker that crashed is replaced by a fresh process, which must not start a full
+        ``--cekura-timeout`` of its own: the deadline belongs to the session. It is fixed when
+        the first worker is about to submit, as in a serial run (not when the controller
+        launches the workers: their start-up and collection would eat into it), and shared as
+        a wall-clock instant, since monotonic clocks are per process.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / "deadline"
+        if not path.exists():
+            draft = self.directory / f"deadline.{os.getpid()}"
+            draft.write_text(repr(time.time() + timeout))
+            # A hard link is created whole or not at all: a reader never sees a half-written
+            # file, and of several workers arriving together exactly one sets the deadline.
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+            draft.unlink()
+        try:
+            at = float(path.read_text())
+        except (OSError, ValueError):
+            at = time.time() + timeout  # unreadable: this worker's own, as without xdist
+        return time.monotonic() + (at - time.time())
 
     def run(self, submit: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Return the manifest, calling ``submit`` only if no process has done so yet."""
