@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -192,3 +193,30 @@ def test_rerun_failed_sends_one_request_per_number_of_lost_runs(emulator: Emulat
     # Each new run knows its own result, so its link points there.
     new = [r for runs in submission.runs_by_scenario.values() for r in runs if r.id > 6]
     assert {r.result_id for r in new} == {5000, 5001}
+
+
+def test_results_cached_before_the_livekit_options_still_match() -> None:
+    # The key as versions without concurrency_limit / mock_tool_names / livekit_data wrote it:
+    # an upgrade must not make every cached result unusable.
+    from pytest_cekura.markers import parse_marker
+    from pytest_cekura.reuse import ResultCache
+    from pytest_cekura.submit import plan_groups
+
+    (group,) = plan_groups([parse_marker((30, 31), {"frequency": 2, "test_profile": 7})], "s")
+    old_request = {
+        "provider": "livekit",
+        "agent": None,
+        "frequency": 2,
+        "test_profile": 7,
+        "personality": None,
+        "extras": '{"request_fields": {}, "scenario_fields": {}}',
+    }
+    old_key = json.dumps(
+        {"api": "https://api.cekura.ai", "request": old_request, "scenarios": [30, 31]},
+        sort_keys=True,
+    )
+    assert ResultCache.key(group, "https://api.cekura.ai") == old_key
+    (shaped,) = plan_groups(
+        [parse_marker((30, 31), {"frequency": 2, "test_profile": 7, "concurrency_limit": 2})], "s"
+    )
+    assert ResultCache.key(shaped, "https://api.cekura.ai") != old_key
