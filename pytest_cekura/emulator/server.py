@@ -410,7 +410,7 @@ class _Api:
         # v2's optional scope: only runs of this result / agent / project are answered.
         where = RunFilter(
             result_id=_int_param(request, "result_id", errors),
-            agent_id=_int_param(request, "agent_id", errors),
+            run_agent_id=_int_param(request, "agent_id", errors),
             project_id=_int_param(request, "project_id", errors),
         )
         if errors:
@@ -422,7 +422,6 @@ class _Api:
         """``GET runs-external/``: full run objects, newest first, paginated, filtered."""
         errors: dict[str, list[str]] = {}
         result_id = _int_param(request, "result__id", errors)
-        agent_id = _int_param(request, "result__agent_id", errors)
         where = RunFilter(
             result_id=_int_param(request, "result_id", errors) or result_id,
             statuses=_statuses(request.last("status"), request.last("status__in")),
@@ -430,7 +429,8 @@ class _Api:
             scenario_ids=_id_set_param(request, "scenario__id__in", errors),
             created_from=_datetime_param(request, "timestamp__gte", errors),
             created_until=_datetime_param(request, "timestamp__lte", errors),
-            agent_id=_int_param(request, "agent_id", errors) or agent_id,
+            agent_id=_int_param(request, "result__agent_id", errors),
+            run_agent_id=_int_param(request, "agent_id", errors),
             run_as_text=_bool_param(request, "result__run_as_text", errors),
             run_ids=_id_set_param(request, "id__in", errors),
             project_id=_int_param(request, "project_id", errors),

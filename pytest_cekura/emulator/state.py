@@ -159,7 +159,8 @@ class RunFilter:
     scenario_ids: frozenset[int] | None = None
     created_from: datetime | None = None  # timestamp__gte
     created_until: datetime | None = None  # timestamp__lte
-    agent_id: int | None = None  # result__agent_id and agent_id
+    agent_id: int | None = None  # result__agent_id: the result's agent
+    run_agent_id: int | None = None  # agent_id (v2): the run's own agent
     run_as_text: bool | None = None  # result__run_as_text
     run_ids: frozenset[int] | None = None  # id__in
     project_id: int | None = None
@@ -437,6 +438,7 @@ class Store:
             (where.result_id is not None and run.result_id != where.result_id)
             or (where.scenario_ids is not None and run.scenario_id not in where.scenario_ids)
             or (where.agent_id is not None and result.agent != where.agent_id)
+            or (where.run_agent_id is not None and run.agent != where.run_agent_id)
             or (where.run_ids is not None and run.run_id not in where.run_ids)
             or (
                 where.project_id is not None
