@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from .cleanup import CLEANUP_BUDGET, CleanupReport, Ledger, end_calls, record_created, run_bounded
+from .cleanup import (
+    CLEANUP_BUDGET,
+    CleanupReport,
+    Created,
+    Ledger,
+    end_calls,
+    record_created,
+    run_bounded,
+)
 from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
 from .markers import GroupKey, ScenarioSpec
@@ -286,9 +294,7 @@ class CekuraSession:
         found = check_scenarios(client, (s for spec in specs.values() for s in spec.scenario_ids))
         if found.unreachable is not None:
             # Every POST would fail the same way after its own retries: stop the session here.
-            # "GET /path failed (ConnectError: ...)": the path adds nothing to the message.
-            reason = str(found.unreachable).partition(" failed (")[2].removesuffix(")")
-            raise ConfigError(UNREACHABLE.format(url=client.base_url, error=reason))
+            raise ConfigError(_unreachable(client, str(found.unreachable)))
         self._own_agents = dict(found.own_agents)
         kept: dict[str, ScenarioSpec] = {}
         excluded: dict[str, Assignment] = {}
@@ -374,12 +380,18 @@ class CekuraSession:
                 self.on_progress(done, total, time.monotonic() - started)
 
         outcomes = _in_threads(tasks[:1], 1, self._until, progress)
+        # A first request rejected for the key, or not answered in time, says the rest would
+        # fare no better: they are not sent.
         first = outcomes[0] if outcomes else None
-        if not isinstance(first, AuthError):
-            offset = len(outcomes)
+        if isinstance(first, Submission) and first.unreachable is not None:
+            # Nobody listens at the URL (checked here too when preflight is off): every other
+            # POST would wait out the same retries only to fail the same way.
+            raise ConfigError(_unreachable(client, first.unreachable))
+        if first is not None and not isinstance(first, AuthError | ConfigError):
             outcomes += _in_threads(
-                tasks[1:], SUBMIT_CONCURRENCY, self._until, lambda n: progress(offset + n)
+                tasks[1:], SUBMIT_CONCURRENCY, self._until, lambda n: progress(1 + n)
             )
+        outcomes += [None] * (len(tasks) - len(outcomes))
         submissions: dict[GroupKey, Submission] = {}
         for group, outcome in zip(groups, outcomes, strict=False):
             submission = self._settle(group, outcome)
@@ -495,16 +507,15 @@ class CekuraSession:
         if record is not None:
             record.result = None
 
-    def end_unfinished(
-        self, run_ids: Sequence[int], results: Mapping[int, Sequence[int]] | None = None
-    ) -> None:
-        """End every call among ``run_ids`` and the runs of ``results`` (result id -> its
-        runs, created by an xdist worker that may have died) that is still going (best
-        effort, bounded): a result with a call going is ended in one request."""
-        results = results or {}
+    def end_unfinished(self, run_ids: Sequence[int], created: Created | None = None) -> None:
+        """End every call among ``run_ids`` and of the results ``created`` by an xdist
+        worker that may have died (best effort, bounded): a result with a call going is
+        ended in one request; a POST it never saw answered is looked up by name."""
+        created = created or Created()
+        results = created.results
         owner = {run_id: rid for rid, runs in results.items() for run_id in runs}
         every = sorted({*run_ids, *owner})
-        if not every:
+        if not every and not created.names:
             return
         try:
             going = [run.id for run in self.client.get_all_runs(every) if not run.call_over]
@@ -520,7 +531,7 @@ class CekuraSession:
                 loose.append(run_id)
         # A created result whose runs nobody listed may still have calls: end it too.
         by_result.update({rid: [] for rid, runs in results.items() if not runs})
-        self._end_calls(by_result, loose, {})
+        self._end_calls(by_result, loose, created.names, patient=True)
 
     def _end_early(self, nodeid: str, states: Sequence[RunState]) -> int:
         """End the calls of a test decided early, unless another test still needs them."""
@@ -591,6 +602,8 @@ class CekuraSession:
         results: Mapping[int, Sequence[int]],
         runs: Sequence[int],
         names: Mapping[str, int | None],
+        *,
+        patient: bool = False,
     ) -> CleanupReport:
         """End these calls within the clean-up budget; note what was (not) ended."""
         runs = [run_id for run_id in runs if run_id not in self._ended]
@@ -598,7 +611,9 @@ class CekuraSession:
             return CleanupReport()
         self._ended.update(runs)
         self._ended.update(run_id for run_ids in results.values() for run_id in run_ids)
-        report = end_calls(self._client, results, runs=runs, names=names, ledger=self.ledger)
+        report = end_calls(
+            self._client, results, runs=runs, names=names, ledger=self.ledger, patient=patient
+        )
         self.cleanup_lines += report.lines()
         return report
 
@@ -637,7 +652,7 @@ def _in_threads(
     finished = [0]
 
     def work() -> None:
-        while not stop.is_set():
+        while not stop.is_set() and time.monotonic() < deadline:
             with lock:
                 index = next(queue, None)
             if index is None:
@@ -673,6 +688,12 @@ def _value(outcome: T | BaseException | None) -> T:
         raise outcome
     assert outcome is not None
     return outcome
+
+
+def _unreachable(client: CekuraClient, error: str) -> str:
+    # "GET /path failed (ConnectError: ...)": the path adds nothing to the message.
+    reason = error.partition(" failed (")[2].removesuffix(")") or error
+    return UNREACHABLE.format(url=client.base_url, error=reason)
 
 
 def _result(record: TestRecord, runs: Sequence[Run]) -> CekuraResult:

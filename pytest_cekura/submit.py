@@ -15,7 +15,7 @@ from typing import Any
 
 from .cleanup import Ledger
 from .client import PROVIDERS, CekuraClient
-from .errors import ApiError, AuthError, CekuraError, TransportError
+from .errors import ApiError, AuthError, CekuraError, RateLimitedError, TransportError
 from .markers import GroupKey, ScenarioSpec
 from .models import Result, Run
 
@@ -69,6 +69,8 @@ class Submission:
     ambiguous: bool = False
     #: The POST failed ambiguously, and its result was then found by name and adopted.
     adopted: bool = False
+    #: The POST could not connect at all (nothing was sent): why, for a session-level stop.
+    unreachable: str | None = None
 
     def runs_for(self, spec: ScenarioSpec) -> tuple[tuple[Run, ...], list[str]]:
         """The runs of ``spec``'s scenarios, and a problem line per scenario short of runs."""
@@ -351,16 +353,33 @@ def _guarded(group: Group, post: Callable[[], Result]) -> Result | Submission:
         return post()
     except AuthError:
         raise
+    except RateLimitedError as exc:
+        # Only a Retry-After the session cannot wait out reaches here (shorter ones are
+        # waited for): fail the group now rather than sleep past the deadline.
+        wait = f" {exc.retry_after:g}s" if exc.retry_after is not None else ""
+        return Submission(group, error=RATE_LIMITED.format(wait=wait, error=exc))
     except ApiError as exc:
         if exc.status_code >= 500:
             return _maybe_started(group, exc)
         return Submission(group, error=f"Cekura rejected the request; nothing was started: {exc}")
     except TransportError as exc:
         if not exc.may_have_reached_server:
-            return Submission(group, error=f"could not reach Cekura; nothing was started: {exc}")
+            return Submission(
+                group,
+                error=f"could not reach Cekura; nothing was started: {exc}",
+                unreachable=str(exc),
+            )
         return _maybe_started(group, exc)
     except CekuraError as exc:  # ProtocolError: 2xx we cannot read, so runs may exist
         return _maybe_started(group, exc)
+
+
+#: A 429 whose Retry-After is longer than the session can wait (or one that kept coming).
+RATE_LIMITED = (
+    "Cekura kept rate-limiting the request to start this group's runs (HTTP 429, asked to "
+    "wait{wait}) beyond what the session can wait (--cekura-timeout); nothing was started: "
+    "{error}"
+)
 
 
 def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:

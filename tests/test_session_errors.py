@@ -46,6 +46,12 @@ UNREACHABLE = (
 XDIST = ["-n", "2", "-p", "no:randomly"]
 
 
+def assert_no_key_in(*files: Path) -> None:
+    for file in files:
+        if file.exists():
+            assert SENTINEL_KEY not in file.read_text(), f"the API key leaked into {file.name}"
+
+
 def error_lines(result: pytest.RunResult) -> list[str]:
     """What pytest printed as errors: its "ERROR: ..." lines and any internal error."""
     text = result.stdout.str() + result.stderr.str()
@@ -71,8 +77,11 @@ def test_session_stop_reads_the_same_with_and_without_xdist(
         monkeypatch.setenv("CEKURA_API_KEY", "sk-cekura-not-this-one")
     else:
         args.append("--cekura-max-runs=1")
-    serial = suite.run(*args, subprocess=True)
-    distributed = suite.run(*args, *XDIST, subprocess=True)
+    junit = suite.pytester.path / "junit.xml"
+    serial = suite.run(*args, f"--junitxml={junit}", subprocess=True)
+    assert_no_key_in(junit)
+    distributed = suite.run(*args, *XDIST, f"--junitxml={junit}", subprocess=True)
+    assert_no_key_in(junit)
     for result in (serial, distributed):
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         lines = error_lines(result)
@@ -82,28 +91,46 @@ def test_session_stop_reads_the_same_with_and_without_xdist(
     assert suite.posts() == 0
 
 
-@pytest.mark.parametrize("mode", ["serial", "xdist"])
+@pytest.mark.parametrize(
+    ("mode", "preflight"), [("serial", True), ("xdist", True), ("serial", False)]
+)
 def test_unreachable_cekura_is_one_line_and_nothing_more_is_tried(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mode: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    mode: str,
+    preflight: bool,
 ) -> None:
     """Item 10: this took 24 s, printed 10 error blocks and tried 20 more POSTs after the
     preflight look-ups had already failed to connect."""
     monkeypatch.setenv("CEKURA_API_KEY", SENTINEL_KEY)
-    pytester.makepyfile(FOUR_TESTS.replace("(30,", "(30, 31,"))
-    report = tmp_path / "report.json"
+    pytester.makepyfile(
+        FOUR_TESTS
+        + "\n@pytest.mark.cekura_scenario(31, frequency=3)\ndef test_b(): pass\n"
+        + "\n@pytest.mark.cekura_scenario(32, frequency=4)\ndef test_c(): pass\n"
+    )
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
         "--cekura-url=http://127.0.0.1:9",
         f"--cekura-report={report}",
+        f"--junitxml={junit}",
         "-p",
         "no:cacheprovider",
         *(XDIST if mode == "xdist" else []),
+        *([] if preflight else ["--cekura-no-preflight"]),
     )
     elapsed = time.monotonic() - started
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert error_lines(result) == [UNREACHABLE]
+    assert_no_key_in(junit, report)
     requests = json.loads(report.read_text())["requests"]
-    assert set(requests) == {"GET preflight"}, requests  # no POST was even tried
+    if preflight:
+        assert set(requests) == {"GET preflight"}, requests  # no POST was even tried
+    else:
+        # The first of three groups' POST, with its retries (it never connected), no other.
+        assert set(requests) == {"POST start runs"}, requests
+        assert requests["POST start runs"] <= 5
     # One look-up's retries (at most 0.5 + 1 + 2 + 4 s of backoff), plus start-up on a busy
     # machine; the old behaviour took 24 s.
     assert elapsed < 20, elapsed
@@ -114,9 +141,23 @@ def test_key_rejected_while_polling_stops_polling_and_is_reported_once(suite: Su
     per test."""
     suite.emulator.inject("bulk", "error_before", status=401, times=0)
     suite.pytester.makepyfile(FOUR_TESTS)
+    report, junit = suite.pytester.path / "report.json", suite.pytester.path / "junit.xml"
     started = time.monotonic()
-    result = suite.run("--cekura-timeout=60", "-p", "no:randomly", subprocess=True)
+    result = suite.run(
+        "--cekura-timeout=60",
+        "-p",
+        "no:randomly",
+        f"--cekura-report={report}",
+        f"--junitxml={junit}",
+        subprocess=True,
+    )
     elapsed = time.monotonic() - started
+    assert_no_key_in(report, junit)
+    xml = junit.read_text()
+    assert xml.count("<error ") == 4
+    # Each error's message attribute and text: the short reference, not the whole story.
+    assert xml.count("Cekura rejected the API key while polling: see") == 8
+    assert "while the runs were being polled" not in xml
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.assert_outcomes(errors=4)
     out = result.stdout.str()
