@@ -159,3 +159,31 @@ def test_checking_an_output_path_neither_leaves_a_file_nor_truncates_one(tmp_pat
     check_writable(kept, "--cekura-baseline")
     assert not fresh.exists()
     assert kept.read_text() == "last week's baseline"
+
+
+def test_report_that_cannot_be_written_at_the_end_keeps_the_summary(suite: Suite) -> None:
+    """The folder was there at start but is gone at the end: one line, and the outcomes and
+    the summary are kept (an OSError here was an INTERNALERROR that lost them)."""
+    suite.pytester.makepyfile(
+        """
+        import shutil
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+
+        def test_z_removes_the_folder():
+            shutil.rmtree("out")
+        """
+    )
+    (suite.pytester.path / "out").mkdir()
+    result = suite.run("--cekura-report=out/report.json", "-p", "no:randomly", subprocess=True)
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.OK
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "pytest-cekura: could not write *out/report.json: No such file or directory",
+            "cekura: 1 test(s) (1 passed) over 1 run(s)*",
+        ]
+    )
