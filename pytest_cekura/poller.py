@@ -135,7 +135,9 @@ class Poller:
 
     @property
     def expired(self) -> bool:
-        return self._clock() >= self._deadline
+        """Past the deadline, or stopped by a rejected key: no run will change any more, so
+        nothing should wait for one (e.g. ``--cekura-order=finish``)."""
+        return self.rejected is not None or self._clock() >= self._deadline
 
     def wait(
         self,

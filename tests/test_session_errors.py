@@ -136,15 +136,19 @@ def test_unreachable_cekura_is_one_line_and_nothing_more_is_tried(
     assert elapsed < 20, elapsed
 
 
-def test_key_rejected_while_polling_stops_polling_and_is_reported_once(suite: Suite) -> None:
+@pytest.mark.parametrize("order", ["collection", "finish"])
+def test_key_rejected_while_polling_stops_polling_and_is_reported_once(
+    suite: Suite, order: str
+) -> None:
     """Item 9: a 401 on the bulk poll was polled until --cekura-timeout, then reported once
-    per test."""
+    per test. In finish order nothing waits for runs that will no longer change."""
     suite.emulator.inject("bulk", "error_before", status=401, times=0)
     suite.pytester.makepyfile(FOUR_TESTS)
     report, junit = suite.pytester.path / "report.json", suite.pytester.path / "junit.xml"
     started = time.monotonic()
     result = suite.run(
         "--cekura-timeout=60",
+        f"--cekura-order={order}",
         "-p",
         "no:randomly",
         f"--cekura-report={report}",
