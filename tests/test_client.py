@@ -506,3 +506,14 @@ def test_links_carry_the_project_and_fall_back_to_the_dashboard_without_it() -> 
     assert links.run(Run(id=3, scenario=30), 5000, None).endswith("/9/results/5000?call_id=3")
     assert asked == [42, 43]  # the run's own agent, else its scenario's
     assert Links(template).run(Run(id=4), 5000) == "https://dashboard.cekura.ai/"
+
+
+def test_an_empty_200_where_a_result_was_expected_is_an_unreadable_answer() -> None:
+    # Not a crash, and (for a start) not re-sent: the caller looks the result up by name.
+    client, seen, _ = make_client(responses(httpx.Response(200)))
+    with pytest.raises(ProtocolError, match="unexpected response shape"):
+        client.start_runs("livekit", {"name": "n", "scenarios": [{"scenario": 30}]})
+    with pytest.raises(ProtocolError, match="expected a JSON array"):
+        client.get_runs([1])
+    assert len(seen) == 2
+    assert client.end_calls(5000) is True  # the spec's answer: 200, no body
