@@ -98,6 +98,7 @@ def test_bad_marker_argument_errors_that_test_alone(
     pattern = message.replace("[", "[[]")
     result.stdout.fnmatch_lines([f"*@pytest.mark.cekura_scenario: {pattern}*"])
     out = result.stdout.str()
+    assert out.count("ERROR at setup of") == 1  # one error, for the bad test alone
     assert "Traceback" not in out
     assert "INTERNALERROR" not in out + result.stderr.str()
     assert "secret@" not in out  # a URL's credentials are never repeated
