@@ -203,3 +203,20 @@ def test_hang(): pass
     records = run_session(suite, source, "--cekura-rerun-failed", "--cekura-timeout=2")
     assert any("end_call" in r.path for r in records)
     assert unexpected(violations(spec, records)) == []
+
+
+def test_adoption_after_an_ambiguous_start(make_suite: Callable[[str], Suite]) -> None:
+    """A run-starting POST answered 500 after creating its runs makes the plugin look the
+    result up by name (the results list, with the spec's search filter)."""
+    spec = closed_contract()
+    suite = make_suite(CATALOGUE)
+    suite.emulator.inject("start", "error_after", status=500)
+    source = """
+import pytest
+
+@pytest.mark.cekura_scenario(30, agent=42)
+def test_adopted(): pass
+"""
+    records = run_session(suite, source)
+    assert any(r.method == "GET" and r.path.endswith("/results/") for r in records)
+    assert unexpected(violations(spec, records)) == []
