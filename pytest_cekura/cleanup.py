@@ -32,8 +32,19 @@ CLEANUP_CONCURRENCY = 8
 WAIT_SLICE = 0.1
 #: Seconds of the clean-up budget kept for looking up, by name, a POST that never answered.
 LOOKUP_RESERVE = 1.5
+#: Seconds between look-ups by name of a POST whose sender is gone (``patient``).
+PATIENT_DELAY = 0.5
 #: In an xdist run's shared folder: the results the submitting worker created so far.
 CREATED_FILE = "created.json"
+
+
+@dataclass(frozen=True)
+class Created:
+    """What an xdist run's submitting worker created: results with their runs, and the names
+    (with agents) of POSTs it sent whose result it does not know."""
+
+    results: Mapping[int, list[int]] = field(default_factory=dict)
+    names: Mapping[str, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,10 +58,11 @@ class Ledger:
     """The results this session created, and the names of POSTs that may have created one.
 
     Thread-safe: submission threads add to it while the main thread may be cleaning up.
-    ``on_change`` (xdist) is called with every result known so far, after each change.
+    ``on_change`` (xdist) is called with every result known so far and the names of POSTs
+    with no known result, after each change.
     """
 
-    def __init__(self, on_change: Callable[[Mapping[int, list[int]]], None] | None = None) -> None:
+    def __init__(self, on_change: Callable[[Created], None] | None = None) -> None:
         self._lock = threading.Condition()
         self._results: dict[int, _Entry] = {}
         #: name -> the agent its result is filed under: POSTs not (yet) known to have a result.
@@ -65,6 +77,8 @@ class Ledger:
         with self._lock:
             self._unresolved[name] = agent
             self._sending.add(name)
+            snapshot = self._snapshot()
+        self._changed(snapshot)
 
     def answered(self, name: str) -> None:
         """The POST named ``name`` came back (possibly failed: then it stays unresolved)."""
@@ -78,6 +92,8 @@ class Ledger:
             self._unresolved.pop(name, None)
             self._sending.discard(name)
             self._lock.notify_all()
+            snapshot = self._snapshot()
+        self._changed(snapshot)
 
     def wait_answered(self, name: str, until: float) -> int | None:
         """Wait (until ``until``) for the POST named ``name`` to come back; the id of the
@@ -101,12 +117,16 @@ class Ledger:
                 self._by_name[name] = result.id
                 self._lock.notify_all()
             snapshot = self._snapshot()
+        self._changed(snapshot)
+
+    def _changed(self, snapshot: Created) -> None:
         if self._on_change is not None:
             with contextlib.suppress(OSError):
                 self._on_change(snapshot)
 
-    def _snapshot(self) -> dict[int, list[int]]:
-        return {rid: sorted(entry.run_ids) for rid, entry in self._results.items()}
+    def _snapshot(self) -> Created:
+        results = {rid: sorted(entry.run_ids) for rid, entry in self._results.items()}
+        return Created(results, dict(self._unresolved))
 
     def in_flight(self, name: str) -> bool:
         """True while the POST named ``name`` may have started calls nobody knows of yet."""
@@ -192,6 +212,7 @@ def end_calls(
     names: Mapping[str, int | None] | None = None,
     budget: float = CLEANUP_BUDGET,
     ledger: Ledger | None = None,
+    patient: bool = False,
 ) -> CleanupReport:
     """End the calls of ``results`` (result id -> its runs not known to be finished), of loose
     ``runs`` and of the results named ``names`` (looked up once), within ``budget`` seconds.
@@ -240,12 +261,24 @@ def end_calls(
                     pending_names.discard(name)
                 end_result(rid, ledger.runs_of(rid))
                 return
-        try:
-            found = [r for r in client.find_results(name=name, agent_id=agent) if r.name == name]
-        except CekuraError:
-            return
+        looked = False
+        while True:
+            try:
+                found = [
+                    r for r in client.find_results(name=name, agent_id=agent) if r.name == name
+                ]
+                looked = True
+            except CekuraError:
+                found = []
+            # The POST's sender may have died with it in flight (xdist): Cekura may still
+            # create the result, so look again while the budget allows.
+            if found or not patient or time.monotonic() + PATIENT_DELAY > until - 0.5:
+                break
+            time.sleep(PATIENT_DELAY)
+        if not looked:
+            return  # named in the report: it could not be looked up
         with lock:
-            pending_names.discard(name)
+            pending_names.discard(name)  # what Cekura has under the name is ended below
         for result in found:
             try:
                 client.end_calls(result.id, deadline=until)
@@ -326,29 +359,35 @@ def run_bounded(
         stop.set()
 
 
-def record_created(directory: Path) -> Callable[[Mapping[int, list[int]]], None]:
+def record_created(directory: Path) -> Callable[[Created], None]:
     """For the xdist worker that submits: keep ``created.json`` in the run's shared folder up
     to date, so the controller can end those calls even if this worker is killed."""
 
-    def write(results: Mapping[int, list[int]]) -> None:
+    def write(created: Created) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f"{CREATED_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({str(rid): runs for rid, runs in results.items()}))
+        results = {str(rid): runs for rid, runs in created.results.items()}
+        tmp.write_text(json.dumps({"results": results, "names": dict(created.names)}))
         os.replace(tmp, directory / CREATED_FILE)
 
     return write
 
 
-def created_results(directories: Iterable[str]) -> dict[int, list[int]]:
-    """Every result (with its runs) an xdist run's submitting worker recorded."""
-    found: dict[int, list[int]] = {}
+def created_results(directories: Iterable[str]) -> Created:
+    """Every result (with its runs) and unresolved POST name an xdist run's submitting
+    worker recorded."""
+    results: dict[int, list[int]] = {}
+    names: dict[str, int | None] = {}
     for directory in directories:
         try:
             data = json.loads((Path(directory) / CREATED_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict):
-            for rid, runs in data.items():
-                with contextlib.suppress(ValueError, TypeError):
-                    found[int(rid)] = [int(r) for r in runs]
-    return found
+        if not isinstance(data, dict):
+            continue
+        for rid, runs in dict(data.get("results") or {}).items():
+            with contextlib.suppress(ValueError, TypeError):
+                results[int(rid)] = [int(r) for r in runs]
+        for name, agent in dict(data.get("names") or {}).items():
+            names[str(name)] = agent if isinstance(agent, int) else None
+    return Created(results, names)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
 import signal
 import socket
@@ -203,17 +204,14 @@ def test_ambiguous_post_adopts_the_runs_it_created(
 
 
 def test_refused_connection_is_retried_then_reported(suite: Suite) -> None:
-    """Row 18: nothing was sent, so a retry is safe; when it keeps failing, a clear error."""
-    suite.pytester.makepyfile(TWO_TESTS)
+    """Row 18: nothing was sent, so a retry is safe; when it keeps failing, one session error
+    naming the URL, and no other group is tried."""
+    suite.pytester.makepyfile(TWO_GROUPS)
     started = time.monotonic()
     result = suite.run("--cekura-url=http://127.0.0.1:9", "--cekura-no-preflight")
-    result.assert_outcomes(errors=2)
-    result.stdout.fnmatch_lines(
-        [
-            "*could not reach Cekura; nothing was started*ConnectError*",
-            # Five attempts at the one POST (the counts include retries).
-            "cekura: 2 test(s) (2 error) over 0 run(s); API requests: 5 POST start runs",
-        ]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-cekura: cannot reach Cekura at http://127.0.0.1:9 *nothing was started*"]
     )
     assert time.monotonic() - started < 60
 
@@ -526,14 +524,16 @@ def test_third(): pass
 """
 
 
-def spawn(suite: Suite, *args: str) -> subprocess.Popen[str]:
-    """The suite in a real pytest process, to be interrupted with a real signal."""
+def spawn(suite: Suite, *args: str, group: bool = False) -> subprocess.Popen[str]:
+    """The suite in a real pytest process, to be interrupted with a real signal; ``group``:
+    in a process group of its own, as a terminal's Ctrl-C reaches all of xdist's processes."""
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", *FAST_ARGS, *args],
         cwd=suite.pytester.path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=group,
         # CI may start us with SIGINT ignored, which the child would inherit.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -730,3 +730,143 @@ def test_post_accepted_after_the_look_up_gave_up_is_ended_at_session_end(suite: 
     assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
     result.stdout.fnmatch_lines([ended_message(suite)])
     assert took < timeout + 5.0 + 3.0
+
+
+def many_groups(count: int) -> str:
+    """``count`` groups (frequencies 1..count) of scenario 30, one test each."""
+    tests = "".join(
+        f"\n@pytest.mark.cekura_scenario(30, frequency={n})\ndef test_group_{n}(): pass\n"
+        for n in range(1, count + 1)
+    )
+    return "import pytest\n" + tests
+
+
+def test_slow_start_posts_fit_in_the_session_deadline(suite: Suite) -> None:
+    """#14 item 5: every start POST takes 3 s and there are 7 groups; with --cekura-timeout 4
+    the groups not answered in time error (in flight: looked up and ended; never sent: say
+    so), progress is shown while submitting, and the process exits within the deadline +
+    one poll interval + the 5 s clean-up."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("start", "slow", delay_s=3.0, times=0)
+    suite.pytester.makepyfile(many_groups(7))
+    timeout, interval = 4.0, 0.02
+    started = time.monotonic()
+    output = finish(spawn(suite, f"--cekura-timeout={timeout}"))
+    took = time.monotonic() - started
+    assert "INTERNALERROR" not in output
+    # The first group goes alone (3 s), the next four together (answered at 6 s, after the
+    # deadline), the last two are never sent.
+    assert re.search(r"cekura: starting runs: \d/7 request\(s\) answered \(\ds\)", output)
+    assert output.count("ran out before this group's request was sent") == 2
+    assert output.count("Cekura did not answer the request to start this group's runs") == 4
+    assert starts(suite) == 5  # each sent once
+    # The four answered late were waited for by the clean-up, and ended with the first.
+    assert {run["status"] for run in suite.emulator.runs} == {"cancelled"}
+    assert len(suite.emulator.runs) == 1 + 2 + 3 + 4 + 5
+    assert ended_message(suite) in output
+    assert took < timeout + interval + 5.0 + 4.0  # start-up and a busy machine
+
+
+def test_retry_after_longer_than_the_session_fails_the_group_at_once(suite: Suite) -> None:
+    """#14 item 5: a 429 asking for 120 s on the start POST is not slept in collection."""
+    suite.emulator.inject("start", "rate_limit", status=429, retry_after="120", times=0)
+    suite.pytester.makepyfile(ONE_TEST)
+    started = time.monotonic()
+    result = suite.run("--cekura-timeout=3")
+    assert time.monotonic() - started < 3.0 + 2.0
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Cekura kept rate-limiting the request to start this group's runs (HTTP 429, "
+            "asked to wait 120s) beyond what the session can wait (--cekura-timeout); nothing "
+            "was started: POST * -> HTTP 429: *"
+        ]
+    )
+    assert starts(suite) == 1
+    assert suite.emulator.runs == []
+
+
+def test_hung_start_and_look_ups_end_within_the_deadline(suite: Suite) -> None:
+    """#14 items 5 and 6: POST and look-ups take 60 s and --cekura-request-timeout is 2: the
+    session gives up at its deadline, says the calls may exist and under which name, and
+    exits within the deadline + the clean-up budget."""
+    suite.emulator.inject("start", "slow", delay_s=60, times=0)
+    suite.emulator.inject("results", "slow", delay_s=60, times=0)
+    suite.pytester.makepyfile(many_groups(3))
+    timeout = 5.0
+    started = time.monotonic()
+    output = finish(
+        spawn(suite, f"--cekura-timeout={timeout}", "--cekura-request-timeout=2"), timeout=90
+    )
+    took = time.monotonic() - started
+    assert "INTERNALERROR" not in output
+    assert output.count("Cekura did not answer the request to start this group's runs") == 1
+    assert output.count("ran out before this group's request was sent") == 2
+    assert starts(suite) <= 1  # the one POST sent is answered (or not) only after 60 s
+    lines = [line for line in output.splitlines() if line.startswith("pytest-cekura: calls")]
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"pytest-cekura: calls may still be going \(they could not be ended within 5 s\): "
+        r"end them in Cekura's dashboard: the result named 'pytest-cekura \S+ #1 livekit x1'\.",
+        lines[0],
+    )
+    assert took < timeout + 5.0 + 4.0
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (xdist's workers of a controller)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds xdist's workers through /proc")
+def test_xdist_workers_killed_during_submission_leave_no_call_going(suite: Suite) -> None:
+    """#14 item 1 under xdist: the workers (the one holding the submit lock among them) are
+    killed while later groups' POSTs are slow: the controller ends every result the
+    submitter recorded, including those answered after it died (found by name)."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("start", "slow", delay_s=0.01)
+    suite.emulator.inject("start", "slow", delay_s=1.5, times=0)
+    suite.pytester.makepyfile(THREE_GROUPS)
+    process = spawn(suite, "-n", "2", "--max-worker-restart=0")
+    wait_until(lambda: starts(suite) >= 1)
+    for worker in children(process.pid):
+        os.kill(worker, signal.SIGKILL)
+    output = finish(process)
+    assert "INTERNALERROR" not in output, output
+    runs = suite.emulator.runs
+    assert runs
+    assert {run["status"] for run in runs} == {"cancelled"}, output
+    assert starts(suite) == len({run["result_id"] for run in runs})  # none sent twice
+    assert ended_message(suite) in output
+
+
+def test_xdist_group_ctrl_c_during_submission_leaves_no_call_going(suite: Suite) -> None:
+    """#14 item 1 under xdist: Ctrl-C reaches the controller and every worker (a terminal's
+    process group) while later groups' POSTs are slow: exit 2, no INTERNALERROR, every
+    result created is ended."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.emulator.inject("start", "slow", delay_s=0.01)
+    suite.emulator.inject("start", "slow", delay_s=1.5, times=0)
+    suite.pytester.makepyfile(THREE_GROUPS)
+    process = spawn(suite, "-n", "2", group=True)
+    wait_until(lambda: starts(suite) >= 1)
+    os.killpg(process.pid, signal.SIGINT)
+    interrupted = time.monotonic()
+    output = finish(process)
+    assert time.monotonic() - interrupted < 5.0 + 4.0
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "INTERNALERROR" not in output, output
+    runs = suite.emulator.runs
+    assert runs
+    assert {run["status"] for run in runs} == {"cancelled"}, output
+    assert starts(suite) == len({run["result_id"] for run in runs})
