@@ -25,7 +25,7 @@ import pytest
 from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
-from .progress import Progress
+from .progress import Progress, terminal_progress
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
@@ -291,8 +291,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     if not settings.dry_run and not is_worker(session.config):
         start_worker(state)
+    progress = None
     try:
-        state.cekura.on_progress = _submit_progress(session.config)
+        progress = _progress(session.config)
+        state.cekura.on_progress = _submit_progress(progress)
         state.cekura.submit(specs)
     except ConfigError as exc:
         if is_worker(session.config):
@@ -301,6 +303,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             state.session_error = str(exc)
             return
         raise pytest.UsageError(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.finish()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -420,12 +425,8 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
 
 
 def _progress(config: pytest.Config) -> Progress | None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0 or is_worker(config):
-        return None
-    return Progress(
-        write_line=reporter.write_line, rewrite=reporter.rewrite, isatty=bool(reporter.isatty())
-    )
+    # A worker's terminal output is not shown: xdist's controller reports for it.
+    return None if is_worker(config) else terminal_progress(config)
 
 
 def _fail_misbehaving_agent(item: pytest.Item) -> None:
@@ -659,26 +660,18 @@ def _end_paid_calls(config: pytest.Config, state: _State) -> None:
             reporter.write_line(line, yellow=True)
 
 
-def _submit_progress(config: pytest.Config) -> Callable[[int, int, float], None] | None:
-    """A line on the terminal while a slow submission goes on (quick ones print nothing)."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or config.get_verbosity() < 0 or is_worker(config):
+def _submit_progress(progress: Progress | None) -> Callable[[int, int, float], None] | None:
+    """Progress while a slow submission goes on (quick ones print nothing)."""
+    if progress is None:
         return None
-    shown = [-1]
+    progress.start()
 
     def show(done: int, total: int, elapsed: float) -> None:
-        if elapsed < SUBMIT_PROGRESS_AFTER or done == shown[0]:
-            return
-        shown[0] = done
-        reporter.write_line(
-            f"cekura: starting runs: {done}/{total} request(s) answered ({elapsed:.0f}s)"
+        progress.say(
+            lambda _: f"cekura: starting runs: {done}/{total} request(s) answered ({elapsed:.0f}s)"
         )
 
     return show
-
-
-#: Seconds a submission may take before progress lines are shown.
-SUBMIT_PROGRESS_AFTER = 1.0
 
 
 def _warn(config: pytest.Config, message: str) -> None:
