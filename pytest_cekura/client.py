@@ -45,8 +45,16 @@ API_KEY_HEADER = "X-CEKURA-API-KEY"
 V1 = "/test_framework/v1"
 #: Current paths of result detail and "List Runs with IDs"; the v1 ones are deprecated.
 V2 = "/test_framework/v2"
-#: The bulk endpoint's id limit is undocumented; 50 ids keep the URL well under 2 KB.
+#: The bulk endpoint's id limit is undocumented. 50 ids is the pre-paging chunk (and what
+#: ``get_runs`` always accepts); bigger chunks are cut by URL length instead (below).
 BULK_CHUNK_SIZE = 50
+#: The longest ``run_ids`` value, URL-encoded, one bulk GET sends (about 430 five-digit ids):
+#: with the path, the request line stays under the 4 KB that common servers accept
+#: (gunicorn's default limit is 4094 bytes). Halved for the session on a 414 or 431 answer.
+BULK_QUERY_BUDGET = 3500
+#: ``page_size`` asked of list endpoints; the server answers smaller pages when it caps the
+#: size (DRF clamps to its maximum), and the caller pages on from the size it got.
+LIST_PAGE_SIZE = 1000
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 #: Keys of ``CekuraClient.request_counts`` for the POSTs, which differ in cost and meaning.
 START_LABEL = "POST start runs"
@@ -84,6 +92,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+@dataclass(frozen=True)
+class ScenarioPage:
+    """One page of the scenario list: the scenarios that parsed, the total the server counts
+    for the query, and how many entries the page held (the page size the server used)."""
+
+    scenarios: list[Scenario]
+    count: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,10 @@ class CekuraClient:
         self._notices: list[str] = []
         #: Agent look-ups, once per agent per session (None: it could not be read).
         self._agents: dict[int, AgentSettings | None] = {}
+        #: Until when (``clock``) every request waits: a Retry-After on one request pauses
+        #: all of them, since the server throttles the key, not the connection.
+        self._paused_until = float("-inf")
+        self._bulk_budget = BULK_QUERY_BUDGET
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_ApiKeyAuth(self._key),
@@ -248,8 +270,66 @@ class CekuraClient:
     ) -> RunBatch:
         """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids: ``GET v2/runs/bulk/`` with
         ``run_ids`` comma-separated, scoped to ``result_id`` when every id belongs to it."""
-        if len(run_ids) > BULK_CHUNK_SIZE:
-            raise ValueError(f"get_runs takes at most {BULK_CHUNK_SIZE} ids, got {len(run_ids)}")
+        if len(run_ids) > BULK_CHUNK_SIZE and _bulk_cost(run_ids) > self.bulk_budget:
+            raise ValueError(
+                f"get_runs takes at most {BULK_CHUNK_SIZE} ids or {self.bulk_budget} "
+                f"characters of them, got {len(run_ids)} ids; split them with bulk_chunks()"
+            )
+        return self._get_runs_split(run_ids, result_id=result_id, deadline=deadline)
+
+    def _get_runs_split(
+        self, run_ids: Sequence[int], *, result_id: int | None, deadline: float | None
+    ) -> RunBatch:
+        try:
+            return self._get_runs(run_ids, result_id=result_id, deadline=deadline)
+        except ApiError as exc:
+            if exc.status_code not in {414, 431} or len(run_ids) <= 1:
+                raise
+        # The server's request line is shorter than we thought: halve the chunks from now on.
+        with self._lock:
+            self._bulk_budget = max(1, min(self._bulk_budget, _bulk_cost(run_ids)) // 2)
+        runs: list[RunSnapshot] = []
+        invalid: dict[int, str] = {}
+        middle = len(run_ids) // 2
+        for half in (run_ids[:middle], run_ids[middle:]):
+            batch = self._get_runs_split(half, result_id=result_id, deadline=deadline)
+            runs += batch.runs
+            invalid.update(batch.invalid)
+        return RunBatch(runs, invalid)
+
+    @property
+    def paused_for(self) -> float:
+        """Seconds left of the pause Cekura asked for (``Retry-After``); 0 when none."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
+
+    @property
+    def bulk_budget(self) -> int:
+        """The characters of ``run_ids`` one bulk GET may carry (see ``BULK_QUERY_BUDGET``)."""
+        with self._lock:
+            return self._bulk_budget
+
+    def bulk_chunks(self, run_ids: Sequence[int]) -> list[list[int]]:
+        """``run_ids`` cut, in order, into the fewest chunks whose URL-encoded ``run_ids``
+        fit ``bulk_budget``: one bulk GET each."""
+        budget = self.bulk_budget
+        chunks: list[list[int]] = []
+        chunk: list[int] = []
+        used = 0
+        for run_id in run_ids:
+            cost = _bulk_cost((run_id,))
+            if chunk and used + cost > budget:
+                chunks.append(chunk)
+                chunk, used = [], 0
+            chunk.append(run_id)
+            used += cost
+        if chunk:
+            chunks.append(chunk)
+        return chunks
+
+    def _get_runs(
+        self, run_ids: Sequence[int], *, result_id: int | None, deadline: float | None
+    ) -> RunBatch:
         ids = ",".join(str(i) for i in run_ids)
         v2_params = {"run_ids": ids}
         if result_id is not None:
@@ -269,12 +349,12 @@ class CekuraClient:
         return _parse_runs(entries)
 
     def get_all_runs(self, run_ids: Sequence[int]) -> list[RunSnapshot]:
-        """Every readable run among ``run_ids``, fetched in ``BULK_CHUNK_SIZE`` chunks; parse
+        """Every readable run among ``run_ids``, fetched in chunks (``bulk_chunks``); parse
         a snapshot with ``.run()`` only where its detail is needed. Unscoped: the ids may
         belong to several results."""
         runs: list[RunSnapshot] = []
-        for start in range(0, len(run_ids), BULK_CHUNK_SIZE):
-            runs += self.get_runs(run_ids[start : start + BULK_CHUNK_SIZE]).runs
+        for chunk in self.bulk_chunks(run_ids):
+            runs += self.get_runs(chunk).runs
         return runs
 
     def _get_v2_or_v1(
@@ -318,6 +398,41 @@ class CekuraClient:
             raise ProtocolError(
                 f"GET {path}: unexpected response shape: {_first_error(exc)}"
             ) from None
+
+    def list_scenarios(
+        self,
+        *,
+        page: int = 1,
+        page_size: int = LIST_PAGE_SIZE,
+        agent_id: int | None = None,
+        project_id: int | None = None,
+    ) -> ScenarioPage:
+        """One page of ``GET v1/scenarios/``, filtered by agent and/or project. A 404 on the
+        first page means the list is not served (``NotFoundError``: look scenarios up one by
+        one); past the last page it is DRF's "Invalid page.", answered as an empty page.
+        Entries that do not parse are left out (look those ids up one by one)."""
+        params = {"page": str(page), "page_size": str(page_size)}
+        if agent_id is not None:
+            params["agent_id"] = str(agent_id)
+        if project_id is not None:
+            params["project_id"] = str(project_id)
+        path = f"{V1}/scenarios/"
+        try:
+            data = self._request("GET", path, params=params, label=PREFLIGHT_LABEL)
+        except NotFoundError:
+            if page == 1:
+                raise
+            return ScenarioPage([], 0, 0)
+        entries = data.get("results") if isinstance(data, Mapping) else None
+        if not isinstance(entries, list):
+            raise ProtocolError(f"GET {path}: expected a page of scenarios, got {data!r:.200}")
+        count = data.get("count")
+        scenarios = []
+        for entry in entries:
+            with contextlib.suppress(ValidationError):
+                scenarios.append(Scenario.model_validate(entry))
+        total = count if isinstance(count, int) and count >= len(entries) else len(entries)
+        return ScenarioPage(scenarios, total, len(entries))
 
     def get_agent(self, agent_id: int) -> AgentSettings:
         """The agent's non-secret settings. The v1 path first (its object shows the LiveKit
@@ -397,7 +512,17 @@ class CekuraClient:
     ) -> Any:
         idempotent = method == "GET" if idempotent is None else idempotent
         attempt = 0
+        honoured = float("-inf")  # the pause this request has already waited out
         while True:
+            with self._lock:
+                paused_until = self._paused_until
+            if paused_until > honoured:
+                honoured = paused_until
+                wait = paused_until - self._clock()
+                if deadline is not None:
+                    wait = min(wait, deadline - self._clock())
+                if wait > 0:
+                    self._sleep(wait)
             try:
                 with self._lock:
                     self._counts[label or method] += 1
@@ -417,6 +542,10 @@ class CekuraClient:
                     if status_error.retry_after > self._retry.max_retry_after:
                         raise status_error
                     delay = status_error.retry_after
+                    # Every request in flight waits it out, not only this one.
+                    with self._lock:
+                        self._paused_until = max(self._paused_until, self._clock() + delay)
+                        honoured = self._paused_until
                 if not _status_retriable(status_error, idempotent) or not self._may_retry(
                     attempt, delay, deadline
                 ):
@@ -506,6 +635,11 @@ def _parse_runs(entries: Iterable[Any]) -> RunBatch:
     return batch
 
 
+def _bulk_cost(run_ids: Iterable[int]) -> int:
+    """Characters of ``run_ids`` in a URL: each id and its comma, sent as ``%2C``."""
+    return sum(len(str(run_id)) + 3 for run_id in run_ids)
+
+
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "body"
@@ -514,10 +648,13 @@ def _first_error(exc: ValidationError) -> str:
 
 __all__ = [
     "BULK_CHUNK_SIZE",
+    "BULK_QUERY_BUDGET",
     "DEFAULT_BASE_URL",
+    "LIST_PAGE_SIZE",
     "PROVIDERS",
     "CekuraClient",
     "CekuraError",
     "RetryPolicy",
     "RunBatch",
+    "ScenarioPage",
 ]

@@ -1,7 +1,9 @@
 """Checks made before any run is started, so a wrong setting costs nothing.
 
-Every distinct scenario is looked up once: a missing one only errors the tests that use it,
-and is left out of the batch. The agents the runs would call are looked up too. Only certain
+Every distinct scenario is looked up once, through the scenario list a page at a time (per
+agent the tests name, or unfiltered when they name none), then one by one for the ids the
+pages did not show: a missing one only errors the tests that use it, and is left out of the
+batch. The agents the runs would call are looked up too. Only certain
 evidence stops the session before any POST: an agent that does not exist, or one set up for
 another provider than the runs use. A LiveKit setting missing on the agent is only a warning:
 Cekura also takes LiveKit credentials from the agent's *project*, which no endpoint shows, so
@@ -15,13 +17,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .client import CekuraClient
+from .client import CekuraClient, ScenarioPage
 from .errors import AuthError, CekuraError, ConfigError, NotFoundError, TransportError
 from .markers import ScenarioSpec
-from .models import AgentSettings
+from .models import AgentSettings, Scenario
 
 #: Lookups in flight at once: enough to hide latency, few enough to stay clear of rate limits.
 CONCURRENCY = 8
+#: Private, for the benchmarks only: True looks every scenario up on its own, as before the
+#: scenario list was used, so a benchmark can measure both in one run.
+_ONE_BY_ONE = False
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -43,8 +48,19 @@ def missing_scenario_message(scenario_id: int) -> str:
     )
 
 
-def check_scenarios(client: CekuraClient, scenario_ids: Iterable[int]) -> ScenarioCheck:
-    answers = _concurrently(client.get_scenario, sorted(set(scenario_ids)))
+def check_scenarios(
+    client: CekuraClient,
+    scenario_ids: Iterable[int],
+    agents: Iterable[int | None] = (None,),
+) -> ScenarioCheck:
+    """Look every scenario up once. ``agents``: the agents the tests name (None for a test
+    that names none); the scenario list is read per agent, unfiltered for None."""
+    wanted = sorted(set(scenario_ids))
+    listed: dict[int, Scenario | CekuraError] = {}
+    if not _ONE_BY_ONE and wanted:
+        listed = _from_list(client, set(wanted), agents)
+    unlisted = [sid for sid in wanted if sid not in listed]
+    answers = {**listed, **_concurrently(client.get_scenario, unlisted)}
     missing = frozenset(sid for sid, answer in answers.items() if isinstance(answer, NotFoundError))
     own_agents = {
         sid: answer.agent for sid, answer in answers.items() if not isinstance(answer, Exception)
@@ -58,6 +74,60 @@ def check_scenarios(client: CekuraClient, scenario_ids: Iterable[int]) -> Scenar
         None,
     )
     return ScenarioCheck(missing, own_agents, unreachable)
+
+
+def _from_list(
+    client: CekuraClient, wanted: set[int], agents: Iterable[int | None]
+) -> dict[int, Scenario | CekuraError]:
+    """The wanted scenarios the scenario list shows, read a page at a time per scope (each
+    agent; None: unfiltered). A scope is read past its first page only while its remaining
+    pages are fewer than the ids still wanted, so paging never costs more GETs than looking
+    the rest up one by one. Anything the list cannot answer is left to single look-ups:
+    a list that is not served (404), an unreadable page, a scenario of another agent.
+    A transport failure that never reached Cekura is returned for every id (nothing later
+    can reach it either); a rejected key is raised."""
+    found: dict[int, Scenario | CekuraError] = {}
+
+    def take(page: ScenarioPage) -> None:
+        for scenario in page.scenarios:
+            if scenario.id in wanted:
+                found.setdefault(scenario.id, scenario)
+
+    scopes = sorted({a for a in agents if a is not None}) + (
+        [None] if any(a is None for a in agents) else []
+    )
+    for agent in scopes:
+        if len(found) == len(wanted):
+            break
+        try:
+            first = client.list_scenarios(agent_id=agent)
+        except AuthError:
+            raise
+        except TransportError as exc:
+            if not exc.may_have_reached_server:
+                return dict.fromkeys(wanted, exc)
+            continue
+        except NotFoundError:
+            return found  # no scenario list here: every scope would answer the same
+        except CekuraError:
+            continue
+        take(first)
+        if first.size == 0:
+            continue
+        pages = -(-first.count // first.size)
+        if pages - 1 >= len(wanted) - len(found):
+            continue  # the rest of this list costs more GETs than single look-ups
+
+        def page_of(page: int, agent: int | None = agent, size: int = first.size) -> ScenarioPage:
+            return client.list_scenarios(page=page, page_size=size, agent_id=agent)
+
+        rest = _concurrently(page_of, list(range(2, pages + 1)))
+        for answer in rest.values():
+            if isinstance(answer, TransportError) and not answer.may_have_reached_server:
+                return {**dict.fromkeys(wanted, answer), **found}
+            if isinstance(answer, ScenarioPage):
+                take(answer)
+    return found
 
 
 def check_agents(

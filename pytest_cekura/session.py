@@ -150,6 +150,10 @@ class CekuraSession:
         self.on_progress: Callable[[int, int, float], None] | None = None
         #: What the clean-up at session end had to say (calls ended, or left going).
         self.cleanup_lines: list[str] = []
+        #: Calls this session ended before they finished (early verdicts, clean-up), and the
+        #: results whose calls it ended: reports show those runs as ended, not "running".
+        self.ended_runs: set[int] = set()
+        self.ended_results: set[int] = set()
 
     # -- client and emulator -----------------------------------------------------------------
 
@@ -242,6 +246,8 @@ class CekuraSession:
             return
         if self.settings.dry_run:
             self.dry_run_groups = plan_groups(specs.values(), self.session_id)
+            # A plan the real run would refuse is refused the same way (same exit status).
+            self._check_budget(self.dry_run_groups, dry_run=True)
             return
         if self.deadline is None:
             self.deadline = time.monotonic() + self.settings.timeout
@@ -291,7 +297,11 @@ class CekuraSession:
         self, client: CekuraClient, specs: Mapping[str, ScenarioSpec]
     ) -> tuple[dict[str, ScenarioSpec], dict[str, Assignment]]:
         """Drop tests whose scenarios do not exist (they error alone); check the agents."""
-        found = check_scenarios(client, (s for spec in specs.values() for s in spec.scenario_ids))
+        found = check_scenarios(
+            client,
+            (s for spec in specs.values() for s in spec.scenario_ids),
+            agents={spec.agent for spec in specs.values()},
+        )
         if found.unreachable is not None:
             # Every POST would fail the same way after its own retries: stop the session here.
             raise ConfigError(_unreachable(client, str(found.unreachable)))
@@ -338,12 +348,13 @@ class CekuraSession:
         failed = [run for run in runs if not run.succeeded]
         return rerun_failed(client, group, remembered.result_id, kept, failed, ledger=self.ledger)
 
-    def _check_budget(self, groups: list[Group]) -> None:
+    def _check_budget(self, groups: list[Group], *, dry_run: bool = False) -> None:
         limit = self.settings.max_runs
         calls = sum(group.run_count for group in groups)
         if limit is not None and calls > limit:
+            refused = "dry run: the real run would be refused: " if dry_run else ""
             raise ConfigError(
-                f"pytest-cekura: this session would start {calls} calls in {len(groups)} "
+                f"pytest-cekura: {refused}this session would start {calls} calls in {len(groups)} "
                 f"request(s), more than the limit of {limit} (--cekura-max-runs / "
                 "cekura_max_runs). Nothing was started: select fewer tests with -k or -m, or "
                 "raise the limit."
@@ -442,13 +453,14 @@ class CekuraSession:
             spec = record.spec
             settings = self.settings
 
-            def decide(states: Sequence[RunState], reason: str | None = None) -> Verdict:
+            def decide(states: Sequence[RunState], ended: int = 0) -> Verdict:
                 return judge(
                     states,
                     spec.min_success_rate,
                     record.assignment.problems,
                     confidence=settings.confidence,
-                    unfinished_reason=reason,
+                    unfinished_reason=EARLY_REASON if ended else None,
+                    ended_early=ended,
                 )
 
             def decided(now: Sequence[RunState]) -> bool:
@@ -469,7 +481,7 @@ class CekuraSession:
             if going and give_up_at is not None and time.monotonic() >= give_up_at:
                 raise WaitCutShort(going)
             early = self._end_early(nodeid, ordered) if settings.early_verdict else 0
-            record.verdict = decide(ordered, EARLY_REASON if early else None)
+            record.verdict = decide(ordered, early)
             if nodeid in self.baseline:
                 record.verdict = against_baseline(
                     record.verdict, self.baseline[nodeid], settings.tolerance
@@ -615,6 +627,12 @@ class CekuraSession:
             self._client, results, runs=runs, names=names, ledger=self.ledger, patient=patient
         )
         self.cleanup_lines += report.lines()
+        left = {
+            *report.left_runs,
+            *(r for rid in report.left_results for r in results.get(rid, ())),
+        }
+        self.ended_runs.update({*runs, *(r for ids in results.values() for r in ids)} - left)
+        self.ended_results.update(report.ended_results)
         return report
 
     def _cancel(self, run_ids: list[int]) -> None:
@@ -626,6 +644,7 @@ class CekuraSession:
         self._ended.update(run_ids)
         client = self._client
         jobs = [lambda run_id=run_id: client.end_call(run_id) for run_id in run_ids]
+        self.ended_runs.update(run_ids)
         if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
             raise KeyboardInterrupt
 

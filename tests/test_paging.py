@@ -1,0 +1,235 @@
+"""Request counts at scale (issue #20): preflight reads the scenario list a page at a time,
+polling asks for every outstanding run once a cycle in the biggest bulk chunks, and a
+Retry-After pauses every request in flight. Counted in the emulator's request log."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from conftest import SENTINEL_KEY, Suite
+from pytest_cekura.client import LIST_PAGE_SIZE, CekuraClient
+from pytest_cekura.emulator import Emulator
+from pytest_cekura.emulator.server import MAX_PAGE_SIZE
+from pytest_cekura.poller import Poller
+from pytest_cekura.preflight import check_scenarios
+
+#: The emulator's own page cap, which the plugin does not know in advance.
+PAGE = MAX_PAGE_SIZE
+
+
+def catalogue(ids: range, *, agent: int = 1, duration: Callable[[int], float] | None = None) -> str:
+    lines = []
+    for sid in ids:
+        lines.append(f"[[scenario]]\nid = {sid}\nagent = {agent}\n")
+        if duration is not None:
+            lines.append(f"duration_s = {duration(sid):.1f}\n")
+    return "".join(lines)
+
+
+def scenario_gets(emulator: Emulator) -> tuple[list[dict[str, str]], list[str]]:
+    """The scenario list pages asked (their queries) and the single look-ups (their ids)."""
+    pages, singles = [], []
+    for record in emulator.requests:
+        if record.method != "GET" or "/scenarios" not in record.path:
+            continue
+        if record.path.rstrip("/").endswith("/scenarios"):
+            pages.append(record.query)
+        else:
+            singles.append(record.path.rstrip("/").rsplit("/", 1)[1])
+    return pages, singles
+
+
+def test_preflight_reads_the_scenario_list_in_pages_and_looks_up_only_what_it_lacks(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    # 250 listed scenarios (3 pages of the emulator's 100), one that exists but is not in the
+    # list (any unlisted id does), and one deleted: only its test errors.
+    suite = make_suite(catalogue(range(1, 251)) + "[[scenario]]\nid = 999\nexists = false\n")
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(*range(1, 251))
+        def test_listed(): pass
+
+        @pytest.mark.cekura_scenario(5000)
+        def test_unlisted(): pass
+
+        @pytest.mark.cekura_scenario(999)
+        def test_deleted(): pass
+        """
+    )
+    result = suite.run()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*scenario 999 does not exist in your Cekura project*"])
+    pages, singles = scenario_gets(suite.emulator)
+    # GETs grow with pages: 3 list pages for 250 scenarios, not 250 look-ups.
+    assert sorted(q.get("page", "1") for q in pages) == ["1", "2", "3"]
+    assert pages[0]["page_size"] == str(LIST_PAGE_SIZE)
+    # Later pages ask for the size the server answered with, so no scenario falls between.
+    assert {q["page_size"] for q in pages[1:]} == {str(PAGE)}
+    assert sorted(singles) == ["5000", "999"]
+    assert Counter(run["scenario"] for run in suite.emulator.runs) == Counter(
+        {**dict.fromkeys(range(1, 251), 1), 5000: 1}
+    )
+
+
+def test_preflight_lists_the_scenarios_of_the_agent_the_tests_name(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite(catalogue(range(1, 31), agent=42) + catalogue(range(31, 61), agent=1))
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(*range(1, 31), agent=42)
+        def test_a(): pass
+        """
+    )
+    suite.run().assert_outcomes(passed=1)
+    pages, singles = scenario_gets(suite.emulator)
+    assert [q.get("agent_id") for q in pages] == ["42"]
+    assert singles == []
+
+
+def test_a_list_that_would_cost_more_than_single_look_ups_is_not_paged_through(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    # 400 scenarios in the unfiltered list, 2 wanted and neither on the first page: reading
+    # 3 more pages would cost more than 2 single GETs.
+    emulator = make_emulator(catalogue(range(1, 401)))
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        check = check_scenarios(client, [350, 399])
+    assert check.missing == frozenset()
+    assert set(check.own_agents) == {350, 399}
+    pages, singles = scenario_gets(emulator)
+    assert len(pages) == 1
+    assert sorted(singles) == ["350", "399"]
+
+
+def test_without_a_scenario_list_preflight_looks_each_scenario_up(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    emulator = make_emulator(catalogue(range(1, 11)) + "[[scenario]]\nid = 999\nexists = false\n")
+    # A deployment that does not serve the list: its first page is a 404.
+    emulator.inject("scenario", "error_before", status=404, times=1)
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        check = check_scenarios(client, [*range(1, 11), 999])
+    assert check.missing == frozenset({999})
+    assert set(check.own_agents) == set(range(1, 11))
+    pages, singles = scenario_gets(emulator)
+    assert len(pages) == 1
+    assert sorted(singles, key=int) == [str(i) for i in [*range(1, 11), 999]]
+
+
+def bulk_asks(emulator: Emulator, start: int) -> list[list[int]]:
+    """The run ids of each bulk GET logged from request number ``start`` on."""
+    return [
+        [int(i) for i in r.query["run_ids"].split(",")]
+        for r in emulator.requests[start:]
+        if r.method == "GET" and "/runs/bulk" in r.path
+    ]
+
+
+def test_a_poll_cycle_asks_for_every_outstanding_run_exactly_once_in_pages(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    # 1,000 runs ending at different times, so runs finish between the chunks of one cycle
+    # and chunk boundaries move from cycle to cycle. Each cycle: every run still outstanding
+    # asked for exactly once, GETs bounded by pages; at the end every run counted once.
+    emulator = make_emulator(catalogue(range(1, 201), duration=lambda sid: 50 + 5 * sid))
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        result = client.start_runs(
+            "livekit", {"scenarios": [{"scenario": s} for s in range(1, 201)], "frequency": 5}
+        )
+        assert len(result.runs) == 1000
+        poller = Poller(client, interval=0.05, deadline=time.monotonic() + 60)
+        poller.track(result.runs)
+        cycles = 0
+        finished_per_cycle = []
+        while poller.outstanding():
+            before = set(poller.outstanding())
+            start = len(emulator.requests)
+            poller.poll_once()
+            asks = bulk_asks(emulator, start)
+            asked = [run_id for ask in asks for run_id in ask]
+            assert Counter(asked) == Counter(before)  # once each, none left out, no stranger
+            assert len(asks) <= math.ceil(len(before) / PAGE) + 1
+            assert len(asks) == len(client.bulk_chunks(sorted(before)))
+            # Scoped to the one result they belong to.
+            assert all(
+                r.query.get("result_id") == str(result.id)
+                for r in emulator.requests[start:]
+                if "/runs/bulk" in r.path
+            )
+            finished_per_cycle.append(len(before) - len(poller.outstanding()))
+            cycles += 1
+            time.sleep(0.05)
+        assert cycles > 2
+        assert sum(finished_per_cycle) == 1000
+        # About 430 five-digit ids a chunk: 1,000 runs are three GETs, not twenty.
+        assert len(client.bulk_chunks(list(range(90001, 91001)))) == 3
+        states = poller.states([run.id for run in result.runs])
+        assert all(state.done and state.poll_error is None for state in states.values())
+        assert poller._counts()["done"] == 1000
+
+
+def test_a_bulk_get_too_long_for_the_server_is_split_and_the_chunks_shrink(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    emulator = make_emulator(catalogue(range(1, 101), duration=lambda sid: 10_000))
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        result = client.start_runs(
+            "livekit", {"scenarios": [{"scenario": s} for s in range(1, 101)], "frequency": 6}
+        )
+        budget = client.bulk_budget
+        emulator.inject("bulk", "error_before", status=414, times=1)
+        poller = Poller(client, interval=0.05, deadline=time.monotonic() + 30)
+        poller.track(result.runs)
+        poller.poll_once()
+        states = poller.states([run.id for run in result.runs])
+        assert all(state.poll_error is None for state in states.values())
+        assert client.bulk_budget < budget
+        start = len(emulator.requests)
+        poller.poll_once()
+        asks = bulk_asks(emulator, start)
+        assert sorted(i for ask in asks for i in ask) == sorted(run.id for run in result.runs)
+        assert len(asks) == len(client.bulk_chunks(sorted(run.id for run in result.runs)))
+
+
+def test_a_retry_after_pauses_every_request_in_flight_not_only_its_own(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    emulator = make_emulator("")
+    emulator.inject("scenario", "rate_limit", retry_after=1, times=1)
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        first = threading.Thread(target=client.get_scenario, args=(1,))
+        first.start()
+        # Readiness, not a sleep: wait until the client has read the 429.
+        limit = time.monotonic() + 10
+        while client.paused_for == 0 and time.monotonic() < limit:
+            time.sleep(0.005)
+        began = time.monotonic()
+        client.get_scenario(2)  # not rate-limited itself, but Cekura asked the key to wait
+        waited = time.monotonic() - began
+        first.join(10)
+    assert waited >= 0.7  # the rest of the 1 s pause
+    assert [r.status for r in emulator.requests] == [429, 200, 200]
+
+
+@pytest.mark.parametrize("page_size", [PAGE])
+def test_a_scenario_list_page_reports_the_size_the_server_used(
+    make_emulator: Callable[[str], Emulator], page_size: int
+) -> None:
+    emulator = make_emulator(catalogue(range(1, 151)))
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        first = client.list_scenarios()
+        past = client.list_scenarios(page=9, page_size=first.size)
+    assert (first.count, first.size, len(first.scenarios)) == (150, page_size, page_size)
+    assert (past.count, past.size, past.scenarios) == (0, 0, [])
