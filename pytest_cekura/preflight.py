@@ -12,8 +12,8 @@ the service may well accept runs whose agent shows no URL, key or secret (cekura
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -221,5 +221,39 @@ def _concurrently(fetch: Callable[[K], T], keys: list[K]) -> dict[K, T | CekuraE
 
     if not keys:
         return {}
-    with ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="cekura-preflight") as pool:
-        return dict(zip(keys, pool.map(one, keys), strict=True))
+    return dict(zip(keys, _map_on_daemons(one, keys, CONCURRENCY), strict=True))
+
+
+def _map_on_daemons(fn: Callable[[K], T], keys: list[K], workers: int) -> list[T]:
+    """``[fn(k) for k in keys]`` on at most ``workers`` daemon threads; the first exception
+    is raised. Not an executor: its threads are joined at interpreter exit, so a look-up
+    stuck on a slow server would keep the process alive after the session gave up on it."""
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+    queue = iter(range(len(keys)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not errors:
+            with lock:
+                index = next(queue, None)
+            if index is None:
+                return
+            try:
+                value = fn(keys[index])
+            except BaseException as exc:  # handed to the caller's thread
+                errors.append(exc)
+                return
+            results[index] = value
+
+    threads = [
+        threading.Thread(target=work, name="cekura-preflight", daemon=True)
+        for _ in range(min(workers, len(keys)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [results[index] for index in range(len(keys))]

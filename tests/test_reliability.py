@@ -435,8 +435,9 @@ def test_runs_that_never_finish_end_at_the_deadline(suite: Suite) -> None:
             "*not finished by the deadline; last status 'running'*",
         ]
     )
-    # The deadline plus one poll interval, and some slack for a loaded machine.
-    assert 0.9 <= clock.decided["test_second"] < 1.0 + 0.02 + 1.5
+    # The deadline (counted from the start of submission, before the clock's start) plus
+    # one poll interval, and some slack for a loaded machine.
+    assert 0.5 <= clock.decided["test_second"] < 1.0 + 0.02 + 1.5
     assert clock.finished < 1.0 + 0.02 + 1.5
     assert suite.emulator.count("POST", "end_call") == 1  # the unfinished call was ended
 
@@ -870,3 +871,19 @@ def test_xdist_group_ctrl_c_during_submission_leaves_no_call_going(suite: Suite)
     assert runs
     assert {run["status"] for run in runs} == {"cancelled"}, output
     assert starts(suite) == len({run["result_id"] for run in runs})
+
+
+def test_preflight_that_outlasts_the_deadline_is_one_session_error(suite: Suite) -> None:
+    """#14 item 5: scenario look-ups take 60 s: preflight gives up at --cekura-timeout with
+    one line, and nothing is started."""
+    suite.emulator.inject("scenario", "slow", delay_s=60, times=0)
+    suite.pytester.makepyfile(TWO_TESTS)
+    timeout = 2.0
+    started = time.monotonic()
+    output = finish(spawn(suite, f"--cekura-timeout={timeout}"))
+    took = time.monotonic() - started
+    assert "ERROR: pytest-cekura: the checks before starting runs (preflight) did not finish " in output
+    assert output.count("pytest-cekura: the checks before starting runs") == 1
+    assert "INTERNALERROR" not in output
+    assert starts(suite) == 0
+    assert took < timeout + 5.0 + 4.0
