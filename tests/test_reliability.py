@@ -882,8 +882,11 @@ def test_preflight_that_outlasts_the_deadline_is_one_session_error(suite: Suite)
     started = time.monotonic()
     output = finish(spawn(suite, f"--cekura-timeout={timeout}"))
     took = time.monotonic() - started
-    assert "ERROR: pytest-cekura: the checks before starting runs (preflight) did not finish " in output
     assert output.count("pytest-cekura: the checks before starting runs") == 1
+    assert (
+        "ERROR: pytest-cekura: the checks before starting runs (preflight) did not finish "
+        f"within the session's time limit (--cekura-timeout {timeout:g}s)"
+    ) in output
     assert "INTERNALERROR" not in output
     assert starts(suite) == 0
     assert took < timeout + 5.0 + 4.0
