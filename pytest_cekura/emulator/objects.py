@@ -15,19 +15,19 @@ from pytest_cekura.emulator.catalogue import AgentEntry, Catalogue, ScenarioEntr
 CATALOGUE_CREATED_AT = "2025-01-01T00:00:00.000000Z"
 
 
-def scenario_object(catalogue: Catalogue, scenario: ScenarioEntry) -> dict[str, Any]:
-    """``GET scenarios/{id}/`` and the entries of ``GET scenarios/`` (the spec's
-    ``SchemaScenario`` and ``ScenarioList``: the fields both have, plus the two prompts)."""
+def scenario_object(
+    catalogue: Catalogue, scenario: ScenarioEntry, *, listed: bool = False
+) -> dict[str, Any]:
+    """``GET scenarios/{id}/`` (the spec's ``SchemaScenario``) or, ``listed``, an entry of
+    ``GET scenarios/`` (``ScenarioList``): the fields each declares, with the two prompts."""
     agent = catalogue.agent(scenario.agent)
-    return {
+    found: dict[str, Any] = {
         "id": scenario.id,
         "name": scenario.name,
         "agent": scenario.agent,
         "agent_name": agent.name,
-        "project": agent.project,
         "personality": content.DEFAULT_PERSONALITY_ID,
         "personality_name": content.personality_name(content.DEFAULT_PERSONALITY_ID),
-        "tags": [],
         "folder_path": None,
         "scenario_type": "instruction",
         "first_message": "Hello",
@@ -35,9 +35,12 @@ def scenario_object(catalogue: Catalogue, scenario: ScenarioEntry) -> dict[str, 
         "instructions": content.scenario_instructions(scenario),
         "test_profile": None,
         "inbound_phone_number": None,
-        "created_at": CATALOGUE_CREATED_AT,
-        "updated_at": CATALOGUE_CREATED_AT,
     }
+    if listed:
+        found.update(created_at=CATALOGUE_CREATED_AT, updated_at=CATALOGUE_CREATED_AT)
+    else:
+        found["project"] = agent.project
+    return found
 
 
 #: The catalogue's providers that the spec's ``assistant_provider`` enum does not have: an

@@ -338,7 +338,8 @@ class _Api:
             and (agent_id is None or s.agent == agent_id)
             and (project_id is None or self._catalogue.agent(s.agent).project == project_id)
         ]
-        return _paginated(request, [objects.scenario_object(self._catalogue, s) for s in listed])
+        entries = [objects.scenario_object(self._catalogue, s, listed=True) for s in listed]
+        return _paginated(request, entries)
 
     def _agent(self, _: _Request, params: dict[str, str]) -> _Response:
         agent_id = int(params["agent_id"])

@@ -703,10 +703,15 @@ class Store:
             "updated_at": self._iso(max([result.created, *changes])),
         }
         if detail:
-            # ResultDetailV2 (the spec's example): scenarios as a list, the request's settings.
+            # ResultDetailV2 (the spec's example): scenarios as a list, the request's settings;
+            # agent_inbound is a field of the list's Result only.
             unique = {s.id: s for s in scenarios}
             view["scenarios"] = [{"id": s.id, "name": s.name} for s in unique.values()]
             view["run_settings"] = _run_settings(result.settings)
+            del view["agent_inbound"]
+        else:
+            # The spec's Result (list, create, rerun) has no evaluation summary.
+            del view["overall_evaluation"], view["failed_reasons"]
         return view
 
     def _run_stub(self, run: _RunRecord, scenario: ScenarioEntry, phase: _Phase) -> dict[str, Any]:

@@ -205,6 +205,23 @@ class Contract:
         pointer = _pointer_of(self.spec, operation, ("responses", str(status), "content"))
         return self.schema_errors(f"{pointer}/application~1json/schema", instance, "response")
 
+    def undeclared_fields(self, operation: Operation, status: int, body: bytes) -> set[str]:
+        """Names of properties in a documented JSON answer that its schema does not declare
+        (meaningful with a ``closed()`` spec; other validation errors are ignored)."""
+        media = operation.node.get("responses", {}).get(str(status), {}).get("content", {})
+        if "application/json" not in media or not body:
+            return set()
+        pointer = _pointer_of(self.spec, operation, ("responses", str(status), "content"))
+        validator = self.validator(f"{pointer}/application~1json/schema", "response")
+        names: set[str] = set()
+        pending = list(validator.iter_errors(json.loads(body)))
+        while pending:
+            error = pending.pop()
+            pending.extend(error.context or [])
+            if error.validator == "unevaluatedProperties":
+                names.update(re.findall(r"'([^']+)'", error.message.split("(", 1)[-1]))
+        return names
+
     def request_errors(self, operation: Operation, body: Any) -> list[str]:
         request_body = operation.node.get("requestBody")
         if request_body is None:

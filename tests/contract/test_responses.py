@@ -9,6 +9,7 @@ fails here until the emulator serves it or the list says why not.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -16,7 +17,15 @@ import pytest
 from pytest_cekura.emulator import Emulator
 
 from .conftest import FakeClock, Recorder
-from .spec import Contract, Operation
+from .spec import (
+    Contract,
+    Operation,
+    apply_overlay,
+    closed,
+    closed_contract,
+    load_overlay,
+    load_raw,
+)
 
 V1 = "/test_framework/v1"
 V2 = "/test_framework/v2"
@@ -291,3 +300,75 @@ def test_fault_answers_validate(
     if action != "never_finish":  # a standing rule, not counted per request
         assert contract_emulator.faults[-1]["fired"] > 0  # it shaped at least one answer
     assert violations(spec, recorder) == []
+
+
+# ------------------------------------------------------------ declared fields
+
+_CREATED = {
+    "name": "the create answer of cekura-api.md 2.x names the result",
+    "success_rate": "the create answer of cekura-api.md 2.x",
+    "is_cronjob": "the create answer of cekura-api.md 2.x",
+    "agent_inbound": "the email runner's own answer examples have it",
+}
+_RUN = {
+    "call_id": "the provider's call id of cekura-api.md 4 (the run object); the spec's Run "
+    "lacks it although runs-list filters on call_id",
+    "number": "the phone number field of cekura-api.md 4 (the run object)",
+}
+#: Fields the emulator sends that the answer's schema does not declare, by operation (paths
+#: without the version and "-external"), each with its reason. Any other undeclared field
+#: fails: a field renamed in the spec leaves the emulator's old name undeclared.
+ALLOWED_EXTRAS: dict[tuple[str, str], dict[str, str]] = {
+    ("get", "/aiagents/{id}/"): {
+        "description": "required by AIAgent and AIAgentV2; the property itself was lost in "
+        "the subset's cut (it was named like the removed prose)"
+    },
+    ("get", "/runs/bulk/"): _RUN,
+    ("get", "/runs/{id}/"): _RUN,
+}
+
+
+def allowed_extras(spec: Contract, key: tuple[str, str]) -> dict[str, str]:
+    if key[0] == "post" and "/run_scenarios" in key[1]:
+        return _CREATED
+    if key == ("get", "/runs/"):
+        # The emulator lists full run objects; the spec's RunList is a subset of Run.
+        schemas = spec.spec["components"]["schemas"]
+        full = set(schemas["Run"]["properties"]) - set(schemas["RunList"]["properties"])
+        return {**_RUN, **dict.fromkeys(full, "a Run field the emulator's runs list also shows")}
+    return ALLOWED_EXTRAS.get(key, {})
+
+
+def test_the_emulator_sends_only_declared_fields(
+    recorder: Recorder, clock: FakeClock, contract_emulator: Emulator
+) -> None:
+    run_every_workflow(recorder, clock, contract_emulator)
+    spec = closed_contract()
+    unexplained = set()
+    for exchange in recorder.exchanges:
+        operation = spec.operation(exchange.method, exchange.path)
+        if operation is None or not 200 <= exchange.status < 300:
+            continue
+        key = (operation.method, re.sub(r"^/test_framework/v\d", "", operation.template))
+        key = (key[0], key[1].replace("-external", ""))
+        extras = spec.undeclared_fields(operation, exchange.status, exchange.body)
+        unexplained |= {(*key, name) for name in extras - set(allowed_extras(spec, key))}
+    assert sorted(unexplained) == []
+
+
+def test_a_renamed_answer_field_is_caught(
+    recorder: Recorder, clock: FakeClock, contract_emulator: Emulator
+) -> None:
+    """Rename Run.scenario_name in a copy of the spec: the emulator's runs now carry a field
+    the spec does not declare, and the declared-fields check names it."""
+    answer = recorder.post(
+        f"{V2}/scenarios/run_scenarios_livekit_v2/", {"scenarios": [{"scenario": PASS}]}
+    )
+    bulk = recorder.get(f"{V2}/runs/bulk/", run_ids=str(answer.json()["runs"][0]["id"]))
+    raw = apply_overlay(load_raw(), load_overlay())
+    run = raw["components"]["schemas"]["Run"]["properties"]
+    run["name_of_scenario"] = run.pop("scenario_name")
+    mutated = Contract(closed(raw))
+    operation = mutated.operation("get", f"{V2}/runs/bulk/")
+    assert operation is not None
+    assert mutated.undeclared_fields(operation, 200, bulk.content) == {"scenario_name", *_RUN}
