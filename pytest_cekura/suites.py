@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -33,6 +33,7 @@ from .errors import ConfigError
 
 # The marker's own keyword list: an argument added to the marker is accepted here as well.
 from .markers import _KEYWORDS as MARKER_KEYWORDS
+from .markers import MARKER
 
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr
@@ -49,6 +50,8 @@ _CATALOGUE_TABLES = ("scenario", "agent", "test_profile")
 #: A ``[[test]]`` header line, to give each entry a line number (tomllib keeps none).
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*test[ \t]*\]\][ \t]*(#.*)?$")
 _LAST_PATH = pytest.StashKey[Path]()
+#: How the marker's own messages about a bad argument begin.
+_MARKER_ERROR = f"@pytest.mark.{MARKER}: "
 
 
 class SuiteError(ConfigError):
@@ -65,6 +68,8 @@ class SuiteEntry:
     options: Mapping[str, Any] = field(default_factory=dict)
     #: 0-based line of the entry's ``[[test]]`` header, or None when it cannot be told.
     line: int | None = None
+    #: 0-based line of each of the entry's keys that could be found in the text.
+    key_lines: Mapping[str, int] = field(default_factory=dict)
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -85,6 +90,9 @@ class CekuraSuiteFile(pytest.File):
     """A ``cekura_*.toml`` file; a bad file is a collection error of its own, like a bad module."""
 
     def collect(self) -> list[CekuraSuiteItem]:
+        manager = self.config.pluginmanager
+        if not manager.has_plugin(_REPORTS):
+            manager.register(_LocatedSetupErrors(), _REPORTS)
         try:
             entries = load_suite(self.path, source=self.nodeid or self.path.name)
         except SuiteError as exc:
@@ -112,6 +120,16 @@ class CekuraSuiteItem(pytest.Item):
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, self.entry.line, f"cekura: {self.name}"
 
+    def _locate_marker_error(self, message: str) -> str | None:
+        """A bad value's marker message, led by ``file:line:`` of the key that holds it."""
+        detail = message.removeprefix(_MARKER_ERROR)
+        if detail == message:
+            return None  # a verdict, not a bad value
+        named = re.match(r"(\w+)[= ]", detail)
+        key = "scenarios" if re.match(r"(no )?scenario id", detail) else named and named[1]
+        line = self.entry.key_lines.get(key) if key else None
+        return f"{self.nodeid.split('::')[0]}:{line + 1}: {message}" if line is not None else None
+
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: str | None = None
     ) -> str | TerminalRepr:
@@ -120,13 +138,38 @@ class CekuraSuiteItem(pytest.Item):
         # user's file. "value" renders the report alone, exactly as for a marked Python test
         # (same text in the terminal, the short summary and JUnit XML).
         if isinstance(excinfo.value, pytest.fail.Exception):
-            return super().repr_failure(excinfo, style="value")
+            located = self._locate_marker_error(str(excinfo.value.msg))
+            return located or super().repr_failure(excinfo, style="value")
         if self.config.getoption("fulltrace", False):
             return super().repr_failure(excinfo)
         return (
             f"{excinfo.exconly()}\n"
             "(an unexpected error inside pytest-cekura; rerun with --fulltrace to see where)"
         )
+
+
+_REPORTS = "cekura-suite-reports"
+
+
+class _LocatedSetupErrors:
+    """pytest reports a setup error with the exception alone, without ``repr_failure``: a bad
+    value's marker message is led by the line of its key here instead."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if (
+            isinstance(item, CekuraSuiteItem)
+            and call.when == "setup"
+            and call.excinfo is not None
+            and isinstance(call.excinfo.value, pytest.fail.Exception)
+        ):
+            located = item._locate_marker_error(str(call.excinfo.value.msg))
+            if located is not None:
+                report.longrepr = located
+        return report
 
 
 def load_suite(path: Path, *, source: str | None = None) -> list[SuiteEntry]:
@@ -143,13 +186,21 @@ def load_suite(path: Path, *, source: str | None = None) -> list[SuiteEntry]:
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already ends with "(at line N, column M)".
         raise SuiteError(f"{source}: TOML syntax error: {exc}; fix the syntax there") from None
-    return parse_suite(data, source=source, lines=_header_lines(text))
+    headers = _header_lines(text)
+    return parse_suite(
+        data, source=source, lines=headers, key_lines=_key_lines(text, headers, data.get(TABLE))
+    )
 
 
 def parse_suite(
-    data: Mapping[str, Any], *, source: str = "<suite>", lines: Sequence[int] = ()
+    data: Mapping[str, Any],
+    *,
+    source: str = "<suite>",
+    lines: Sequence[int] = (),
+    key_lines: Sequence[Mapping[str, int]] = (),
 ) -> list[SuiteEntry]:
-    """Check already-parsed TOML; ``lines`` are the entries' 0-based header lines, if known."""
+    """Check already-parsed TOML; ``lines`` are the entries' 0-based header lines and
+    ``key_lines`` the 0-based line of each entry's keys, if known."""
     for key, value in data.items():
         if key != TABLE:
             raise SuiteError(f"{source}: {_top_level_problem(key, value)}")
@@ -169,14 +220,18 @@ def parse_suite(
     known_lines: Sequence[int | None] = (
         lines if len(lines) == len(raw_entries) else [None] * len(raw_entries)
     )
+    known_keys: Sequence[Mapping[str, int]] = (
+        key_lines if len(key_lines) == len(raw_entries) else [{}] * len(raw_entries)
+    )
     entries: list[SuiteEntry] = []
     first_seen: dict[str, _Where] = {}
-    for number, (raw, line) in enumerate(zip(raw_entries, known_lines, strict=True), start=1):
-        where = _Where(source, number, raw, line)
+    numbered = enumerate(zip(raw_entries, known_lines, known_keys, strict=True), start=1)
+    for number, (raw, line, keys) in numbered:
+        where = _Where(source, number, raw, line, keys)
         entry = _parse_entry(where, raw, line)
         if entry.name in first_seen:
             raise SuiteError(
-                f"{where}: name {_quoted(entry.name)} is already used by "
+                f"{where.at('name')}: name {_quoted(entry.name)} is already used by "
                 f"{first_seen[entry.name].entry}"
                 "; give every entry of a file its own name (it is the test's id)"
             )
@@ -212,6 +267,8 @@ class _Where:
     number: int
     raw: Any
     line: int | None
+    #: 0-based lines of the entry's keys: a message about one key points at its own line.
+    key_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def entry(self) -> str:
@@ -225,8 +282,15 @@ class _Where:
         return f" ({_quoted(name)})" if isinstance(name, str) else ""
 
     def __str__(self) -> str:
+        return self._located(self.line)
+
+    def at(self, key: str) -> str:
+        """The entry, located at the line of ``key`` (its header's when that is not known)."""
+        return self._located(self.key_lines.get(key, self.line))
+
+    def _located(self, line: int | None) -> str:
         # file:line first, the form editors and terminals turn into a link.
-        at = f":{self.line + 1}" if self.line is not None else ""
+        at = f":{line + 1}" if line is not None else ""
         return f"{self.source}{at}: {TABLE}[{self.number}]{self._name}"
 
 
@@ -238,7 +302,7 @@ def _parse_entry(where: _Where, raw: Any, line: int | None) -> SuiteEntry:
     for key in raw:
         if key not in ENTRY_KEYS:
             raise SuiteError(
-                f"{where}: unknown key {key!r}{_suggest(key, ENTRY_KEYS)}; "
+                f"{where.at(key)}: unknown key {key!r}{_suggest(key, ENTRY_KEYS)}; "
                 f"known keys: {', '.join(ENTRY_KEYS)}"
             )
     if "name" not in raw:
@@ -249,12 +313,12 @@ def _parse_entry(where: _Where, raw: Any, line: int | None) -> SuiteEntry:
     name = raw["name"]
     if not isinstance(name, str) or not name.strip():
         raise SuiteError(
-            f"{where}: name = {_toml(name)} is invalid; use a non-empty string, e.g. "
+            f"{where.at('name')}: name = {_toml(name)} is invalid; use a non-empty string, e.g. "
             'name = "refill flow"'
         )
     if "::" in name or any(not char.isprintable() for char in name):
         raise SuiteError(
-            f"{where}: name = {_toml(name)} is invalid; leave out '::' and line breaks "
+            f"{where.at('name')}: name = {_toml(name)} is invalid; leave out '::' and line breaks "
             "(they would break the test id)"
         )
     if "scenarios" not in raw:
@@ -267,15 +331,53 @@ def _parse_entry(where: _Where, raw: Any, line: int | None) -> SuiteEntry:
         plain_int = isinstance(scenarios, int) and not isinstance(scenarios, bool)
         example = f"[{scenarios}]" if plain_int else "[30, 31]"
         raise SuiteError(
-            f"{where}: scenarios = {_toml(scenarios)} is invalid; use a list of scenario ids, "
-            f"e.g. scenarios = {example}"
+            f"{where.at('scenarios')}: scenarios = {_toml(scenarios)} is invalid; use a list "
+            f"of scenario ids, e.g. scenarios = {example}"
         )
     options = {key: value for key, value in raw.items() if key not in REQUIRED_KEYS}
-    return SuiteEntry(name=name, scenarios=tuple(scenarios), options=options, line=line)
+    return SuiteEntry(
+        name=name,
+        scenarios=tuple(scenarios),
+        options=options,
+        line=line,
+        key_lines=where.key_lines,
+    )
 
 
 def _header_lines(text: str) -> list[int]:
     return [number for number, line in enumerate(text.splitlines()) if _HEADER.match(line)]
+
+
+def _key_lines(text: str, headers: Sequence[int], entries: Any) -> list[dict[str, int]]:
+    """Each entry's keys and the line each is set on (tomllib keeps no positions).
+
+    An entry's keys lie between its ``[[test]]`` header and the next table header, so each
+    key is looked for there, as ``key =``, ``"key" =``, a dotted ``key.sub =`` or a
+    ``[test.key]`` sub-table, the first such line winning. A key not found (written
+    unusually) is left out, and messages about it point at the header instead.
+    """
+    if not isinstance(entries, list) or len(entries) != len(headers):
+        return []
+    lines = text.splitlines()
+    found: list[dict[str, int]] = []
+    for index, (entry, start) in enumerate(zip(entries, headers, strict=True)):
+        end = headers[index + 1] if index + 1 < len(headers) else len(lines)
+        keys: dict[str, int] = {}
+        for key in entry if isinstance(entry, dict) else ():
+            pattern = _key_pattern(str(key))
+            for number in range(start + 1, end):
+                if pattern.match(lines[number]):
+                    keys[str(key)] = number
+                    break
+        found.append(keys)
+    return found
+
+
+def _key_pattern(key: str) -> re.Pattern[str]:
+    name = rf"(?:{re.escape(key)}|\"{re.escape(key)}\"|'{re.escape(key)}')"
+    return re.compile(
+        rf"^[ \t]*(?:{name}[ \t]*[=.]|\[[ \t]*{TABLE}[ \t]*\.[ \t]*{name}[ \t]*[\].])"
+    )
 
 
 def _suggest(word: str, options: Sequence[str]) -> str:

@@ -353,7 +353,10 @@ def test_bad_value_errors_that_entry_at_setup_like_the_marker(
     result = wired.run()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at setup of cekura: bad*"])
-    result.stdout.re_match_lines([glob(f"@pytest.mark.cekura_scenario: {message}*")])
+    # located at the line of the key holding the bad value (line 4), not the [[test]] line
+    result.stdout.re_match_lines(
+        [glob(f"cekura_values.toml:4: @pytest.mark.cekura_scenario: {message}*")]
+    )
     assert "Traceback" not in result.stdout.str()
     assert wired.posts() == 1  # the good entry's group only
 
@@ -373,11 +376,72 @@ def test_bad_scenario_ids_error_at_setup_like_the_marker(
     write(wired, "cekura_ids.toml", f'[[test]]\nname = "bad"\nscenarios = {scenarios}\n')
     result = wired.run()
     result.assert_outcomes(errors=1)
-    result.stdout.re_match_lines([glob(f"@pytest.mark.cekura_scenario: {message}*")])
+    result.stdout.re_match_lines(
+        [glob(f"cekura_ids.toml:3: @pytest.mark.cekura_scenario: {message}*")]
+    )
     assert wired.posts() == 0
 
 
 GOOD = '[[test]]\nname = "good"\nscenarios = [40]\n'
+
+#: An entry whose keys sit several lines below its [[test]] line (line 3).
+SPREAD = """
+# header comment
+[[test]]
+# the refill flow, run often
+name = "refill"
+
+frequency = 2
+"min_success_rate" = 0.5
+livekit_data.agent_name = "a"
+scenarios = [30]
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "where", "message"),
+    [
+        ("freqency = 3", ":10: test[1]", "unknown key 'freqency' (did you mean 'frequency'?)*"),
+        ("  'agnet' = 3", ":10: test[1]", "unknown key 'agnet' (did you mean 'agent'?)*"),
+        ("[test.livekit_dat]\nurl = 'x'", ":10: test[1]", "unknown key 'livekit_dat'*"),
+    ],
+)
+def test_collection_error_points_at_the_bad_keys_line(
+    wired: Suite, extra: str, where: str, message: str
+) -> None:
+    write(wired, "cekura_spread.toml", SPREAD.format(extra=extra))
+    result = wired.run()
+    result.stdout.re_match_lines([glob(f'cekura_spread.toml{where} ("refill"): {message}')])
+
+
+def test_bad_name_scenarios_and_duplicates_point_at_their_key(tmp_path: Path) -> None:
+    path = tmp_path / "cekura_lines.toml"
+    body = '[[test]]\nname = "a"\nscenarios = [30]\n\n[[test]]\n# again\n\nname = "a"\n'
+    path.write_text(body + "scenarios = [31]\n")
+    with pytest.raises(SuiteError, match=r'^x:8: test\[2\] \("a"\): name "a" is already used'):
+        load_suite(path, source="x")
+    path.write_text('[[test]]\nname = "a"\n\n\nscenarios = 30\n')
+    with pytest.raises(SuiteError, match=r'^x:5: test\[1\] \("a"\): scenarios = 30 is invalid'):
+        load_suite(path, source="x")
+    path.write_text('[[test]]\nscenarios = [30]\n# a comment\nname = ""\n')
+    with pytest.raises(SuiteError, match=r'^x:4: test\[1\] \(""\): name = "" is'):
+        load_suite(path, source="x")
+
+
+def test_entries_know_where_each_key_is(tmp_path: Path) -> None:
+    path = tmp_path / "cekura_spread.toml"
+    path.write_text(SPREAD.format(extra="[test.request_fields]\nx = 1"))
+    (entry,) = load_suite(path)
+    assert entry.line == 2
+    assert entry.key_lines == {
+        "name": 4,
+        "frequency": 6,
+        "min_success_rate": 7,
+        "livekit_data": 8,
+        "scenarios": 9,
+        "request_fields": 10,
+    }
 
 
 @pytest.mark.parametrize(
@@ -407,7 +471,7 @@ GOOD = '[[test]]\nname = "good"\nscenarios = [40]\n'
         ),
         (
             GOOD + '\n[[test]]\nname = "refill flow"\nscenarios = [30]\nfrequncy = 2\n',
-            "cekura_bad.toml:5: test[2] (\"refill flow\"): unknown key 'frequncy' "
+            "cekura_bad.toml:8: test[2] (\"refill flow\"): unknown key 'frequncy' "
             "(did you mean 'frequency'?); known keys: name, scenarios, frequency, *",
         ),
         (
@@ -421,21 +485,21 @@ GOOD = '[[test]]\nname = "good"\nscenarios = [40]\n'
         ),
         (
             '[[test]]\nname = "refill flow"\nscenarios = 30\n',
-            'cekura_bad.toml:1: test[1] ("refill flow"): scenarios = 30 is invalid; use a list '
+            'cekura_bad.toml:3: test[1] ("refill flow"): scenarios = 30 is invalid; use a list '
             "of scenario ids, e.g. scenarios = [30]",
         ),
         (
             "[[test]]\nname = 5\nscenarios = [30]\n",
-            "cekura_bad.toml:1: test[1]: name = 5 is invalid; use a non-empty string*",
+            "cekura_bad.toml:2: test[1]: name = 5 is invalid; use a non-empty string*",
         ),
         (
             '[[test]]\nname = "a::b"\nscenarios = [30]\n',
-            'cekura_bad.toml:1: test[1] ("a::b"): name = "a::b" is invalid; leave out \'::\'*',
+            'cekura_bad.toml:2: test[1] ("a::b"): name = "a::b" is invalid; leave out \'::\'*',
         ),
         (
             '[[test]]\nname = "refill"\nscenarios = [30]\n\n'
             '[[test]]\nname = "refill"\nscenarios = [31]\n',
-            'cekura_bad.toml:5: test[2] ("refill"): name "refill" is already used by '
+            'cekura_bad.toml:6: test[2] ("refill"): name "refill" is already used by '
             'test[1] ("refill") (line 1); give every entry of a file its own name*',
         ),
         (
