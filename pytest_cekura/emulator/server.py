@@ -1038,8 +1038,11 @@ class Emulator:
 
         The extra keys, which Cekura's own run objects do not have: ``job_metadata`` and
         ``room_metadata`` (the JSON strings a LiveKit agent reads from ``ctx.job.metadata``
-        and ``ctx.room.metadata``), ``livekit_agent_name`` (the dispatch name, None when the
-        agent has none) and ``publish_data_message`` (only when the request element had one).
+        and ``ctx.room.metadata``; a request's ``livekit_data.config`` replaces the agent's),
+        ``livekit_agent_name`` (the dispatch name: the request's ``livekit_data.agent_name``,
+        else the agent's, None when neither has one), ``livekit_url``, the request's
+        ``concurrency_limit`` and ``publish_data_message`` (only when the request element had
+        one).
         """
         return self._store.debug_runs()
 
