@@ -71,6 +71,7 @@ class Ledger:
         self._sending: set[str] = set()
         self._by_name: dict[str, int] = {}
         self._on_change = on_change
+        self._writing = threading.Lock()
 
     def posting(self, name: str, agent: int | None) -> None:
         """A run-starting POST named ``name`` is about to be sent."""
@@ -119,10 +120,16 @@ class Ledger:
             snapshot = self._snapshot()
         self._changed(snapshot)
 
-    def _changed(self, snapshot: Created) -> None:
-        if self._on_change is not None:
+    def _changed(self, _: Created) -> None:
+        if self._on_change is None:
+            return
+        # One writer at a time, and always the latest state: two threads' snapshots must not
+        # land out of order (an older one would hide a result from the controller).
+        with self._writing:
+            with self._lock:
+                latest = self._snapshot()
             with contextlib.suppress(OSError):
-                self._on_change(snapshot)
+                self._on_change(latest)
 
     def _snapshot(self) -> Created:
         results = {rid: sorted(entry.run_ids) for rid, entry in self._results.items()}
@@ -222,6 +229,9 @@ def end_calls(
     """
     report = CleanupReport()
     until = time.monotonic() + budget
+    # A pause Cekura asked for (Retry-After on a poll) is honoured only as long as the
+    # request can still be sent and answered within the budget.
+    send_by = until - LOOKUP_RESERVE
     lock = threading.Lock()
     pending_results = set(results)
     pending_runs = set(runs)
@@ -229,7 +239,7 @@ def end_calls(
 
     def end_result(rid: int, run_ids: Sequence[int]) -> None:
         try:
-            exists = client.end_calls(rid, deadline=until)
+            exists = client.end_calls(rid, deadline=send_by)
         except CekuraError:
             # The result-level request failed: end its calls one by one instead.
             failed = [r for r in run_ids if not _end_run(client, r)]
@@ -281,7 +291,7 @@ def end_calls(
             pending_names.discard(name)  # what Cekura has under the name is ended below
         for result in found:
             try:
-                client.end_calls(result.id, deadline=until)
+                client.end_calls(result.id, deadline=send_by)
             except CekuraError:
                 with lock:
                     report.left_results.append(result.id)

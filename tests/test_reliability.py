@@ -295,7 +295,9 @@ def test_retry_after_beyond_the_deadline_ends_the_wait_at_the_deadline(suite: Su
     )
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*not finished by the deadline*last polling error*HTTP 429*"])
-    assert clock.finished < 0.5 + 0.2 + 1.5
+    # The clean-up's request to end the calls waits out part of Cekura's pause: within its
+    # 5 s budget (plus slack for a loaded machine).
+    assert clock.finished < 0.5 + 0.2 + 5.0 + 1.5
 
 
 def test_retry_after_beyond_the_deadline_is_not_ignored_by_the_poller(suite: Suite) -> None:
