@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -62,17 +62,30 @@ class _Slot:
 class FaultPlan:
     """The installed fault rules, in order, with how often each has fired; thread-safe."""
 
-    def __init__(self, rules: Iterable[FaultRule] = ()) -> None:
+    def __init__(
+        self,
+        rules: Iterable[FaultRule] = (),
+        *,
+        on_change: Callable[[frozenset[int]], None] = lambda never_finish: None,
+    ) -> None:
+        """``on_change`` gets the never_finish scenario ids whenever the rules change (and
+        once now), under the plan's lock, so two concurrent changes cannot leave the
+        listener with the set of the older one."""
         self._lock = threading.Lock()
         self._slots = [_Slot(rule) for rule in rules]
+        self._on_change = on_change
+        with self._lock:
+            on_change(self._never_finish())
 
     def add(self, rules: Iterable[FaultRule]) -> None:
         with self._lock:
             self._slots.extend(_Slot(rule) for rule in rules)
+            self._on_change(self._never_finish())
 
     def replace(self, rules: Iterable[FaultRule]) -> None:
         with self._lock:
             self._slots = [_Slot(rule) for rule in rules]
+            self._on_change(self._never_finish())
 
     def take(self, kind: str) -> FaultRule | None:
         """The rule that applies to a request of this kind, counted as fired; None if none."""
@@ -97,12 +110,15 @@ class FaultPlan:
     def never_finish(self) -> frozenset[int]:
         """Scenario ids whose runs must stay running while the rules are installed."""
         with self._lock:
-            return frozenset(
-                scenario_id
-                for slot in self._slots
-                if slot.rule.action == "never_finish"
-                for scenario_id in slot.rule.scenario_ids
-            )
+            return self._never_finish()
+
+    def _never_finish(self) -> frozenset[int]:
+        return frozenset(
+            scenario_id
+            for slot in self._slots
+            if slot.rule.action == "never_finish"
+            for scenario_id in slot.rule.scenario_ids
+        )
 
     def describe(self) -> list[dict[str, Any]]:
         """The rules as ``GET /_emulator/faults`` lists them, with ``fired`` and ``remaining``."""

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pytest_cekura.emulator import content
 from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
@@ -170,6 +170,18 @@ class RunFilter:
 class ResultPage:
     count: int
     items: list[dict[str, Any]]
+
+
+_T = TypeVar("_T")
+
+
+def slice_page(items: Sequence[_T], page: int, size: int) -> Sequence[_T] | None:
+    """Page ``page`` (from 1) of ``size`` items; None past the last page (DRF's 404). An
+    empty list still has page 1, which is empty."""
+    last_page = max(1, -(-len(items) // size))
+    if page > last_page:
+        return None
+    return items[(page - 1) * size : page * size]
 
 
 @dataclass(slots=True)
@@ -397,11 +409,10 @@ class Store:
         """Newest first, like the API's default ordering; None if ``page`` is out of range."""
         with self._lock:
             matching = [r for r in reversed(self._results.values()) if self._matches(r, where)]
-            last_page = max(1, -(-len(matching) // page_size))
-            if page > last_page:
+            chosen = slice_page(matching, page, page_size)
+            if chosen is None:
                 return None
             now = self._clock()
-            chosen = matching[(page - 1) * page_size : page * page_size]
             items = [_runs_by_id(self._result_view(r, now, detail=False)) for r in chosen]
             return ResultPage(len(matching), items)
 
@@ -425,11 +436,10 @@ class Store:
                 if where.success is False and phase.verdict is None:
                     continue  # success is null, not false, until the run has ended
                 matching.append((run, scenario, phase))
-            last_page = max(1, -(-len(matching) // page_size))
-            if page > last_page:
+            chosen_runs = slice_page(matching, page, page_size)
+            if chosen_runs is None:
                 return None
-            chosen = matching[(page - 1) * page_size : page * page_size]
-            return ResultPage(len(matching), [self._run_view_at(*found) for found in chosen])
+            return ResultPage(len(matching), [self._run_view_at(*found) for found in chosen_runs])
 
     def _run_matches(self, run: _RunRecord, where: RunFilter) -> bool:
         result = self._results[run.result_id]
