@@ -28,7 +28,7 @@ MISSING_KEY = (
     "cekura_scenario'."
 )
 WRONG_KEY = (
-    "ERROR: pytest-cekura: Cekura rejected the API key (GET /test_framework/v1/scenarios/30/ "
+    "ERROR: pytest-cekura: Cekura rejected the API key (GET /test_framework/v1/scenarios/ "
     "-> HTTP 401: *). Check the CEKURA_API_KEY environment variable (and --cekura-url / "
     "CEKURA_API_URL if you use another Cekura deployment). The session stopped before any "
     "call was started."
