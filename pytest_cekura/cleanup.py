@@ -198,7 +198,7 @@ class CleanupReport:
                 if self.interrupted
                 else f"they could not be ended within {CLEANUP_BUDGET:g} s"
                 if self.timed_out
-                else "Cekura did not accept the request to end them"
+                else "Cekura did not accept the requests to find or end them"
             )
             lines.append(
                 f"pytest-cekura: calls may still be going ({why}): end them in Cekura's "

@@ -16,6 +16,7 @@ from typing import Any
 from .cleanup import Ledger
 from .client import PROVIDERS, CekuraClient
 from .errors import ApiError, AuthError, CekuraError, RateLimitedError, TransportError
+from .hookspec import HookError, ModifyRequest
 from .markers import GroupKey, ScenarioSpec
 from .models import Result, Run
 
@@ -151,6 +152,7 @@ def submit_group(
     sleep: Callable[[float], None] = time.sleep,
     ledger: Ledger | None = None,
     deadline: float | None = None,
+    modify: ModifyRequest | None = None,
 ) -> Submission:
     """POST one group. ``AuthError`` propagates: it concerns the whole session, not a group.
 
@@ -158,12 +160,17 @@ def submit_group(
     group's unique name (``result_agent`` is the agent Cekura files it under) and adopted, so
     nothing is started twice. ``ledger`` learns of the result the moment Cekura answers (and
     of the name while the answer is unknown), so the session can end its calls whatever
-    happens next; ``deadline`` bounds waiting on a 429's ``Retry-After``.
+    happens next; ``deadline`` bounds waiting on a 429's ``Retry-After``. ``modify`` (the
+    ``pytest_cekura_modify_request`` hook) adjusts the body just before it is sent.
     """
     try:
         body = request_body(group)
+        if modify is not None:
+            modify(group.key.provider, body)
         # Checked before anything is sent: a body that cannot be JSON starts nothing.
         json.dumps(body, allow_nan=False)
+    except HookError as exc:
+        return Submission(group, error=f"{exc}. Nothing was started.")
     except (TypeError, ValueError) as exc:
         return Submission(group, error=f"{UNSENDABLE}: {exc}. Nothing was started.")
     return post_resolved(
@@ -210,10 +217,10 @@ def post_resolved(
             ledger.settled(group.name)
         return outcome
     agent = result_agent if result_agent is not None else _scenario_agent(client, group)
-    found = find_by_name(client, group.name, agent, sleep)
+    found, failure = _look_up(client, group.name, agent, sleep)
     if found is None:
         # Left unresolved in the ledger: the session looks it up once more when it ends.
-        return Submission(group, error=_ambiguous_error(group, outcome, looked_up=True))
+        return Submission(group, error=_ambiguous_error(group, outcome, failure))
     if ledger is not None:
         ledger.created(found, name=group.name)
     runs = _reconciled(client, group, found, ledger)
@@ -270,17 +277,27 @@ def find_by_name(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Result | None:
     """The result this session created under ``name``, with its runs; None if not found."""
+    return _look_up(client, name, agent, sleep)[0]
+
+
+def _look_up(
+    client: CekuraClient, name: str, agent: int | None, sleep: Callable[[float], None]
+) -> tuple[Result | None, CekuraError | None]:
+    """``find_by_name``, and the error of the last look-up when none got an answer."""
+    failure: CekuraError | None = None
+    answered = False
     for delay in LOOKUP_DELAYS:
         sleep(delay)
         try:
             matches = [r for r in client.find_results(name=name, agent_id=agent) if r.name == name]
             if matches:
-                return client.get_result(matches[0].id)
+                return client.get_result(matches[0].id), None
+            answered = True  # Cekura answered: there is no such result (yet)
         except AuthError:
             raise
-        except CekuraError:
-            continue  # the look-up is best effort; the caller reports the ambiguity
-    return None
+        except CekuraError as exc:
+            failure = exc  # the look-up is best effort; the caller reports the ambiguity
+    return None, None if answered else failure
 
 
 def rerun_failed(
@@ -292,6 +309,7 @@ def rerun_failed(
     *,
     ledger: Ledger | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    modify: ModifyRequest | None = None,
 ) -> Submission:
     """Start the scenarios of the ``failed`` runs of result ``earlier`` again, through the run
     endpoint and in the group's own request shape; keep the ``kept`` runs.
@@ -323,14 +341,21 @@ def rerun_failed(
             tuple(scenario_ids),
             f"{group.name} rerun x{count}" if len(by_count) > 1 else f"{group.name} rerun",
         )
-        submission = post_resolved(
-            client,
-            sub,
-            partial(client.start_runs, sub.key.provider, request_body(sub)),
-            result_agent=group.key.agent,
-            sleep=sleep,
-            ledger=ledger,
-        )
+        body = request_body(sub)
+        try:
+            if modify is not None:
+                modify(sub.key.provider, body)
+        except HookError as exc:
+            submission = Submission(sub, error=f"{exc}. This request was not sent.")
+        else:
+            submission = post_resolved(
+                client,
+                sub,
+                partial(client.start_runs, sub.key.provider, body),
+                result_agent=group.key.agent,
+                sleep=sleep,
+                ledger=ledger,
+            )
         if submission.error is not None:
             done = ", ".join(str(s.result_id) for s in started)
             also = f" (result(s) {done} started the other failed scenarios)" if done else ""
@@ -394,19 +419,20 @@ def _maybe_started(group: Group, exc: Exception) -> Submission:
     return Submission(group, error=str(exc), ambiguous=True)
 
 
-def _ambiguous_error(
-    group: Group, outcome: Submission, *, looked_up: bool, where: str | None = None
-) -> str:
-    """What to tell the user after a call-starting POST failed ambiguously: the look-up by
-    name is mentioned only when one was made."""
+def _ambiguous_error(group: Group, outcome: Submission, failure: CekuraError | None) -> str:
+    """What to tell the user after a call-starting POST failed ambiguously. Whether Cekura
+    answered the look-up by name (and had no such result) or the look-up itself failed is
+    told apart: the message never claims a look-up found nothing when none got an answer."""
     start = (
         f"the request to start runs failed after it may have reached Cekura ({outcome.error}). "
         "It was not re-sent, so you are not charged twice, "
     )
-    if looked_up:
-        return (
-            start + f"and no result named {group.name!r} could be found: look for it in "
-            "Cekura's dashboard, where its runs may still be going (the session looks it up "
-            "once more when it ends, and ends its calls)."
-        )
-    return start + f"and it cannot be looked up: look for {where} in Cekura's dashboard."
+    found = (
+        f"and no result named {group.name!r} could be found"
+        if failure is None
+        else f"and looking for a result named {group.name!r} failed too ({failure})"
+    )
+    return (
+        start + found + ": look for it in Cekura's dashboard, where its runs may still be "
+        "going (the session looks it up once more when it ends, and ends its calls)."
+    )
