@@ -95,6 +95,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = _state(config).settings
     lines = []
@@ -244,11 +250,13 @@ def _worker_output(state: _State, lines: int = 20) -> list[str]:
 
 
 def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
+    from .hookspec import request_modifier
     from .session import CekuraSession
 
+    modify = request_modifier(config, settings.api_key)
     if not is_worker(config):
         session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        return CekuraSession(settings, session_id)
+        return CekuraSession(settings, session_id, modify_request=modify)
     given = worker_input(config)
     uid = str(given["testrunuid"])
     emulator = given.get("cekura_emulator")
@@ -259,6 +267,7 @@ def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
         submit_once=submit_once,
         emulator=(emulator[0], Secret(emulator[1])) if emulator else None,
         lazy=True,
+        modify_request=modify,
     )
     # Created when this worker is about to submit; a replacement for a worker that crashed
     # gets the deadline the first worker set, not a fresh one.
@@ -375,11 +384,35 @@ def _wait_for_verdict(item: pytest.Item) -> None:
     finally:
         if progress is not None:
             progress.finish()
+    hook_error = None
+    if record.result is not None and RUNS_FINAL_KEY not in item.stash:
+        item.stash[RUNS_FINAL_KEY] = True  # once per test, not again on a rerun
+        hook_error = _runs_final(item, record.result, cekura.settings.api_key)
     item.user_properties.extend(junit_properties(record, cekura.links))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         if cekura.key_rejected is not None:  # the session error says it all, once
             pytest.fail(KEY_REJECTED_SHORT, pytrace=False)
-        pytest.fail(_text(item.config, record), pytrace=False)
+        also = f"\n{hook_error}" if hook_error else ""
+        pytest.fail(_text(item.config, record) + also, pytrace=False)
+    if hook_error:
+        pytest.fail(hook_error, pytrace=False)
+
+
+#: Set once ``pytest_cekura_runs_final`` has been called for the test.
+RUNS_FINAL_KEY = pytest.StashKey[bool]()
+
+
+def _runs_final(item: pytest.Item, result: CekuraResult, api_key: Secret | None) -> str | None:
+    """Call ``pytest_cekura_runs_final``; what to fail this test with if it raised (returned,
+    not raised here: a failure raised inside ``except`` would show the hook's own exception,
+    whose text may hold anything, e.g. the key)."""
+    from .hookspec import hook_failure
+
+    try:
+        item.config.hook.pytest_cekura_runs_final(item=item, result=result)
+    except Exception as exc:
+        return hook_failure("pytest_cekura_runs_final", exc, api_key)
+    return None
 
 
 KEY_REJECTED = (

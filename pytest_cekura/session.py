@@ -25,6 +25,7 @@ from .cleanup import (
 )
 from .client import CekuraClient
 from .errors import AuthError, CekuraError, ConfigError
+from .hookspec import ModifyRequest
 from .markers import GroupKey, ScenarioSpec
 from .models import CekuraResult, Run
 from .options import DEFAULT_DASHBOARD_URL, ENV_API_KEY, ENV_API_URL, Settings
@@ -117,8 +118,11 @@ class CekuraSession:
         submit_once: SubmitOnce | None = None,
         emulator: tuple[str, Secret] | None = None,
         lazy: bool = False,
+        modify_request: ModifyRequest | None = None,
     ) -> None:
         self.settings = settings
+        #: The ``pytest_cekura_modify_request`` hook, called on each body before its POST.
+        self._modify_request = modify_request
         self.session_id = session_id
         self.records: dict[str, TestRecord] = {}
         #: Set by a dry run: what would have been submitted.
@@ -346,7 +350,15 @@ class CekuraSession:
             return None
         kept = [run for run in runs if run.succeeded]
         failed = [run for run in runs if not run.succeeded]
-        return rerun_failed(client, group, remembered.result_id, kept, failed, ledger=self.ledger)
+        return rerun_failed(
+            client,
+            group,
+            remembered.result_id,
+            kept,
+            failed,
+            ledger=self.ledger,
+            modify=self._modify_request,
+        )
 
     def _check_budget(self, groups: list[Group], *, dry_run: bool = False) -> None:
         limit = self.settings.max_runs
@@ -378,7 +390,12 @@ class CekuraSession:
             return lambda: (
                 self._from_earlier(client, group)
                 or submit_group(
-                    client, group, result_agent=agent, ledger=self.ledger, deadline=self._until
+                    client,
+                    group,
+                    result_agent=agent,
+                    ledger=self.ledger,
+                    deadline=self._until,
+                    modify=self._modify_request,
                 )
             )
 
