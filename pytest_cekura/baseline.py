@@ -18,14 +18,29 @@ FORMAT_KEY = "pytest-cekura-baseline"
 FORMAT_VERSION = 1
 
 
-def write_baseline(path: Path, rows: Sequence[SummaryRow]) -> None:
+def write_baseline(path: Path, rows: Sequence[SummaryRow]) -> list[str]:
+    """Write the baseline; return the ids of the tests it records failing (to warn about)."""
+    recorded = [
+        row for row in rows if row.succeeded is not None and row.total and row.outcome != "error"
+    ]
     tests = {
         row.nodeid: {"success_rate": round(row.succeeded / row.total, 4), "runs": row.total}
-        for row in rows
-        if row.succeeded is not None and row.total and row.outcome != "error"
+        for row in recorded
+        if row.succeeded is not None and row.total
     }
     data = {FORMAT_KEY: FORMAT_VERSION, "tests": dict(sorted(tests.items()))}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return [row.nodeid for row in recorded if row.outcome == "failed"]
+
+
+def baseline_failing_warning(nodeids: Sequence[str]) -> str:
+    """One line: the baseline just written records these tests failing."""
+    return (
+        f"pytest-cekura warning: the baseline records {len(nodeids)} failing test(s): "
+        f"{', '.join(nodeids)}; --cekura-compare will pass them as long as they get no "
+        "worse (flagged as 'baseline below threshold'): fix them and record again, or "
+        "remove them from the file to judge them by their threshold."
+    )
 
 
 def load_baseline(path: Path) -> dict[str, float]:
@@ -102,5 +117,13 @@ def comparison_lines(
             continue
         change = (now - before) * 100
         word = "REGRESSED" if now + 1e-9 < before - tolerance else "ok"
-        lines.append(f"{word:9} {row.nodeid}: {before:.0%} -> {now:.0%} ({change:+.0f} points)")
+        # A baseline that was itself failing: "ok" only means "no worse", so say so.
+        flag = (
+            f"; baseline below the {row.min_success_rate:.0%} threshold"
+            if before + 1e-9 < row.min_success_rate
+            else ""
+        )
+        lines.append(
+            f"{word:9} {row.nodeid}: {before:.0%} -> {now:.0%} ({change:+.0f} points{flag})"
+        )
     return lines

@@ -12,8 +12,9 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from statistics import NormalDist
+from typing import Any
 
 from .models import Run
 from .poller import RunState
@@ -37,6 +38,51 @@ class RunIssue:
     undecided: bool
 
 
+class Rule(enum.StrEnum):
+    """The rule that decided a verdict (its value is what reports and JUnit carry)."""
+
+    #: The success rate against the test's ``min_success_rate``.
+    THRESHOLD = "threshold"
+    #: ``--cekura-confidence``: the Wilson lower bound of the success rate against it.
+    WILSON = "wilson_lower_bound"
+    #: ``--cekura-compare``: the success rate against the test's baseline and the tolerance.
+    BASELINE = "baseline_regression"
+    #: Runs that could not be run or finished could still change the verdict: an error.
+    UNDECIDED = "undecided"
+    #: Nothing could be judged (submission failed, runs missing): an error.
+    NOT_RUN = "not_run"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """What decided a verdict: for people (``text``, ``short``) and for machines (the rest)."""
+
+    rule: Rule
+    #: One sentence naming the rule and the numbers it compared.
+    text: str
+    #: A few words for the terminal summary line, e.g. "needs 80%".
+    short: str
+    success_rate: float | None = None
+    #: The test's ``min_success_rate``.
+    needed: float | None = None
+    #: Under ``--cekura-confidence``: the Wilson lower bound, and the confidence.
+    lower_bound: float | None = None
+    confidence: float | None = None
+    #: Under ``--cekura-compare``: the baseline's success rate and the allowed fall.
+    baseline: float | None = None
+    tolerance: float | None = None
+    #: The baseline itself was below the test's threshold: a pass says only "no worse".
+    baseline_below_threshold: bool = False
+    #: Calls ended because the verdict was decided before they finished.
+    ended_early: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rule"] = self.rule.value
+        data["early_verdict"] = self.ended_early > 0
+        return data
+
+
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
@@ -49,6 +95,8 @@ class Verdict:
     #: With --cekura-compare: the baseline success rate and the allowed fall below it.
     baseline: float | None = None
     tolerance: float = 0.0
+    #: The rule that decided the outcome, with its numbers (None only for hand-made verdicts).
+    reason: Reason | None = None
 
     @property
     def success_rate(self) -> float:
@@ -59,12 +107,54 @@ def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Ver
     """Judge by regression instead of the threshold: fail only a fall beyond the tolerance.
 
     An error stays an error: a test Cekura could not run says nothing about regressions.
+    A baseline that was itself below the test's threshold still decides (the team chose to
+    track regressions of a known gap), but the reason says so: such a pass only means "no
+    worse than before", and reports flag it (see docs/saving.md).
     """
     outcome = verdict.outcome
-    if outcome is not Outcome.ERROR:
-        regressed = verdict.success_rate + _EPSILON < baseline - tolerance
-        outcome = Outcome.FAILED if regressed else Outcome.PASSED
-    return replace(verdict, outcome=outcome, baseline=baseline, tolerance=tolerance)
+    if outcome is Outcome.ERROR:
+        return replace(verdict, baseline=baseline, tolerance=tolerance)
+    rate = verdict.success_rate
+    floor = baseline - tolerance
+    regressed = rate + _EPSILON < floor
+    outcome = Outcome.FAILED if regressed else Outcome.PASSED
+    below = baseline + _EPSILON < verdict.min_success_rate
+    ended = verdict.reason.ended_early if verdict.reason is not None else 0
+    change = (rate - baseline) * 100
+    if regressed:
+        text = (
+            f"baseline regression rule (--cekura-compare): the success rate fell from the "
+            f"baseline's {_pct(baseline)} to {_pct(rate)} ({change:+.0f} points), more than "
+            f"the tolerance of {tolerance * 100:.0f} points"
+        )
+    else:
+        text = (
+            f"baseline regression rule (--cekura-compare): the success rate {_pct(rate)} is "
+            f"within {tolerance * 100:.0f} points of the baseline's {_pct(baseline)} "
+            f"({change:+.0f} points), so the threshold of {_pct(verdict.min_success_rate)} "
+            "does not apply"
+        )
+    short = f"baseline {_pct(baseline)}, tolerance {tolerance * 100:.0f} points"
+    if below:
+        text += (
+            f"; the baseline was recorded failing (below this test's threshold of "
+            f"{_pct(verdict.min_success_rate)})"
+        )
+        if not regressed:
+            text += ", so this test passes only because it was failing before too"
+        short += f", baseline below the {_pct(verdict.min_success_rate)} threshold"
+    reason = Reason(
+        Rule.BASELINE,
+        text + _early_text(ended),
+        short + (", early verdict" if ended else ""),
+        success_rate=rate,
+        needed=verdict.min_success_rate,
+        baseline=baseline,
+        tolerance=tolerance,
+        baseline_below_threshold=below,
+        ended_early=ended,
+    )
+    return replace(verdict, outcome=outcome, baseline=baseline, tolerance=tolerance, reason=reason)
 
 
 def judge(
@@ -74,12 +164,14 @@ def judge(
     *,
     confidence: float | None = None,
     unfinished_reason: str | None = None,
+    ended_early: int = 0,
 ) -> Verdict:
-    """Decide from the runs so far.
+    """Decide from the runs so far: a pure function of its arguments.
 
     With ``confidence`` (e.g. 0.95) the gate is statistical: the Wilson lower bound of the
     success rate at that one-sided confidence must reach ``min_success_rate``.
-    ``unfinished_reason`` explains runs that were still going when the verdict was taken early.
+    ``unfinished_reason`` explains runs that were still going when the verdict was taken early;
+    ``ended_early`` is how many calls were ended because of it (named in the reason).
     """
     issues = tuple(
         issue for state in states if (issue := _issue(state, unfinished_reason)) is not None
@@ -87,15 +179,94 @@ def judge(
     succeeded = len(states) - len(issues)
     total = len(states)
     undecided = sum(issue.undecided for issue in issues)
+    score = _score(succeeded, total, confidence) if total else 0.0
     if problems or total == 0:
         outcome = Outcome.ERROR
-    elif _score(succeeded, total, confidence) + _EPSILON >= min_success_rate:
+    elif score + _EPSILON >= min_success_rate:
         outcome = Outcome.PASSED
     elif _score(succeeded + undecided, total, confidence) + _EPSILON < min_success_rate:
         outcome = Outcome.FAILED
     else:
         outcome = Outcome.ERROR
-    return Verdict(outcome, succeeded, total, min_success_rate, issues, tuple(problems))
+    reason = _reason(
+        outcome, succeeded, total, undecided, min_success_rate, confidence, score, ended_early
+    )
+    return Verdict(
+        outcome, succeeded, total, min_success_rate, issues, tuple(problems), reason=reason
+    )
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.0f}%"
+
+
+def _early_text(ended: int) -> str:
+    if not ended:
+        return ""
+    return (
+        f"; early verdict (--cekura-early-verdict): decided before every run finished, and "
+        f"{ended} call(s) that could not change it were ended"
+    )
+
+
+def _reason(
+    outcome: Outcome,
+    succeeded: int,
+    total: int,
+    undecided: int,
+    needed: float,
+    confidence: float | None,
+    score: float,
+    ended: int,
+) -> Reason:
+    rate = succeeded / total if total else 0.0
+    runs = f"{succeeded} of {total} runs succeeded ({_pct(rate)})"
+    if total == 0 or (outcome is Outcome.ERROR and not undecided):
+        return Reason(
+            Rule.NOT_RUN,
+            "not run: Cekura could not run this test, so no rule could judge it",
+            f"needs {_pct(needed)}",
+            needed=needed,
+        )
+    if confidence is None:
+        rule, shown = Rule.THRESHOLD, "the success rate"
+        short = f"needs {_pct(needed)}"
+        measured = ""
+    else:
+        bound = f"{score * 100:.1f}%"
+        rule, shown = Rule.WILSON, "the Wilson lower bound"
+        short = f"Wilson lower bound {bound} at {confidence:g} confidence, needs {_pct(needed)}"
+        measured = (
+            f"; at {confidence:g} one-sided confidence (--cekura-confidence) the Wilson lower "
+            f"bound of the success rate is {bound}"
+        )
+    if outcome is Outcome.ERROR:
+        text = (
+            f"undecided: {runs} and {undecided} could not be run or finished; were they "
+            f"counted, {shown} could reach {_pct(needed)} (min_success_rate) or stay below it"
+        )
+        return Reason(
+            Rule.UNDECIDED,
+            text,
+            short,
+            success_rate=rate,
+            needed=needed,
+            lower_bound=None if confidence is None else score,
+            confidence=confidence,
+        )
+    label = "threshold rule" if confidence is None else "Wilson lower bound rule"
+    verb = "reaches" if outcome is Outcome.PASSED else "is below"
+    text = f"{label}: {runs}{measured}, which {verb} min_success_rate {_pct(needed)}"
+    return Reason(
+        rule,
+        text + _early_text(ended),
+        short + (", early verdict" if ended else ""),
+        success_rate=rate,
+        needed=needed,
+        lower_bound=None if confidence is None else score,
+        confidence=confidence,
+        ended_early=ended,
+    )
 
 
 def _score(successes: int, total: int, confidence: float | None) -> float:

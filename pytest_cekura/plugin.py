@@ -26,6 +26,7 @@ from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
 from .progress import Progress, terminal_progress
+from .providers import DEFAULT_BASE_URL
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
@@ -69,6 +70,8 @@ class _State:
     session_error: str | None = None
     #: In the controller: a session-level error a worker met after tests had started.
     late_error: str | None = None
+    #: When the session started (for the JSON report).
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def rows(self) -> list[SummaryRow]:
@@ -109,7 +112,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         if settings.emulator
         else settings.base_url
     )
-    if settings.emulator or config.get_verbosity() > 0:
+    # Another deployment than Cekura's own is always named: requests (and the key) go there.
+    elsewhere = settings.emulator or settings.base_url.rstrip("/") != DEFAULT_BASE_URL.rstrip("/")
+    if elsewhere or config.get_verbosity() > 0:
         timing = f"poll every {settings.poll_interval:g}s, timeout {settings.timeout:g}s"
         lines.append(f"cekura: {where}, {timing}")
     log = _state(config).worker_log
@@ -388,7 +393,7 @@ def _wait_for_verdict(item: pytest.Item) -> None:
     if record.result is not None and RUNS_FINAL_KEY not in item.stash:
         item.stash[RUNS_FINAL_KEY] = True  # once per test, not again on a rerun
         hook_error = _runs_final(item, record.result, cekura.settings.api_key)
-    item.user_properties.extend(junit_properties(record, cekura.links))
+    item.user_properties.extend(junit_properties(record, cekura.links, cekura.ended_runs))
     if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
         if cekura.key_rejected is not None:  # the session error says it all, once
             pytest.fail(KEY_REJECTED_SHORT, pytrace=False)
@@ -555,7 +560,7 @@ def _attach_summary_row(item: pytest.Item, report: pytest.TestReport) -> None:
         from .report import summary_row
 
         outcome = "error" if report.when == "setup" and report.failed else report.outcome
-        row = summary_row(item.nodeid, record, outcome, cekura.links)
+        row = summary_row(item.nodeid, record, outcome, cekura.links, cekura.ended_runs)
         setattr(report, REPORT_ATTR, row.to_json())
 
 
@@ -582,7 +587,8 @@ class SummaryHooks:
             terminalreporter.write_sep("=", "cekura session error", red=True)
             terminalreporter.write_line(late_error, red=True, bold=True)
         groups = state.session.dry_run_groups if state.session is not None else None
-        plan = dry_run_lines(groups) if groups is not None else state.worker_dry_run
+        limit = state.settings.max_runs
+        plan = dry_run_lines(groups, limit) if groups is not None else state.worker_dry_run
         if plan is not None:
             terminalreporter.section("cekura dry run")
             for line in plan:
@@ -642,7 +648,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if groups is not None:
             from .report import dry_run_lines
 
-            output["cekura_dry_run"] = dry_run_lines(groups)
+            output["cekura_dry_run"] = dry_run_lines(groups, state.settings.max_runs)
     else:
         if late_error is not None:
             # The same exit status as the key rejected at submission: a session-level stop.
@@ -652,9 +658,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             if settings.report_path is not None:
                 _write_report(state, settings.report_path)
             if settings.baseline_path is not None:
-                from .baseline import write_baseline
+                from .baseline import baseline_failing_warning, write_baseline
 
-                write_baseline(settings.baseline_path, state.rows)
+                failing = write_baseline(settings.baseline_path, state.rows)
+                if failing:
+                    _warn(session.config, baseline_failing_warning(failing))
         except OSError as exc:
             # Checked at start, yet gone now (disk full, folder removed): the outcomes and
             # the summary still matter more than the file.
@@ -718,7 +726,14 @@ def _write_report(state: _State, path: Path) -> None:
 
     cekura = state.cekura
     data = json_report(
-        state.rows, state.request_counts(), session_id=cekura.session_id, api=cekura.api_url
+        state.rows,
+        state.request_counts(),
+        session_id=cekura.session_id,
+        api=cekura.api_url,
+        started=state.started_at,
+        finished=datetime.now(UTC),
+        ended_runs=cekura.ended_runs,
+        ended_results=cekura.ended_results,
     )
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
@@ -759,6 +774,9 @@ class XdistHooks:
         state.worker_api_notices.update(dict.fromkeys(output.get("cekura_api_notices", [])))
         if isinstance(late := output.get("cekura_late_error"), str):
             state.late_error = state.late_error or late
+        plan = output.get("cekura_dry_run")
+        if isinstance(plan, list) and state.worker_dry_run is None:
+            state.worker_dry_run = [str(line) for line in plan]  # every worker plans the same
         if isinstance(stop := output.get("cekura_session_error"), str):
             # Raised here, in the controller's loop, it ends the run as it ends a serial
             # one: "ERROR: <message>" and exit status 4. Every worker is told to shut down
@@ -767,9 +785,6 @@ class XdistHooks:
             if dsession is not None:
                 dsession.triggershutdown()
             raise pytest.UsageError(stop)
-        plan = output.get("cekura_dry_run")
-        if isinstance(plan, list) and state.worker_dry_run is None:
-            state.worker_dry_run = [str(line) for line in plan]  # every worker plans the same
 
 
 @pytest.fixture

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .client import START_LABEL
 from .markers import ScenarioSpec
-from .models import Run
+from .models import TERMINAL_STATUSES, Run
 from .outcome import Outcome, RunIssue, Verdict
 from .records import TestRecord
 from .reuse import describe_age
@@ -72,7 +74,10 @@ def failure_text(record: TestRecord, links: Links, worker_output: Sequence[str] 
     short with its reasons, metrics, transcript tail, job metadata and link."""
     verdict = record.verdict
     assert verdict is not None
-    lines = [_headline(record.spec, verdict), _scope(record)]
+    lines = [_headline(record.spec, verdict)]
+    if verdict.reason is not None:
+        lines.append(f"decided by: {verdict.reason.text}")
+    lines.append(_scope(record))
     # What the request changed for the agent, e.g. the room metadata livekit_data.config sent.
     lines += [f"  {line}" for line in record.spec.request_lines()]
     lines += [f"  ! {problem}" for problem in verdict.problems]
@@ -99,10 +104,17 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
             f"Cekura could not decide this test: {verdict.succeeded} of {verdict.total} runs "
             f"succeeded and {undecided} could not be run or finished; {need}."
         )
+    reason = verdict.reason
     if verdict.baseline is not None:
         need = (
             f"the baseline is {_percent(verdict.baseline)} and may fall by at most "
             f"{verdict.tolerance * 100:.0f} points"
+        )
+    elif reason is not None and reason.lower_bound is not None:
+        # The raw rate alone (e.g. 10 of 10) reads like a pass: say what was compared.
+        need = (
+            f"its Wilson lower bound at {reason.confidence:g} confidence is "
+            f"{reason.lower_bound * 100:.1f}% and {need}"
         )
     return (
         f"Cekura: {verdict.succeeded} of {verdict.total} runs succeeded "
@@ -190,11 +202,24 @@ def job_metadata(run: Run) -> str:
     return f"scenario_id={run.scenario}, run_id={run.id}{shown}"
 
 
-def run_record(run: Run, *, result_id: int | None, url: str) -> dict[str, Any]:
-    """A run as the JSON report and JUnit properties show it (no secrets: none are in runs)."""
+def run_record(
+    run: Run,
+    *,
+    result_id: int | None,
+    url: str,
+    why: str | None = None,
+    ended_by_session: bool = False,
+) -> dict[str, Any]:
+    """A run as the JSON report and JUnit properties show it (no secrets: none are in runs).
+
+    A run that did not succeed carries why (``why``), Cekura's expected-outcome explanation
+    and its failing metrics. A call the session ended before it finished is ``"ended"``, not
+    the ``"running"`` it was last seen as (``last_seen_status`` keeps that).
+    """
     profile = run.test_profile_data or {}
-    return {
+    record: dict[str, Any] = {
         "id": run.id,
+        "result_id": result_id,
         "scenario": run.scenario,
         "scenario_name": run.scenario_name,
         "status": run.status,
@@ -204,7 +229,32 @@ def run_record(run: Run, *, result_id: int | None, url: str) -> dict[str, Any]:
         "test_profile": profile.get("name"),
         "job_metadata": {"scenario_id": run.scenario, "run_id": run.id},
         "url": url,
+        "ended_by_session": False,
     }
+    if ended_by_session:
+        mark_ended(record)
+    if not run.succeeded:
+        outcome = run.expected_outcome
+        record["why"] = why
+        record["expected_outcome"] = (
+            None
+            if outcome is None
+            else {"score": outcome.score, "explanation": list(outcome.explanation)}
+        )
+        record["failing_metrics"] = [
+            {"name": m.name, "score": m.score, "explanation": list(m.explanation)}
+            for m in run.failing_metrics
+        ]
+    return record
+
+
+def mark_ended(record: dict[str, Any]) -> None:
+    """The session ended this call before it finished: say so instead of "running"."""
+    if record.get("ended_by_session") or record.get("status") in TERMINAL_STATUSES:
+        return
+    record["last_seen_status"] = record.get("status")
+    record["status"] = "ended"
+    record["ended_by_session"] = True
 
 
 @dataclass(frozen=True)
@@ -225,6 +275,8 @@ class SummaryRow:
     ended_early: int = 0
     reused_age: float | None = None
     earlier_result_id: int | None = None
+    #: The rule that decided the verdict, as ``Reason.to_json`` gives it (None: no verdict).
+    reason: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,21 +287,43 @@ class SummaryRow:
         return cls(**{**data, **tuples})
 
 
-def run_records(record: TestRecord, links: Links) -> list[dict[str, Any]]:
+def run_records(
+    record: TestRecord, links: Links, ended: Collection[int] = ()
+) -> list[dict[str, Any]]:
+    """The test's runs as report records; ``ended``: calls the session has ended."""
     runs = record.result.runs if record.result is not None else record.assignment.runs
     owner = record.assignment.result_of
+    why = {} if record.verdict is None else {i.run.id: i.reason for i in record.verdict.issues}
     return [
         run_record(
             run,
             result_id=run.result_id if run.result_id is not None else owner(run.id),
             url=links.for_record(record, run),
+            why=why.get(run.id),
+            ended_by_session=run.id in ended,
         )
         for run in runs
     ]
 
 
-def junit_properties(record: TestRecord, links: Links) -> list[tuple[str, object]]:
-    """Properties for JUnit XML (and any reporter reading ``user_properties``)."""
+#: The run fields JUnit's ``cekura_run_json`` property carries (one JSON object per run).
+JUNIT_RUN_FIELDS = (
+    "id",
+    "result_id",
+    "scenario",
+    "status",
+    "success",
+    "test_profile",
+    "ended_by_session",
+    "url",
+)
+
+
+def junit_properties(
+    record: TestRecord, links: Links, ended: Collection[int] = ()
+) -> list[tuple[str, object]]:
+    """Properties for JUnit XML (and any reporter reading ``user_properties``): one value
+    per property, so a CI dashboard reads them without parsing text."""
     assignment, verdict = record.assignment, record.verdict
     props: list[tuple[str, object]] = []
     if assignment.result_id is not None:
@@ -258,8 +332,25 @@ def junit_properties(record: TestRecord, links: Links) -> list[tuple[str, object
         props.append(("cekura_reused_age_s", round(assignment.reused_age)))
     if verdict is not None and verdict.total:
         props.append(("cekura_success_rate", round(verdict.success_rate, 4)))
-    for run in run_records(record, links):
+        props.append(("cekura_runs_succeeded", verdict.succeeded))
+        props.append(("cekura_runs_total", verdict.total))
+    if verdict is not None and verdict.reason is not None:
+        reason = verdict.reason
+        props.append(("cekura_rule", reason.rule.value))
+        props.append(("cekura_reason", reason.text))
+        props.append(("cekura_min_success_rate", reason.needed))
+        if reason.lower_bound is not None:
+            props.append(("cekura_wilson_lower_bound", round(reason.lower_bound, 4)))
+            props.append(("cekura_confidence", reason.confidence))
+        if reason.baseline is not None:
+            props.append(("cekura_baseline", reason.baseline))
+            props.append(("cekura_tolerance", reason.tolerance))
+            props.append(("cekura_baseline_below_threshold", reason.baseline_below_threshold))
+        if reason.ended_early:
+            props.append(("cekura_ended_early", reason.ended_early))
+    for run in run_records(record, links, ended):
         profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
+        # The free-text property of earlier versions, kept so existing parsers still work.
         props.append(
             (
                 "cekura_run",
@@ -267,10 +358,14 @@ def junit_properties(record: TestRecord, links: Links) -> list[tuple[str, object
                 f"status={run['status']} success={run['success']} {run['url']}",
             )
         )
+        fields = {key: run[key] for key in JUNIT_RUN_FIELDS}
+        props.append(("cekura_run_json", json.dumps(fields, separators=(",", ":"))))
     return props
 
 
-def summary_row(nodeid: str, record: TestRecord, outcome: str, links: Links) -> SummaryRow:
+def summary_row(
+    nodeid: str, record: TestRecord, outcome: str, links: Links, ended: Collection[int] = ()
+) -> SummaryRow:
     verdict, assignment = record.verdict, record.assignment
     return SummaryRow(
         nodeid=nodeid,
@@ -281,11 +376,12 @@ def summary_row(nodeid: str, record: TestRecord, outcome: str, links: Links) -> 
         outcome=outcome,
         group=assignment.group_name,
         result_id=assignment.result_id,
-        runs=tuple(run_records(record, links)),
+        runs=tuple(run_records(record, links, ended)),
         problems=assignment.problems,
         ended_early=record.ended_early,
         reused_age=assignment.reused_age,
         earlier_result_id=assignment.earlier_result_id,
+        reason=None if verdict is None or verdict.reason is None else verdict.reason.to_json(),
     )
 
 
@@ -297,14 +393,20 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
             runs = "runs -"
         else:
             runs = f"runs {row.succeeded}/{row.total} ({_percent(row.succeeded / row.total)})"
-        need = _percent(row.min_success_rate)
+        need = f"needs {_percent(row.min_success_rate)}"
+        if row.reason is not None:
+            # "needs N%" alone is the threshold rule; any other rule is named.
+            rule = str(row.reason["rule"])
+            need = str(row.reason["short"])
+            if rule in _RULE_NAMES:
+                need += f" ({_RULE_NAMES[rule]})"
         reused = ""
         if row.reused_age is not None:
             reused = f" · reused result {row.result_id} ({describe_age(row.reused_age)} old)"
         if row.earlier_result_id is not None:
             reused = f" · failed runs of result {row.earlier_result_id} rerun"
         lines.append(
-            f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, needs {need}{reused}"
+            f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, {need}{reused}"
         )
     outcomes = Counter(row.outcome for row in rows)
     calls = len({run["id"] for row in rows for run in row.runs})
@@ -322,34 +424,84 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
     return lines
 
 
+#: JSON report format version: 2 added reasons, run failure details, ended calls and times.
+REPORT_VERSION = 2
+
+
 def json_report(
-    rows: Sequence[SummaryRow], request_counts: Mapping[str, int], *, session_id: str, api: str
+    rows: Sequence[SummaryRow],
+    request_counts: Mapping[str, int],
+    *,
+    session_id: str,
+    api: str,
+    started: datetime | None = None,
+    finished: datetime | None = None,
+    ended_runs: Collection[int] = (),
+    ended_results: Collection[int] = (),
 ) -> dict[str, Any]:
-    """Every group (one result each), its runs, and every test's verdict."""
+    """Every group (one result each), its runs, and every test's verdict and reason.
+
+    ``ended_runs``/``ended_results``: calls the session ended (and results whose calls it
+    ended) after the tests' rows were made; a run still unfinished in a row is marked ended.
+    """
+    tests = [row.to_json() for row in rows]
+    for test in tests:
+        for run in test["runs"]:
+            if run["id"] in ended_runs or run.get("result_id") in ended_results:
+                mark_ended(run)
     groups: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for row, test in zip(rows, tests, strict=True):
         if row.group is None:
             continue
         group = groups.setdefault(
             row.group, {"name": row.group, "result_id": row.result_id, "tests": [], "runs": {}}
         )
         group["tests"].append(row.nodeid)
-        group["runs"].update({run["id"]: run for run in row.runs})
+        group["runs"].update({run["id"]: run for run in test["runs"]})
+    times: dict[str, Any] = {
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "duration_s": (
+            round((finished - started).total_seconds(), 3)
+            if started is not None and finished is not None
+            else None
+        ),
+    }
     return {
+        "format_version": REPORT_VERSION,
         "session_id": session_id,
         "api": api,
+        **times,
         "requests": dict(request_counts),
         "groups": [
             {**g, "runs": sorted(g["runs"].values(), key=lambda r: r["id"])}
             for g in groups.values()
         ],
-        "tests": [row.to_json() for row in rows],
+        "tests": tests,
     }
 
 
-def dry_run_lines(groups: Sequence[Group]) -> list[str]:
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+#: Rules named in the summary line; the threshold's "needs N%" says it already (an error's
+#: "needs N%" is the threshold it could not be judged against).
+_RULE_NAMES = {"wilson_lower_bound": "Wilson bound", "baseline_regression": "baseline rule"}
+
+
+def dry_run_lines(groups: Sequence[Group], max_runs: int | None = None) -> list[str]:
     lines = [f"request {n}: {group.describe()}" for n, group in enumerate(groups, start=1)]
     calls = sum(group.run_count for group in groups)
+    if max_runs is not None and calls > max_runs:
+        lines.append(
+            f"cekura dry run: the real run would be REFUSED: {calls} call(s) in {len(groups)} "
+            f"request(s) is more than the limit of {max_runs} (--cekura-max-runs / "
+            "cekura_max_runs); nothing was submitted"
+        )
+        return lines
     lines.append(
         f"cekura dry run: would start {calls} call(s) in {len(groups)} request(s); "
         "nothing was submitted"

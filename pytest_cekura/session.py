@@ -6,10 +6,12 @@ Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSes
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -23,7 +25,7 @@ from .cleanup import (
     record_created,
     run_bounded,
 )
-from .client import CekuraClient
+from .client import CekuraClient, RetryPolicy
 from .errors import AuthError, CekuraError, ConfigError
 from .hookspec import ModifyRequest
 from .markers import GroupKey, ScenarioSpec
@@ -171,11 +173,14 @@ class CekuraSession:
     def _make_client(self) -> CekuraClient:
         if self.settings.emulator:
             url, key = self._remote_emulator or self.start_emulator()
-            return CekuraClient(url, key, timeout=self._http_timeout())
+            return CekuraClient(url, key, timeout=self._http_timeout(), retry=_retry_policy())
         if self.settings.api_key is None:
             raise ConfigError(MISSING_KEY)
         return CekuraClient(
-            self.settings.base_url, self.settings.api_key, timeout=self._http_timeout()
+            self.settings.base_url,
+            self.settings.api_key,
+            timeout=self._http_timeout(),
+            retry=_retry_policy(),
         )
 
     def _http_timeout(self) -> httpx.Timeout:
@@ -357,6 +362,7 @@ class CekuraSession:
             kept,
             failed,
             ledger=self.ledger,
+            sleep=_sleep,
             modify=self._modify_request,
         )
 
@@ -395,6 +401,7 @@ class CekuraSession:
                     result_agent=agent,
                     ledger=self.ledger,
                     deadline=self._until,
+                    sleep=_sleep,
                     modify=self._modify_request,
                 )
             )
@@ -664,6 +671,33 @@ class CekuraSession:
         self.ended_runs.update(run_ids)
         if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
             raise KeyboardInterrupt
+
+
+#: Private, for pytest-cekura's own test suite: a factor from 0 to 1 applied to the waits a
+#: test cannot otherwise shorten (retry backoff, the look-ups by name after an ambiguous
+#: run-starting POST). Waits only get shorter; any other value is ignored. A Retry-After
+#: Cekura asks for is always honoured in full.
+ENV_DELAY_SCALE = "PYTEST_CEKURA_DELAY_SCALE"
+
+
+def _delay_scale() -> float:
+    try:
+        scale = float(os.environ.get(ENV_DELAY_SCALE, "1"))
+    except ValueError:
+        return 1.0
+    return scale if 0 <= scale <= 1 else 1.0
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds * _delay_scale())
+
+
+def _retry_policy() -> RetryPolicy:
+    policy = RetryPolicy()
+    scale = _delay_scale()
+    return replace(
+        policy, initial_delay=policy.initial_delay * scale, max_delay=policy.max_delay * scale
+    )
 
 
 def _in_threads(

@@ -48,18 +48,28 @@ def test_baseline_file_records_each_tests_success_rate(flaky: Suite, tmp_path: P
 
 def test_compare_passes_a_test_that_did_not_regress(flaky: Suite, tmp_path: Path) -> None:
     path = tmp_path / "baseline.json"
-    flaky.run(f"--cekura-baseline={path}")
+    recorded = flaky.run(f"--cekura-baseline={path}")
+    # Recording a failing test warns, in one line naming it.
+    recorded.stdout.fnmatch_lines(
+        ["pytest-cekura warning: the baseline records 1 failing test(s): *::test_coin;*"]
+    )
     result = flaky.run(f"--cekura-compare={path}")
     # The emulator's coin lands 5/10 then 6/10 (deterministically): below the 90% threshold,
-    # but no worse than the baseline, so the test passes.
+    # but no worse than the baseline, so the test passes, flagged as passing only against a
+    # baseline that was failing too (docs/saving.md).
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
             "*= cekura baseline comparison =*",
-            "ok        test_agent.py::test_coin: 50% -> 60% (+10 points)",
+            "ok        test_agent.py::test_coin: 50% -> 60% "
+            "(+10 points; baseline below the 90% threshold)",
             "ok        test_agent.py::test_steady: 100% -> 100% (+0 points)",
+            "*= cekura =*",
+            "PASSED  test_agent.py::test_coin * runs 6/10 (60%), baseline 50%, tolerance 10 "
+            "points, baseline below the 90% threshold (baseline rule)",
         ]
     )
+    assert "warning: the baseline records" not in result.stdout.str()
 
 
 def test_compare_fails_a_regression_beyond_the_tolerance(flaky: Suite, tmp_path: Path) -> None:
