@@ -7,9 +7,11 @@ shows the same transcript on every read and tests can assert on it. Nothing is s
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pytest_cekura.emulator.catalogue import ScenarioEntry, TestProfileEntry
+if TYPE_CHECKING:  # annotations only: the catalogue imports the fault rules, which need the state
+    from pytest_cekura.emulator.catalogue import ScenarioEntry, TestProfileEntry
+
 
 Verdict = Literal["pass", "fail"]
 

@@ -1,46 +1,126 @@
-"""Fault injection: which installed rule applies to a request, and how it rewrites answers.
+"""Fault rules (``FaultRule``, ``parse_fault``) and the live plan of installed rules.
 
-The rules themselves (``FaultRule``) are defined and validated in ``catalogue.py``, because they
-arrive from three places that must agree: ``[[fault]]`` tables, ``Emulator.inject`` and
-``POST /_emulator/faults``. This module holds the live ``FaultPlan`` (rules plus how often each
-has fired) and the pure functions that build the faulty answers; ``server.py`` decides *when*
-each action happens relative to the real work (before, after, instead of the answer).
-
-One rule fires per request: the first installed rule that matches and has uses left. Rules
-count matching requests, so ``times = 1`` breaks exactly one request and the client's retry
-sees a healthy server, which is what reliability tests need to prove "retried once, then ok".
+The actions, one class each, are in ``fault_actions.py``; how they spoil
+answers in ``fault_edits.py``. One rule fires per request: the first installed rule that
+matches and has uses left. Rules count matching requests, so ``times = 1`` breaks exactly one
+request and the client's retry sees a healthy server, which is what reliability tests need to
+prove "retried once, then ok".
 """
 
 from __future__ import annotations
 
-import copy
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from http import HTTPStatus
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pytest_cekura.emulator.catalogue import FaultRule
-from pytest_cekura.emulator.state import FIRST_RUN_ID
+from pytest_cekura.emulator.fault_actions import (
+    ACTIONS,
+    FAULT_ACTIONS,
+    FAULT_MATCHES,
+    Fault,
+    FaultAction,
+    FaultMatch,
+)
+from pytest_cekura.emulator.fault_edits import UNKNOWN_RUN_ID
+from pytest_cekura.emulator.tables import CatalogueError, invalid, suggest
+from pytest_cekura.emulator.wire import DropMode
 
-#: Run ids count up from FIRST_RUN_ID and never go back (not even after a reset), so an id
-#: below it can never belong to a run: extra_runs uses it for its stranger.
-UNKNOWN_RUN_ID = FIRST_RUN_ID - 1
+__all__ = ["RULE_KEYS", "UNKNOWN_RUN_ID", "FaultPlan", "FaultRule", "parse_fault"]
 
-#: DRF's default ``detail`` texts where it has one (exceptions.py), so injected errors look
-#: like the ones Cekura's Django REST framework would send.
-_DETAILS = {
-    400: "Malformed request.",
-    401: "Invalid API key.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    406: "Could not satisfy the request Accept header.",
-    429: "Request was throttled.",
-    500: "A server error occurred.",
-    502: "Bad gateway.",
-    503: "Service temporarily unavailable, try again later.",
-    504: "Gateway timeout.",
-}
+
+@dataclass(frozen=True)
+class FaultRule:
+    """One injected fault: which requests it matches, what it does, how many times.
+
+    Options an action does not read must be left as None (or empty); the ones it reads get their
+    defaults on construction (``times`` 1, ``status`` 500 or 429, ``drop_mode`` "close",
+    ``status_value`` "paused"). An invalid rule raises ``CatalogueError``. Build rules with
+    ``parse_fault`` (from TOML or JSON data) or ``Emulator.inject``; constructing one directly
+    validates the same way. ``effect`` is the validated action object that does the work.
+    """
+
+    match: FaultMatch
+    action: FaultAction
+    #: Matching requests it applies to (0 = all); None only for never_finish, which lasts
+    #: until the faults are cleared.
+    times: int | None = None
+    status: int | None = None  # error_before, error_after, rate_limit
+    retry_after: str | None = None  # rate_limit: the Retry-After header, as sent
+    retry_after_ms: int | None = None  # rate_limit: an extra retry-after-ms header
+    delay_s: float | None = None  # slow: real seconds to wait before handling the request
+    drop_mode: DropMode | None = None  # drop_before, drop_after
+    status_value: str | None = None  # unknown_status: the status the runs show
+    omit: int | None = None  # omit_runs: leave out the first N runs of the answer
+    omit_ids: tuple[int, ...] = ()  # omit_runs: leave out these run ids
+    scenario_ids: tuple[int, ...] = ()  # never_finish (required), unknown_status (filter)
+    effect: Fault = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        given = {name: getattr(self, name) for name in RULE_KEYS}
+        effect = _validate(given, where="FaultRule")
+        for name in RULE_KEYS:  # frozen: defaults are filled in once, here
+            object.__setattr__(self, name, getattr(effect, name, _UNSET[name]))
+        object.__setattr__(self, "effect", effect)
+
+    @property
+    def label(self) -> str:
+        """How the request log names the fault when it fires, e.g. ``error_after:500``."""
+        return self.effect.label
+
+    def as_dict(self) -> dict[str, Any]:
+        """The rule's fields as TOML/JSON would give them, unset options left out."""
+        out: dict[str, Any] = {}
+        for name in RULE_KEYS:
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+#: Every key a fault rule may have, in the order messages list them.
+RULE_KEYS: tuple[str, ...] = tuple(f.name for f in fields(FaultRule) if f.name != "effect")
+_UNSET: dict[str, Any] = {f.name: f.default for f in fields(FaultRule) if f.name != "effect"}
+assert {key for action in ACTIONS.values() for key in action.model_fields} == set(RULE_KEYS), (
+    "FaultRule must have a field for every option of every action"
+)
+
+
+def parse_fault(raw: Any, *, where: str = "fault") -> FaultRule:
+    """Validate one fault rule given as a mapping (a ``[[fault]]`` table or a JSON object).
+
+    ``where`` starts every error message, e.g. ``"cekura-catalogue.toml: fault[2]"``.
+    """
+    if not isinstance(raw, Mapping):
+        raise CatalogueError(
+            f"{where}: a fault rule must be a table (a JSON object) with match and action, "
+            f'e.g. {{"match": "start", "action": "error_after", "status": 500}}; got {raw!r}'
+        )
+    for key in raw:
+        if key not in RULE_KEYS:
+            raise CatalogueError(
+                f"{where}: unknown key {key!r}{suggest(str(key), RULE_KEYS)}; "
+                f"allowed keys: {', '.join(RULE_KEYS)}"
+            )
+    for key, allowed in (("match", FAULT_MATCHES), ("action", FAULT_ACTIONS)):
+        if key not in raw:
+            raise CatalogueError(
+                f"{where}: missing required field {key!r}; add {key} = <one of: "
+                f"{', '.join(allowed)}>"
+            )
+    effect = _validate(raw, where=where)
+    return FaultRule(**{name: getattr(effect, name, _UNSET[name]) for name in RULE_KEYS})
+
+
+def _validate(raw: Mapping[str, Any], *, where: str) -> Fault:
+    action = raw.get("action")
+    if action not in ACTIONS:
+        allowed = f"allowed: {', '.join(FAULT_ACTIONS)}"
+        raise CatalogueError(f"{where}: {invalid('action', action, allowed, FAULT_ACTIONS)}")
+    # None (and an empty tuple, FaultRule's "unset") means "not given": the default applies.
+    given = {key: value for key, value in raw.items() if value is not None and value != ()}
+    return ACTIONS[str(action)].validate_table(given, where)
 
 
 @dataclass(slots=True)
@@ -124,125 +204,3 @@ class FaultPlan:
         """The rules as ``GET /_emulator/faults`` lists them, with ``fired`` and ``remaining``."""
         with self._lock:
             return [slot.describe() for slot in self._slots]
-
-
-def error_detail(status: int) -> str:
-    """The DRF-style ``detail`` text for an injected error status."""
-    if status in _DETAILS:
-        return _DETAILS[status]
-    try:
-        return f"{HTTPStatus(status).phrase}."
-    except ValueError:  # a status without a standard reason phrase, e.g. 599
-        return f"Error {status}."
-
-
-def rejection(rule: FaultRule) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, body and headers of an error_before / error_after / rate_limit answer."""
-    status = rule.status if rule.status is not None else 500
-    headers: dict[str, str] = {}
-    detail = error_detail(status)
-    if rule.action == "rate_limit":
-        if rule.retry_after is not None:
-            headers["Retry-After"] = rule.retry_after
-            if status == 429 and rule.retry_after.isdigit():
-                # DRF's Throttled message, which names the wait in the body too.
-                unit = "second" if rule.retry_after == "1" else "seconds"
-                detail = f"Request was throttled. Expected available in {rule.retry_after} {unit}."
-        if rule.retry_after_ms is not None:
-            headers["retry-after-ms"] = str(rule.retry_after_ms)
-    return status, {"detail": detail}, headers
-
-
-def truncate(body: bytes) -> bytes:
-    """A proper prefix of a JSON answer, so it is never valid JSON (objects and lists need
-    their closing bracket). Cut right after ``"runs": [`` when there is one: that is where a
-    client finds the ids it must keep, so the damage is where it hurts."""
-    marker = b'"runs": ['
-    cut = body.find(marker)
-    if cut >= 0:
-        return body[: cut + len(marker)]
-    return body[: max(1, len(body) // 2)]
-
-
-def rewrite_runs(rule: FaultRule, kind: str, payload: Any) -> Any:
-    """Apply unknown_status / omit_runs / duplicate_runs / extra_runs to a successful answer
-    of the given kind (its runs are edited in place; the payload is a fresh parse)."""
-    if rule.action == "unknown_status":
-        for run in _run_objects(kind, payload):
-            if not rule.scenario_ids or run.get("scenario") in rule.scenario_ids:
-                run["status"] = rule.status_value
-        if not rule.scenario_ids:
-            # Results share the status enum (cekura-api.md 5.1), and clients stop polling on
-            # the result's status: it must be able to show an odd value too.
-            for result in _result_objects(kind, payload):
-                result["status"] = rule.status_value
-        return payload
-    runs = _run_list(kind, payload)
-    if rule.action == "omit_runs":
-        if rule.omit_ids:
-            edited = [run for run in runs if run.get("id") not in rule.omit_ids]
-        else:
-            edited = runs[rule.omit or 0 :]
-    elif rule.action == "duplicate_runs":
-        edited = runs + copy.deepcopy(runs)
-    elif rule.action == "extra_runs":
-        edited = runs + _strangers(runs)
-    else:
-        raise AssertionError(f"action {rule.action!r} does not rewrite runs")
-    if kind == "bulk":
-        return edited
-    if isinstance(payload["runs"], dict):
-        # The rerun answer (the spec's Result) keys runs by id; a run without one (extra_runs'
-        # anonymous stranger) is keyed by its position, a duplicate by id and copy number.
-        keyed: dict[str, Any] = {}
-        for position, run in enumerate(edited):
-            key = str(run.get("id", f"missing-{position}"))
-            keyed[key if key not in keyed else f"{key}-copy-{position}"] = run
-        payload["runs"] = keyed
-    else:
-        payload["runs"] = edited
-    return payload
-
-
-def _run_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
-    if kind == "run":  # one run, or a page of the runs list
-        is_page = "results" in payload and "count" in payload
-        return list(payload["results"]) if is_page else [payload]
-    if kind == "result":
-        return list(payload["runs"].values())  # the detail view keys runs by id
-    if kind == "results":
-        # The list view keys run stubs by id, like the detail view (spec Result.runs).
-        return [run for result in payload["results"] for run in _as_list(result["runs"])]
-    return _run_list(kind, payload)
-
-
-def _result_objects(kind: str, payload: Any) -> list[dict[str, Any]]:
-    if kind in ("result", "start", "rerun"):
-        return [payload]
-    if kind == "results":
-        return list(payload["results"])
-    return []
-
-
-def _run_list(kind: str, payload: Any) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = payload if kind == "bulk" else _as_list(payload["runs"])
-    return runs
-
-
-def _as_list(runs: Any) -> list[dict[str, Any]]:
-    return list(runs.values()) if isinstance(runs, dict) else list(runs)
-
-
-def _strangers(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Two finished runs nobody asked for: one with an id no run has, one with no id at all.
-
-    They look like the real ones (same keys) and report success, so a client that attributes
-    them to its tests would wrongly pass them: the test should see it does not.
-    """
-    template = copy.deepcopy(runs[0]) if runs else {"scenario": 1}
-    stranger = {**template, "id": UNKNOWN_RUN_ID, "status": "completed"}
-    if "success" in template or not runs:
-        stranger["success"] = True
-    anonymous = copy.deepcopy(stranger)
-    del anonymous["id"]
-    return [stranger, anonymous]

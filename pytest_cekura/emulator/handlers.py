@@ -12,13 +12,8 @@ from functools import partial
 from typing import Any
 
 from pytest_cekura.emulator import dashboard, objects
-from pytest_cekura.emulator.catalogue import (
-    Catalogue,
-    CatalogueError,
-    TestProfileEntry,
-    parse_fault,
-)
-from pytest_cekura.emulator.faults import FaultPlan
+from pytest_cekura.emulator.catalogue import Catalogue, CatalogueError, TestProfileEntry
+from pytest_cekura.emulator.faults import FaultPlan, parse_fault
 from pytest_cekura.emulator.queries import (
     Errors,
     bool_param,

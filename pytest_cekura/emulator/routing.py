@@ -6,20 +6,18 @@ Paths are matched with and without a trailing slash and under both prefixes Ceku
 under ``/test_framework/v1/aiagents/`` (the docs) and ``/test_framework/v2/aiagents/`` (the
 official SDK).
 
-Faults (``faults.py``) are applied here, around the real handler: ``error_before``,
-``drop_before`` and ``rate_limit`` answer instead of it, ``error_after``, ``drop_after`` and
-``malformed_json`` run it and then spoil its answer, so a client's ambiguous failures leave real
-runs behind, exactly as on Cekura.
+Faults are applied here, around the real handler: the rule that applies (``faults.py``) has
+an action object (``fault_actions.py``) that answers instead of the handler, or calls it and
+spoils its answer, so a client's ambiguous failures leave real runs behind, as on Cekura.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from pytest_cekura.emulator import faults
 from pytest_cekura.emulator.catalogue import Catalogue, FaultMatch
@@ -28,7 +26,6 @@ from pytest_cekura.emulator.state import RequestRecord, Store
 from pytest_cekura.emulator.validation import RUNNERS
 from pytest_cekura.emulator.wire import (
     DROPPED,
-    JSON,
     NOT_FOUND,
     Request,
     Response,
@@ -159,35 +156,11 @@ class Api:
         rule = self.faults.take(kind)
         if rule is None:
             return handler(request, params), None
-        action, label = rule.action, rule.label
-        # Faults that answer instead of the server: nothing is created.
-        if action in ("error_before", "rate_limit"):
-            status, body, headers = faults.rejection(rule)
-            return json_response(status, body, headers), label
-        if action == "drop_before":
-            return Response(DROPPED, b"", drop=rule.drop_mode), label
-        if action == "slow":
-            # Real seconds on purpose: the fault is about the client's read timeout, which a
-            # fake clock does not drive. Waiting on the stop event keeps stop() prompt.
-            if self.stopping.wait(rule.delay_s or 0.0):
-                return Response(DROPPED, b"", drop="close"), label
-            return handler(request, params), label
-        # Faults that spoil the answer after the work is done: the runs exist.
-        response = handler(request, params)
-        if action == "error_after":
-            status, body, headers = faults.rejection(rule)
-            return json_response(status, body, headers), label
-        if action == "drop_after":
-            return replace(response, drop=rule.drop_mode), label
-        if action == "malformed_json":
-            return replace(response, body=faults.truncate(response.body)), label
-        # The rest rewrite the runs of a successful answer; an error answer has none, so the
-        # rule is not used up by it.
-        if not 200 <= response.status < 300 or response.content_type != JSON:
+        response, fired = rule.effect.apply(lambda: handler(request, params), kind, self.stopping)
+        if not fired:
             self.faults.give_back(rule)
             return response, None
-        payload = faults.rewrite_runs(rule, kind, json.loads(response.body))
-        return json_response(response.status, payload, response.headers), label
+        return response, rule.label
 
     def _authenticate(self, request: Request) -> Response | None:
         """The API key header, or (cekura-api.md 1, the SDK's OAuth login) ``Authorization:

@@ -31,11 +31,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pytest_cekura.emulator import content
-from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
 from pytest_cekura.emulator.content import DEFAULT_PERSONALITY_ID, personality_name
+
+if TYPE_CHECKING:  # annotations only: the catalogue imports the fault rules, which need the state
+    from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
 
 SuccessRateFormat = Literal["percent", "fraction"]
 Status = Literal[

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import Any
-
-from pytest_cekura.emulator.catalogue import DropMode
+from typing import Any, Literal
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 NOT_FOUND = "Not found."
 INVALID_PAGE = "Invalid page."
+#: How a connection is dropped: FIN without an answer, FIN after half a header block, or RST.
+DropMode = Literal["close", "partial", "reset"]
 #: The status logged for a request whose connection was dropped unanswered.
 DROPPED = 0
 
