@@ -146,7 +146,7 @@ class Contract:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
-        resource = Resource(contents=spec, specification=DRAFT202012)
+        resource: Resource[Any] = DRAFT202012.create_resource(spec)
         self._registry: Registry[Any] = Registry().with_resource(SPEC_URI, resource)
         self._patterns = [
             (re.compile(_template_regex(template)), template) for template in spec["paths"]

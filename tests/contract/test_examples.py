@@ -26,7 +26,7 @@ import pytest
 
 from pytest_cekura.models import AgentSettings, Result, Run, RunSnapshot
 
-from .spec import Contract, contract, load_raw, resolve
+from .spec import Contract, Direction, contract, load_raw, resolve
 
 RAW = load_raw()
 #: Type names the descriptive examples use, and a value of that type.
@@ -156,7 +156,7 @@ def test_agent_examples_are_read_by_agent_settings(pointer: str) -> None:
 @pytest.mark.parametrize("pointer", [p for p in LOCATIONS if kind(p) == "schema"])
 def test_other_examples_match_their_schema(pointer: str) -> None:
     spec: Contract = contract()
-    direction = "request" if "/requestBody/" in pointer else "response"
+    direction: Direction = "request" if "/requestBody/" in pointer else "response"
     schema = f"{parent(pointer)}/schema"
     problems = []
     for example in values_at(pointer):

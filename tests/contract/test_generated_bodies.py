@@ -182,7 +182,10 @@ def narrow(action: str, schema: dict[str, Any]) -> dict[str, Any]:
             props[name] = {"anyOf": [base, {"type": "null"}]} if nullable else base
     for name in ID_LIST_FIELDS:
         if name in props:
-            ids = {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 50}}
+            ids: dict[str, Any] = {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": 50},
+            }
             ids["maxItems"] = 2
             props[name] = {"anyOf": [ids, {"type": "null"}]}
     if "concurrency_limit" in props:

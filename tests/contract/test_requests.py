@@ -131,7 +131,7 @@ KNOWN: dict[tuple[str, str, str], str] = {
 
 
 def requests_of(suite: Suite) -> list[RequestRecord]:
-    return suite.emulator.requests
+    return list(suite.emulator.requests)
 
 
 def violations(spec: Contract, records: list[RequestRecord]) -> dict[tuple[str, str], list[str]]:
