@@ -43,7 +43,7 @@ appear in the file, so ``scenario[2]`` is the second ``[[scenario]]`` table.
 
 Each table is a pydantic model (``ScenarioTable``, ``AgentTable``, ``TestProfileTable``; fault
 rules in ``fault_actions.py``) that validates it and builds the entry the emulator uses; their
-JSON Schemas are published in ``docs/schemas/`` for editors (``schema_documents()``).
+JSON Schemas are published in ``docs/schemas/`` for editors (``schemas.py``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ from pytest_cekura.emulator.catalogue_tables import (
     CatalogueFile,
     ScenarioTable,
     TestProfileTable,
-    schema_documents,
 )
 from pytest_cekura.emulator.entries import (
     DEFAULT_AGENT,
@@ -125,7 +124,6 @@ __all__ = [
     "load_catalogue",
     "parse_catalogue",
     "parse_fault",
-    "schema_documents",
 ]
 
 

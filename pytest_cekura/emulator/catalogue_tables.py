@@ -1,6 +1,6 @@
 """The catalogue file's tables as pydantic models: they validate a table and build its entry.
 
-Their JSON Schemas (``schema_documents()``) are published in ``docs/schemas/`` for editor
+Their JSON Schemas (``schemas.py``) are published in ``docs/schemas/`` for editor
 completion; ``tables.TableModel`` turns pydantic's errors into the emulator's messages.
 """
 
@@ -17,7 +17,6 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    TypeAdapter,
     field_validator,
     model_validator,
 )
@@ -212,21 +211,3 @@ class CatalogueFile(TableModel):
     agent: list[AgentTable] = Field(default_factory=list)
     test_profile: list[TestProfileTable] = Field(default_factory=list)
     fault: list[AnyFault] = Field(default_factory=list)
-
-
-def schema_documents() -> dict[str, dict[str, Any]]:
-    """The JSON Schemas published in ``docs/schemas/``, by file name."""
-    catalogue = CatalogueFile.model_json_schema()
-    faults = TypeAdapter(AnyFault | list[AnyFault]).json_schema()
-    return {
-        "catalogue.schema.json": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            **catalogue,
-            "title": "pytest-cekura emulator catalogue",
-        },
-        "faults.schema.json": {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            **faults,
-            "title": "pytest-cekura emulator fault rules (one rule or a list)",
-        },
-    }

@@ -68,10 +68,18 @@ def _non_empty(value: str) -> str:
 NonEmpty = AfterValidator(_non_empty)
 
 
+def _describe_fields(schema: dict[str, Any], model: type[Any]) -> None:
+    """Each field's ``Hint`` as its description in the JSON Schema (editors show it)."""
+    for name, prop in schema.get("properties", {}).items():
+        hint = model.hint(name)
+        if hint is not None and "description" not in prop:
+            prop["description"] = hint[:1].upper() + hint[1:] + "."
+
+
 class TableModel(BaseModel):
     """A TOML table / JSON object: unknown keys are errors, never ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_describe_fields)
 
     #: What ``missing required field`` messages suggest, by field name.
     missing_hints: ClassVar[Mapping[str, str]] = {}
@@ -122,8 +130,15 @@ class TableModel(BaseModel):
         if info is None:
             return "", ()
         options = _literal_values(info.annotation)
-        hint = _hint(info.metadata) or _hint(get_args(info.annotation))
-        return hint or f"allowed: {', '.join(options)}", options
+        return cls.hint(name) or f"allowed: {', '.join(options)}", options
+
+    @classmethod
+    def hint(cls, name: str) -> str | None:
+        """The text of the field's ``Hint``; None if it has none."""
+        info = cls.model_fields.get(name)
+        if info is None:
+            return None
+        return _hint(info.metadata) or _hint(get_args(info.annotation))
 
 
 def _hint(metadata: Any) -> str | None:
