@@ -259,3 +259,15 @@ def test_on_a_terminal_verbose_lines_stay_whole(waiting: Suite) -> None:
     assert any(re.fullmatch(r"test_wait\.py::test_wait FAILED\s+\[ 50%\]", s) for s in screen)
     assert any(re.fullmatch(r"test_wait\.py::test_after PASSED\s+\[100%\]", s) for s in screen)
     assert not any("runs done" in line for line in screen), screen
+
+
+def test_slow_submission_shows_progress_the_same_way(waiting: Suite) -> None:
+    waiting.emulator.inject("start", "slow", delay_s=1.5)
+    result = waiting.run(subprocess=True)
+    result.assert_outcomes(passed=1, failed=1)
+    lines = re.findall(
+        r"^cekura: starting runs: 0/1 request\(s\) answered \(\d+s\)$", result.stdout.str(), re.M
+    )
+    assert len(lines) >= 2  # after 0.3 s, then every 0.5 s while the POST takes 1.5 s
+    result.stdout.re_match_lines([r"^cekura: starting runs: .*", r"^test_wait\.py F\.\s+\[100%\]$"])
+    assert_never_captured(result.stdout.str())
