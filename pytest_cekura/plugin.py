@@ -695,9 +695,20 @@ def _end_paid_calls(config: pytest.Config, state: _State) -> None:
         where = f": end the calls of result(s) {', '.join(map(str, ids))} in Cekura's dashboard"
         _warn(config, "pytest-cekura: clean-up interrupted" + (where if ids else "") + ".")
         return
+    if cekura is None:
+        return
+    output = getattr(config, "workeroutput", None)
+    if isinstance(output, dict):
+        # A worker's terminal is not shown: the controller prints these for it.
+        output["cekura_cleanup_lines"] = list(cekura.cleanup_lines)
+        return
+    _cleanup_lines(config, cekura.cleanup_lines)
+
+
+def _cleanup_lines(config: pytest.Config, lines: list[str]) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if cekura is not None and reporter is not None:
-        for line in cekura.cleanup_lines:
+    if reporter is not None:
+        for line in lines:
             reporter.write_line(line, yellow=True)
 
 
@@ -770,6 +781,7 @@ class XdistHooks:
         output = getattr(node, "workeroutput", {}) or {}
         state = _state(self._config)
         state.worker_counts.update(output.get("cekura_request_counts", {}))
+        _cleanup_lines(self._config, [str(line) for line in output.get("cekura_cleanup_lines", [])])
         state.worker_warnings.update(dict.fromkeys(output.get("cekura_warnings", [])))
         state.worker_api_notices.update(dict.fromkeys(output.get("cekura_api_notices", [])))
         if isinstance(late := output.get("cekura_late_error"), str):

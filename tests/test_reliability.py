@@ -497,8 +497,12 @@ def test_slow_server_is_waited_for_without_spurious_retries(suite: Suite) -> Non
     assert starts(suite) == 1
 
 
-def test_post_timing_out_while_cekura_accepts_late_is_adopted(suite: Suite) -> None:
+def test_post_timing_out_while_cekura_accepts_late_is_adopted(
+    suite: Suite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Row 4: the answer comes too late; the runs exist; found by name, not re-posted."""
+    # The look-ups' real pauses (0, 1, 2 s) are what outlasts the 1 s Cekura takes.
+    monkeypatch.setenv("PYTEST_CEKURA_DELAY_SCALE", "1")
     suite.emulator.inject("start", "slow", delay_s=1.0)
     suite.pytester.makepyfile(ONE_TEST)
     result = suite.run("--cekura-request-timeout=0.3", "--cekura-no-preflight")
