@@ -158,8 +158,9 @@ def main() -> None:
         "each run in turn)."
     )
     table.notes.append(
-        "'before the POST' is the preflight (one GET per distinct scenario and agent, 8 at a "
-        "time) from the first request to the first POST; it is outside the target's window."
+        "'before the POST' is the preflight (the scenario list a page at a time, single GETs "
+        "for ids it lacks, and one GET per agent, 8 at a time) from the first request to the "
+        "first POST; it is outside the target's window."
     )
     table.print()
 

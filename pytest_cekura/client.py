@@ -48,10 +48,13 @@ V2 = "/test_framework/v2"
 #: The bulk endpoint's id limit is undocumented. 50 ids is the pre-paging chunk (and what
 #: ``get_runs`` always accepts); bigger chunks are cut by URL length instead (below).
 BULK_CHUNK_SIZE = 50
-#: The longest ``run_ids`` value, URL-encoded, one bulk GET sends (about 430 five-digit ids):
-#: with the path, the request line stays under the 4 KB that common servers accept
-#: (gunicorn's default limit is 4094 bytes). Halved for the session on a 414 or 431 answer.
-BULK_QUERY_BUDGET = 3500
+#: The longest ``run_ids`` value, URL-encoded, one bulk GET sends (200 five-digit ids): the
+#: request line stays well under the 4 KB that common servers accept (gunicorn's default
+#: limit is 4094 bytes). Not longer, although the URL would allow twice as many: each answer
+#: is parsed whole, so chunks in flight x their size is the poller's peak memory, and at
+#: 10,000 runs twice the ids cost 25 MB more for no faster cycle (docs/performance.md).
+#: Halved for the session on a 414 or 431 answer.
+BULK_QUERY_BUDGET = 1600
 #: ``page_size`` asked of list endpoints; the server answers smaller pages when it caps the
 #: size (DRF clamps to its maximum), and the caller pages on from the size it got.
 LIST_PAGE_SIZE = 1000

@@ -22,8 +22,8 @@ WAIT_SLICE = 0.25
 #: Up to 10 % off each interval, so many CI jobs don't poll in lock-step. Only ever shorter:
 #: a finished run is then seen at most one interval (plus a poll) after it ends.
 JITTER = 0.1
-#: Bulk GETs in flight at once during a poll cycle: 10,000 runs are about 23 chunks, so a
-#: cycle is three round trips. Retry-After pauses them all (``CekuraClient``).
+#: Bulk GETs in flight at once during a poll cycle: 10,000 runs are about 50 chunks, so a
+#: cycle is seven round trips. Retry-After pauses them all (``CekuraClient``).
 POLL_CONCURRENCY = 8
 #: Private, for the benchmarks only: True polls as before paging (chunks of
 #: ``BULK_CHUNK_SIZE`` ids, four in flight), so a benchmark can measure both in one run.
@@ -235,7 +235,7 @@ class Poller:
 
         Bulk, not the run list filtered on the unfinished statuses: the list's pages are
         capped (at 100 runs in the emulator, as DRF usually is; Cekura documents no cap)
-        where a bulk GET takes about 430 ids, and a run that finishes while the list is read
+        where a bulk GET takes 200 ids or more, and a run that finishes while the list is read
         shifts the later pages under the reader, so a run could be skipped. A bulk GET
         names each run, so every outstanding run is asked for exactly once a cycle, and a
         run's final state arrives in full with the poll that first sees it final (it is not

@@ -173,8 +173,8 @@ def test_a_poll_cycle_asks_for_every_outstanding_run_exactly_once_in_pages(
             time.sleep(0.05)
         assert cycles > 2
         assert sum(finished_per_cycle) == 1000
-        # About 430 five-digit ids a chunk: 1,000 runs are three GETs, not twenty.
-        assert len(client.bulk_chunks(list(range(90001, 91001)))) == 3
+        # 200 five-digit ids a chunk: 1,000 runs are five GETs, not twenty.
+        assert len(client.bulk_chunks(list(range(90001, 91001)))) == 5
         states = poller.states([run.id for run in result.runs])
         assert all(state.done and state.poll_error is None for state in states.values())
         assert poller._counts()["done"] == 1000
