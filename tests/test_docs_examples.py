@@ -100,6 +100,11 @@ def module_pages() -> list[Path]:
 
 @pytest.mark.parametrize("page", module_pages(), ids=lambda p: p.name)
 def test_python_test_examples_pass_on_the_emulator(pytester: pytest.Pytester, page: Path) -> None:
+    check_test_modules(pytester, page)
+
+
+def check_test_modules(pytester: pytest.Pytester, page: Path) -> None:
+    """Run the page's test-module examples; an AssertionError names the first one that failed."""
     pytester.makefile(".toml", **{"cekura-catalogue": CATALOGUE})
     expected: dict[str, Counter[str]] = {}
     directory = None
@@ -138,12 +143,39 @@ def test_python_test_examples_pass_on_the_emulator(pytester: pytest.Pytester, pa
         key = {"PASSED": "passed", "FAILED": "failed", "ERROR": "errors", "SKIPPED": "skipped"}
         seen[nodeid.split("/", 1)[0]][key[word]] += 1
     for name, counts in expected.items():
-        where = f"{page.relative_to(ROOT)}:{name.removeprefix('example_l')}: {seen[name]}\n{output}"
+        where = f"{page.name}:{name.removeprefix('example_l')}: {seen[name]}\n{output}"
         if counts.keys() <= {"passed"}:
             assert seen[name].keys() <= {"passed"}, where
             assert seen[name]["passed"] >= counts["passed"], where
         else:
             assert seen[name] == counts, where
+
+
+BROKEN = """
+The example as it was (issue #15):
+
+```python
+import pytest
+
+from pytest_cekura import CekuraClient, CekuraResult
+
+
+@pytest.mark.cekura_scenario(30, 31)
+def test_result_summary(cekura_result: CekuraResult, cekura_client: CekuraClient) -> None:
+    batch = cekura_client.get_runs([run.id for run in cekura_result.runs])
+    assert {run.scenario for run in batch.runs} == {30, 31}
+```
+"""
+
+
+def test_a_crashing_example_fails_the_harness(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    page = tmp_path / "broken.md"
+    page.write_text(BROKEN, encoding="utf-8")
+    with pytest.raises(AssertionError) as failed:
+        check_test_modules(pytester, page)
+    message = str(failed.value)
+    assert message.startswith("broken.md:4: Counter({'failed': 1})")
+    assert "'RunSnapshot' object has no attribute 'scenario'" in message
 
 
 # --- Python scripts --------------------------------------------------------------------------
