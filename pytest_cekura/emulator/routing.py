@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pytest_cekura.emulator import faults
 from pytest_cekura.emulator.catalogue import Catalogue, FaultMatch
 from pytest_cekura.emulator.handlers import CONTROL_PREFIX, CekuraHandlers, ControlHandlers
+from pytest_cekura.emulator.runners import RUNNERS
 from pytest_cekura.emulator.state import RequestRecord, Store
-from pytest_cekura.emulator.validation import RUNNERS
 from pytest_cekura.emulator.wire import (
     DROPPED,
     NOT_FOUND,
