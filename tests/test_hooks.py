@@ -195,3 +195,41 @@ def test_a_failing_runs_final_errors_that_test_alone(suite: Suite) -> None:
         ["*the pytest_cekura_runs_final hook raised KeyError: 'exporter down' at *conftest.py:3*"]
     )
     assert len(start_bodies(suite.emulator)) == 2
+
+
+def test_under_xdist_each_request_is_modified_once(suite: Suite) -> None:
+    # Only the worker that submits calls the hook: each POST carries its change once.
+    suite.pytester.makeconftest(
+        """
+        def pytest_cekura_modify_request(body):
+            body.setdefault("mock_tool_names", []).append("send_sms")
+
+        def pytest_cekura_runs_final(item, result):
+            # In whichever worker ran the test.
+            (item.config.rootpath / f"final-{item.name}").write_text(str(len(result.runs)))
+        """
+    )
+    suite.pytester.makepyfile(TWO_GROUPS)
+    result = suite.run("-n", "2", subprocess=True)
+    result.assert_outcomes(passed=2)
+    bodies = start_bodies(suite.emulator)
+    assert [body["mock_tool_names"] for body in bodies] == [["send_sms"]] * 2
+    finals = {p.name: p.read_text() for p in suite.pytester.path.glob("final-*")}
+    assert finals == {"final-test_once": "1", "final-test_twice": "4"}
+
+
+def test_a_dry_run_calls_no_hook(suite: Suite) -> None:
+    suite.pytester.makeconftest(
+        """
+        def pytest_cekura_modify_request(body):
+            raise AssertionError("called on a dry run")
+
+        def pytest_cekura_runs_final(item, result):
+            raise AssertionError("called on a dry run")
+        """
+    )
+    suite.pytester.makepyfile(TWO_GROUPS)
+    result = suite.run("--cekura-dry-run")
+    result.assert_outcomes(skipped=2)
+    assert "called on a dry run" not in result.stdout.str()
+    assert start_bodies(suite.emulator) == []
