@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -52,6 +53,26 @@ id = 7
 name = "Jane"
 information = { customer_name = "Jane Doe" }
 """
+
+
+#: Retry backoff and the look-ups after an ambiguous POST take a twentieth of their real time
+#: in the plugin sessions tests run (``session.ENV_DELAY_SCALE``); Retry-After is kept whole.
+DELAY_SCALE = "0.05"
+
+
+@pytest.fixture(autouse=True)
+def _private_temp_and_short_delays(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test gets its own system temp folder, under pytest's basetemp (which pytest
+    prunes), for itself and the pytest runs it starts (TMPDIR is inherited): nothing a plugin
+    session leaves there (an agent worker's log without the cache provider, xdist's shared
+    folder) piles up in /tmp. And the waits tests cannot shorten otherwise are scaled down."""
+    folder = tmp_path_factory.mktemp("systemp", numbered=True)
+    monkeypatch.setenv("TMPDIR", str(folder))
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("PYTEST_CEKURA_DELAY_SCALE", DELAY_SCALE)
+    return folder
 
 
 @pytest.fixture

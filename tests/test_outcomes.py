@@ -266,6 +266,19 @@ def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
         def test_stuck(): pass
         """
     )
+    # The readiness signal: the test loop has started, so the session submitted and is about
+    # to wait (in the loop in finish order, in the test's setup otherwise).
+    catalogued.pytester.makeconftest(
+        """
+        import pathlib
+        import pytest
+
+        @pytest.hookimpl(tryfirst=True)
+        def pytest_runtestloop(session):
+            pathlib.Path("loop-started").touch()
+        """
+    )
+    ready = catalogued.pytester.path / "loop-started"
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest", *FAST, f"--cekura-order={order}"],
         cwd=catalogued.pytester.path,
@@ -276,10 +289,11 @@ def test_interrupt_while_waiting_ends_the_calls_and_exits_interrupted(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        deadline = time.monotonic() + 20
-        while catalogued.posts() == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # now the test is waiting in setup
+        deadline = time.monotonic() + 60
+        while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), "the session never reached its test loop"
+        assert catalogued.posts() == 1
         process.send_signal(sig)
         output, _ = process.communicate(timeout=20)
     finally:
