@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 import pytest
@@ -43,8 +45,20 @@ def test_a_decided_failure_ends_the_remaining_calls(early: Suite) -> None:
         def test_doomed(): pass
         """
     )
-    result = early.run("--cekura-early-verdict")
+    junit, report = early.pytester.path / "junit.xml", early.pytester.path / "cekura.json"
+    result = early.run("--cekura-early-verdict", f"--junitxml={junit}", f"--cekura-report={report}")
     result.assert_outcomes(failed=1)
+    # The ended calls read "ended" in JUnit and the JSON report, not the "running" last seen.
+    props = [(p.get("name"), p.get("value")) for p in ET.parse(junit).getroot().iter("property")]
+    runs = [json.loads(value or "") for name, value in props if name == "cekura_run_json"]
+    ended = sorted((run["status"], run["ended_by_session"]) for run in runs)
+    assert ended == [("completed", False)] * 2 + [("ended", True)] * 2
+    assert ("cekura_ended_early", "2") in props
+    test = json.loads(report.read_text())["tests"][0]
+    assert test["reason"]["early_verdict"] is True
+    assert sorted(run["status"] for run in test["runs"]) == ["completed"] * 2 + ["ended"] * 2
+    last_seen = {r["last_seen_status"] for r in test["runs"] if r["ended_by_session"]}
+    assert last_seen <= {"pending", "queued", "running"}  # what the poller saw last
     # The 600-second calls were not waited for (a bound with a wide margin for a busy machine:
     # the session itself takes well under a second).
     assert result.duration < 120
