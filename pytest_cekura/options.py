@@ -38,6 +38,8 @@ EMULATOR_POLL_INTERVAL = 0.1
 EMULATOR_TIMEOUT = 60.0
 DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
 DEFAULT_AGENT_READY_TIMEOUT = 60.0
+#: The start of a local worker's agent name when neither the options nor the agent give one.
+DEFAULT_AGENT_NAME_BASE = "cekura-agent"
 DEFAULT_TOLERANCE = 0.1
 DEFAULT_REQUEST_TIMEOUT = 30.0
 #: Where Cekura's dashboard shows a run (cekura-api.md 10.1: a result is
@@ -337,6 +339,22 @@ class Settings:
         v.seconds(DEFAULT_AGENT_READY_TIMEOUT),
         metavar="SECONDS",
     )
+    agent_name_base = Option[str | None](
+        "--cekura-agent-name-base",
+        "With --cekura-agent-cmd: the start of the worker's own LiveKit agent name, "
+        "<base>-pytest-<id>, unique to the session (default: the agent's saved LiveKit agent "
+        f"name, else {DEFAULT_AGENT_NAME_BASE}).",
+        lambda value, source, _: v.agent_name_base(value, source),
+        metavar="BASE",
+    )
+    agent_name_env = Option[str](
+        "--cekura-agent-name-env",
+        "With --cekura-agent-cmd: the environment variable the worker reads its agent name "
+        "from, set to the session's name besides LIVEKIT_AGENT_NAME_OVERRIDE (default "
+        "LIVEKIT_AGENT_NAME).",
+        lambda value, source, _: v.env_name(value, source, default="LIVEKIT_AGENT_NAME"),
+        metavar="NAME",
+    )
     emulator = Option[bool](
         "--cekura-emulator",
         "Run Cekura tests against the built-in emulator: offline, free, no API key needed.",
@@ -376,6 +394,14 @@ class Settings:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={value!r}" for name, value in self._values.items())
         return f"Settings({shown}, api_key={self.api_key!r})"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some resolved values replaced (e.g. the session's own LiveKit agent
+        name once ``--cekura-agent-cmd`` has chosen it)."""
+        unknown = set(changes) - set(self._values)
+        if unknown:
+            raise AttributeError(f"no such setting: {', '.join(sorted(unknown))}")
+        return Settings({**self._values, **changes}, self.api_key)
 
     @property
     def livekit_data(self) -> dict[str, Any]:

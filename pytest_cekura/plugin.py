@@ -120,13 +120,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     log = _state(config).worker_log
     if log is not None:
         lines.append(f"cekura: agent worker output goes to {log}")
+        lines.append(
+            f"cekura: agent worker registers as {settings.livekit_agent_name}; every LiveKit "
+            "call of this session is dispatched to it alone"
+        )
     return lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     try:
-        settings = Settings.from_config(config)
+        settings = _own_worker_name(config, Settings.from_config(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(config, settings)
@@ -224,6 +228,29 @@ def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
     return folder / "agent-worker.log"
 
 
+def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
+    """With --cekura-agent-cmd, the session's own LiveKit agent name: the worker is started
+    under it and every LiveKit request dispatches to it (livekit_data.agent_name), so the calls
+    reach this worker alone and it joins no other pool. Chosen once, by the controller."""
+    if settings.agent_cmd is None or settings.provider != "livekit":
+        return settings
+    given = worker_input(config).get("cekura_livekit_agent_name")
+    if given:
+        return settings.replace(livekit_agent_name=str(given))
+    if settings.livekit_agent_name is not None:
+        raise ConfigError(
+            "pytest-cekura: --cekura-agent-cmd starts a worker under a LiveKit agent name of "
+            "the session's own, and --cekura-livekit-agent-name (or CEKURA_LIVEKIT_AGENT_NAME) "
+            f"{settings.livekit_agent_name!r} dispatches the calls to a worker that is already "
+            "running: give one of them (the first to test a local worker, the second for a "
+            "deployed preview)"
+        )
+    from .options import DEFAULT_AGENT_NAME_BASE
+
+    base = settings.agent_name_base or DEFAULT_AGENT_NAME_BASE
+    return settings.replace(livekit_agent_name=f"{base}-pytest-{uuid.uuid4().hex[:8]}")
+
+
 def start_worker(state: _State) -> None:
     """Start the user's agent worker and wait until it is ready (once per test run)."""
     settings = state.settings
@@ -236,6 +263,8 @@ def start_worker(state: _State) -> None:
         log_path=state.worker_log,
         ready_pattern=settings.agent_ready or DEFAULT_READY_PATTERN,
         ready_timeout=settings.agent_ready_timeout,
+        agent_name=settings.livekit_agent_name if settings.provider == "livekit" else None,
+        agent_name_env=settings.agent_name_env,
     )
     state.worker = AgentWorker(spec)
     try:
@@ -769,6 +798,7 @@ class XdistHooks:
         state.shared_dirs.add(str(SubmitOnce(uid).directory))
         if state.worker_log is not None:
             node.workerinput["cekura_agent_log"] = str(state.worker_log)
+            node.workerinput["cekura_livekit_agent_name"] = state.settings.livekit_agent_name
         if state.settings.emulator:
             # One emulator for the whole run: runs started by one worker must be visible to all.
             try:

@@ -294,14 +294,20 @@ def run_records(
     runs = record.result.runs if record.result is not None else record.assignment.runs
     owner = record.assignment.result_of
     why = {} if record.verdict is None else {i.run.id: i.reason for i in record.verdict.issues}
+    # Where LiveKit dispatched the call: the request's livekit_data.agent_name (e.g. the
+    # session's own worker); None: the name saved on the agent.
+    dispatch = record.spec.livekit_data.get("agent_name")
     return [
-        run_record(
-            run,
-            result_id=run.result_id if run.result_id is not None else owner(run.id),
-            url=links.for_record(record, run),
-            why=why.get(run.id),
-            ended_by_session=run.id in ended,
-        )
+        {
+            **run_record(
+                run,
+                result_id=run.result_id if run.result_id is not None else owner(run.id),
+                url=links.for_record(record, run),
+                why=why.get(run.id),
+                ended_by_session=run.id in ended,
+            ),
+            "livekit_agent_name": dispatch,
+        }
         for run in runs
     ]
 

@@ -124,6 +124,30 @@ def livekit_agent_name(value: Any, source: str) -> str | None:
     return name
 
 
+def agent_name_base(value: Any, source: str) -> str | None:
+    """The start of the session's own LiveKit agent name: letters, digits, ``-``, ``_``, ``.``."""
+    if value is None:
+        return None
+    base = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", base):
+        raise ConfigError(
+            f"{source}={value!r} is invalid: give the start of the agent name, up to 64 "
+            "letters, digits, '-', '_' or '.', e.g. my-agent"
+        )
+    return base
+
+
+def env_name(value: Any, source: str, *, default: str) -> str:
+    if value is None:
+        return default
+    name = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(
+            f"{source}={value!r} is invalid: give an environment variable name, e.g. {default}"
+        )
+    return name
+
+
 def livekit_server_url(value: Any, source: str) -> str | None:
     if value is None:
         return None

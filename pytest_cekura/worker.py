@@ -12,6 +12,7 @@ Nothing here prints or logs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -35,6 +36,16 @@ from .errors import ConfigError
 #: ``… INFO livekit.agents - registered worker {"id": "AW_…"}``. ``\b`` keeps a future
 #: "unregistered worker" from counting as ready.
 DEFAULT_READY_PATTERN = r"(?i)\bregistered\s+worker\b"
+
+#: livekit-agents (1.6+) applies this variable over the agent name given in code, so a worker
+#: started with it registers under the session's own name whatever its code says.
+OVERRIDE_ENV = "LIVEKIT_AGENT_NAME_OVERRIDE"
+#: The variable livekit-agents reads when the code gives no name (``--cekura-agent-name-env``).
+DEFAULT_AGENT_NAME_ENV = "LIVEKIT_AGENT_NAME"
+#: The name livekit-agents puts in its registration line: ``"agent_name": "…"`` in the JSON
+#: record, or in the JSON of extras after the message in its dev format
+#: (``Worker._handle_register``: ``logger.info("registered worker", extra={"agent_name": …})``).
+_REGISTERED_NAME = re.compile(r'"agent_name"\s*:\s*("(?:[^"\\]|\\.)*")')
 
 #: Lines kept in memory for ``tail()``; the log file has everything.
 TAIL_LINES = 200
@@ -65,10 +76,23 @@ class WorkerSpec:
     cwd: Path | None = None
     #: Added on top of ``os.environ`` (never replacing it: the worker needs PATH, HOME, …).
     env: Mapping[str, str] | None = field(default=None, hash=False)
+    #: The LiveKit agent name the worker must register under (the session's own). Given, it is
+    #: passed in ``LIVEKIT_AGENT_NAME_OVERRIDE`` and in ``agent_name_env``, and ``wait_ready()``
+    #: refuses a worker whose registration line shows no name or another one.
+    agent_name: str | None = None
+    agent_name_env: str = DEFAULT_AGENT_NAME_ENV
+    #: The name production's worker uses (the agent's saved one), to say so when it is the
+    #: name the worker took.
+    production_name: str | None = None
 
     def __post_init__(self) -> None:
         _split_command(self.command)
         _compile_pattern(self.ready_pattern)
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.agent_name_env):
+            raise WorkerError(
+                f"agent name variable {self.agent_name_env!r} is not a valid environment "
+                "variable name: fix --cekura-agent-name-env (e.g. LIVEKIT_AGENT_NAME)"
+            )
         if not self.ready_timeout > 0:
             raise WorkerError(
                 f"agent worker ready timeout {self.ready_timeout!r} is invalid: "
@@ -93,6 +117,7 @@ class AgentWorker:
         self._lines: deque[str] = deque(maxlen=TAIL_LINES)
         self._lines_lock = threading.Lock()
         self._stopped = False
+        self._ready_line: str | None = None
 
     # -- state ---------------------------------------------------------------------------
 
@@ -100,6 +125,17 @@ class AgentWorker:
     def ready(self) -> bool:
         """The readiness line has been seen (it stays True if the worker exits later)."""
         return self._ready.is_set()
+
+    @property
+    def ready_line(self) -> str | None:
+        """The line that matched the readiness pattern (without colour codes)."""
+        return self._ready_line
+
+    @property
+    def registered_name(self) -> str | None:
+        """The agent name in the registration line: ``""`` for a worker registered with no
+        name, None when the line does not say (not ready yet, or not livekit-agents' line)."""
+        return None if self._ready_line is None else registered_name(self._ready_line)
 
     @property
     def pid(self) -> int | None:
@@ -145,6 +181,9 @@ class AgentWorker:
         env = dict(os.environ)
         if spec.env:
             env.update(spec.env)
+        if spec.agent_name is not None:
+            env[OVERRIDE_ENV] = spec.agent_name
+            env[spec.agent_name_env] = spec.agent_name
         # A Python worker's print() output would otherwise sit in an 8 KiB pipe buffer, and
         # a readiness line printed that way would never be seen.
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -201,6 +240,7 @@ class AgentWorker:
                 self.stop()
                 raise error
             if self._ready.is_set():
+                self._check_name()
                 return
             remaining = deadline - self._clock()
             if remaining <= 0:
@@ -303,6 +343,50 @@ class AgentWorker:
             self._join_reader()
         return self._poll_quietly()
 
+    def _check_name(self) -> None:
+        """Refuse a worker registered under any name but the session's (stopping it first)."""
+        expected = self._spec.agent_name
+        if expected is None:
+            return
+        got = self.registered_name
+        if got == expected:
+            return
+        production = self._spec.production_name
+        if got is None:
+            what = (
+                f"the agent worker's registration line does not say which agent name it "
+                f"registered under (expected {expected!r}), so pytest-cekura cannot tell "
+                "whether it is isolated: with no name LiveKit would dispatch it to every new "
+                "room of the project, real customer calls included, and with production's name "
+                "it would join production's pool"
+            )
+        elif got == "":
+            what = (
+                f"the agent worker registered with no agent name instead of {expected!r}: "
+                "LiveKit dispatches a worker with no name to every new room of the project, "
+                "real customer calls included, and Cekura's calls would not reach it"
+            )
+        else:
+            whose = "production's name" if got == production else "another name"
+            what = (
+                f"the agent worker registered as {got!r} ({whose}) instead of the session's "
+                f"{expected!r}: it would join the pool of every worker of that name "
+                "(production's, if it is production's name), so LiveKit would spread "
+                "calls between them: test calls could reach production, real calls could "
+                "reach this worker, and the verdict would describe a mix"
+            )
+        fix = (
+            "The worker was stopped. Fix it so it takes its "
+            f"name from the environment: livekit-agents 1.6 or later applies {OVERRIDE_ENV} "
+            "over the name in code (upgrade it), or read the variable yourself: "
+            f"WorkerOptions(agent_name=os.environ.get({self._spec.agent_name_env!r}, ...)). "
+            "To test a worker that is already running, give --cekura-livekit-agent-name NAME "
+            "without --cekura-agent-cmd."
+        )
+        error = self._error(what, fix)
+        self.stop()
+        raise error
+
     def _pump(self, stream: IO[str], log: IO[str]) -> None:
         # Runs in the reader thread: must not raise, or pytest reports an unraisable exception.
         try:
@@ -316,6 +400,7 @@ class AgentWorker:
                 with self._lines_lock:
                     self._lines.append(line)
                 if not self._ready.is_set() and self._pattern.search(line):
+                    self._ready_line = line  # before set(): a waiter reads it at once
                     self._ready.set()
         except (OSError, ValueError):
             pass  # the pipe was closed under us; nothing more to read
@@ -347,6 +432,19 @@ class AgentWorker:
             f"  full log: {self._spec.log_path}\n"
             f"  last {len(lines)} lines of output:\n{shown}"
         )
+
+
+def registered_name(line: str) -> str | None:
+    """The ``agent_name`` livekit-agents wrote in its ``registered worker`` line (``""`` for
+    none), or None when the line carries no such field."""
+    match = _REGISTERED_NAME.search(line)
+    if match is None:
+        return None
+    try:
+        name = json.loads(match.group(1))
+    except ValueError:
+        return None
+    return name if isinstance(name, str) else None
 
 
 def _split_command(command: str) -> list[str]:

@@ -34,11 +34,45 @@ def log_line(fmt: str, message: str, **extra: object) -> str:
     return f"2026-01-01 12:00:00,000 - INFO livekit.agents - {message}{suffix}"
 
 
+def agent_name(args: argparse.Namespace) -> str:
+    """The name livekit-agents (1.8, ``AgentServer.rtc_session``) registers under: the
+    override variable first, then the name in code, then LIVEKIT_AGENT_NAME, else none."""
+    if args.no_name_from_env:
+        return str(args.code_name)
+    if not args.before_1_6 and os.environ.get("LIVEKIT_AGENT_NAME_OVERRIDE"):
+        return os.environ["LIVEKIT_AGENT_NAME_OVERRIDE"]
+    return str(args.code_name or os.environ.get("LIVEKIT_AGENT_NAME", ""))
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ready-after", type=float, default=0.2, metavar="SECONDS")
     parser.add_argument("--format", choices=["json", "text", "colored"], default="json")
-    parser.add_argument("--ready-line", help="print this instead of the LiveKit-style line")
+    parser.add_argument(
+        "--ready-line",
+        help="print this instead of the LiveKit-style line ({name}: the agent name it took)",
+    )
+    parser.add_argument(
+        "--code-name",
+        default="",
+        metavar="NAME",
+        help="the agent name given in code, as WorkerOptions(agent_name=NAME)",
+    )
+    parser.add_argument(
+        "--before-1-6",
+        action="store_true",
+        help="ignore LIVEKIT_AGENT_NAME_OVERRIDE, as livekit-agents before 1.6 does",
+    )
+    parser.add_argument(
+        "--no-name-from-env",
+        action="store_true",
+        help="read no agent name from the environment at all (only --code-name)",
+    )
+    parser.add_argument(
+        "--no-name-field",
+        action="store_true",
+        help="leave agent_name out of the registration line, as very old livekit-agents does",
+    )
     parser.add_argument("--never-ready", action="store_true")
     parser.add_argument("--exit-after", type=float, metavar="SECONDS")
     parser.add_argument("--exit-code", type=int, default=1)
@@ -98,9 +132,22 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.flush()
             return int(args.exit_code)
         if not announced and elapsed >= args.ready_after:
-            line = args.ready_line or log_line(
-                args.format, "registered worker", id=WORKER_ID, url="ws://localhost:7880"
-            )
+            name = agent_name(args)
+            # The extras livekit-agents' Worker._handle_register logs, in its order.
+            extra: dict[str, object] = {
+                "agent_name": name,
+                "deployment": "",
+                "id": WORKER_ID,
+                "url": "ws://localhost:7880",
+                "region": "local",
+                "protocol": 16,
+            }
+            if args.no_name_field:
+                del extra["agent_name"]
+            if args.ready_line:
+                line = args.ready_line.replace("{name}", name)
+            else:
+                line = log_line(args.format, "registered worker", **extra)
             print(line, flush=True)
             announced = True
         time.sleep(0.02)

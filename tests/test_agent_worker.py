@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -79,7 +81,8 @@ def test_worker_exiting_early_submits_nothing(agent_suite: Suite) -> None:
 
 
 def test_custom_ready_pattern(agent_suite: Suite) -> None:
-    cmd = worker_cmd("--ready-line", "agent up and listening")
+    # The line must still say the name the worker took (see test_worker_name_*).
+    cmd = worker_cmd("--ready-line", 'agent up as {"agent_name": "{name}"}, listening')
     result = agent_suite.run(f"--cekura-agent-cmd={cmd}", "--cekura-agent-ready=listening$")
     result.assert_outcomes(passed=1, failed=1)
 
@@ -99,3 +102,125 @@ def test_xdist_controller_starts_one_worker(agent_suite: Suite, tmp_path: Path) 
     assert agent_suite.posts() == 1
     assert gone(int(pid_file.read_text()))
     result.stdout.fnmatch_lines(["agent worker output (last * lines):"])
+
+
+# -- an isolated worker per session (issue #17 items 1 and 2) ---------------------------------
+
+
+def _session_name(result: pytest.RunResult) -> str:
+    line = next(line for line in result.stdout.lines if "agent worker registers as" in line)
+    return line.split("registers as ")[1].split(";")[0]
+
+
+def test_worker_name_every_run_is_dispatched_to_the_sessions_own_worker(
+    agent_suite: Suite,
+) -> None:
+    # A livekit-agents 1.6+ worker whose code names production's agent: the override wins.
+    cmd = worker_cmd("--code-name", "pharmacy-agent", "--echo-env", "LIVEKIT_AGENT_NAME")
+    result = agent_suite.run(f"--cekura-agent-cmd={cmd}", "--cekura-agent-name-base=ci")
+    result.assert_outcomes(passed=1, failed=1)
+    name = _session_name(result)
+    assert re.fullmatch(r"ci-pytest-[0-9a-f]{8}", name)
+    runs = agent_suite.emulator.runs
+    assert len(runs) == 2
+    assert {run["livekit_agent_name"] for run in runs} == {name}
+    # The failure report names where its calls went.
+    result.stdout.fnmatch_lines([f"*livekit_data.agent_name): {name}"])
+    assert f"LIVEKIT_AGENT_NAME={name}" in result.stdout.str()
+
+
+def test_worker_name_is_new_for_each_session(agent_suite: Suite) -> None:
+    first = _session_name(agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}"))
+    second = _session_name(agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}"))
+    assert first != second
+    assert first.startswith("cekura-agent-pytest-")
+
+
+def test_worker_name_from_a_custom_env_variable(agent_suite: Suite) -> None:
+    # A worker before livekit-agents 1.6 that reads its name from a variable of its own.
+    cmd = worker_cmd("--before-1-6", "--echo-env", "MY_AGENT_NAME")
+    result = agent_suite.run(f"--cekura-agent-cmd={cmd}", "--cekura-agent-name-env=MY_AGENT_NAME")
+    # This stand-in reads LIVEKIT_AGENT_NAME, which is not set: it registers with no name.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"MY_AGENT_NAME={_session_name(result)}" in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize(
+    ("worker_args", "said"),
+    [
+        # livekit-agents before 1.6 ignores the override; the code names production's agent.
+        (("--before-1-6", "--code-name", "pharmacy-agent"), "registered as 'pharmacy-agent'"),
+        # A worker that reads no name at all: LiveKit would send it every new room.
+        (("--no-name-from-env",), "registered with no agent name"),
+        # A line that does not say: isolation cannot be checked.
+        (("--no-name-field",), "does not say which agent name"),
+    ],
+    ids=["production-name", "no-name", "unknown-name"],
+)
+def test_worker_name_wrong_stops_the_worker_and_submits_nothing(
+    agent_suite: Suite, tmp_path: Path, worker_args: tuple[str, ...], said: str
+) -> None:
+    pid_file = tmp_path / "worker.pid"
+    cmd = worker_cmd("--pid-file", str(pid_file), *worker_args)
+    result = agent_suite.run(f"--cekura-agent-cmd={cmd}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "pytest-cekura: nothing was submitted." in err
+    assert said in err
+    assert "LIVEKIT_AGENT_NAME_OVERRIDE" in err  # how to fix the worker
+    assert "WorkerOptions(agent_name=" in err
+    assert agent_suite.posts() == 0
+    assert not [r for r in agent_suite.emulator.requests if r.method == "POST"]
+    assert gone(int(pid_file.read_text()))
+
+
+def test_worker_with_production_name_explains_the_danger(agent_suite: Suite) -> None:
+    cmd = worker_cmd("--before-1-6", "--code-name", "pharmacy-agent")
+    err = agent_suite.run(f"--cekura-agent-cmd={cmd}").stderr.str()
+    assert "production" in err
+    assert "pool" in err
+
+
+def test_worker_with_no_name_explains_the_danger(agent_suite: Suite) -> None:
+    err = agent_suite.run(f"--cekura-agent-cmd={worker_cmd('--no-name-from-env')}").stderr.str()
+    assert "every new room of the project, real customer calls included" in err
+
+
+def test_livekit_agent_name_targets_a_running_worker_without_starting_one(
+    agent_suite: Suite, tmp_path: Path
+) -> None:
+    result = agent_suite.run("--cekura-livekit-agent-name=preview-pr-42")
+    result.assert_outcomes(passed=1, failed=1)
+    assert {run["livekit_agent_name"] for run in agent_suite.emulator.runs} == {"preview-pr-42"}
+    assert "agent worker" not in result.stdout.str()
+
+
+def test_livekit_agent_name_and_agent_cmd_together_is_one_clear_error(
+    agent_suite: Suite, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "worker.pid"
+    cmd = worker_cmd("--pid-file", str(pid_file))
+    result = agent_suite.run(
+        f"--cekura-agent-cmd={cmd}", "--cekura-livekit-agent-name=preview-pr-42"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--cekura-agent-cmd*--cekura-livekit-agent-name*give one*"])
+    assert not pid_file.exists()
+    assert agent_suite.emulator.requests == []
+
+
+def test_worker_name_under_xdist_is_the_same_for_every_worker(agent_suite: Suite) -> None:
+    result = agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}", "-n", "2", subprocess=True)
+    result.assert_outcomes(passed=1, failed=1)
+    name = _session_name(result)
+    assert {run["livekit_agent_name"] for run in agent_suite.emulator.runs} == {name}
+
+
+def test_json_report_shows_each_runs_dispatch_name(agent_suite: Suite, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}", f"--cekura-report={report}")
+    name = _session_name(result)
+    data = json.loads(report.read_text())
+    runs = [run for test in data["tests"] for run in test["runs"]]
+    assert len(runs) == 2
+    assert {run["livekit_agent_name"] for run in runs} == {name}

@@ -19,6 +19,7 @@ from pytest_cekura.worker import (
     AgentWorker,
     WorkerError,
     WorkerSpec,
+    registered_name,
 )
 
 STAND_IN = Path(__file__).with_name("stand_in_worker.py")
@@ -446,3 +447,79 @@ def test_context_manager_stops_when_not_ready(make_worker: MakeWorker) -> None:
     pid = worker.pid
     assert pid is not None
     assert is_gone(pid)
+
+
+# -- the name the worker registered under (issue #17 item 1) ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        # livekit-agents 1.8's JSON formatter: the extras are keys of the record.
+        (
+            '{"message": "registered worker", "agent_name": "a-pytest-1", "id": "AW_x"}',
+            "a-pytest-1",
+        ),
+        # Its dev formatter: the extras as JSON after the message.
+        (
+            "2026-01-01 12:00:00,000 - INFO livekit.agents - registered worker "
+            '{"agent_name": "", "deployment": "", "id": "AW_x"}',
+            "",
+        ),
+        ('registered worker {"agent_name": "q\\"x"}', 'q"x'),
+        # Before agent_name was logged: the line does not say.
+        ('registered worker {"id": "AW_x", "region": "local"}', None),
+        ('registered worker {"agent_name": 3}', None),
+    ],
+)
+def test_registered_name_is_read_from_the_line(line: str, name: str | None) -> None:
+    assert registered_name(line) == name
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "colored"])
+def test_worker_takes_the_session_name_from_the_override(make_worker: MakeWorker, fmt: str) -> None:
+    worker = make_worker(
+        "--format",
+        fmt,
+        "--code-name",
+        "prod",
+        "--echo-env",
+        "MY_NAME",
+        agent_name="s-pytest-1",
+        agent_name_env="MY_NAME",
+    )
+    worker.start()
+    worker.wait_ready()
+    assert worker.registered_name == "s-pytest-1"
+    assert "MY_NAME=s-pytest-1" in worker.tail()
+
+
+def test_worker_under_production_name_is_stopped(make_worker: MakeWorker) -> None:
+    worker = make_worker(
+        "--before-1-6", "--code-name", "prod", agent_name="s-pytest-1", production_name="prod"
+    )
+    worker.start()
+    with pytest.raises(WorkerError, match=r"registered as 'prod' \(production's name\)"):
+        worker.wait_ready()
+    assert worker.returncode is not None
+
+
+def test_worker_with_no_name_is_stopped(make_worker: MakeWorker) -> None:
+    worker = make_worker("--no-name-from-env", agent_name="s-pytest-1")
+    worker.start()
+    with pytest.raises(WorkerError, match="registered with no agent name") as info:
+        worker.wait_ready()
+    assert "real customer calls included" in str(info.value)
+    assert worker.returncode is not None
+
+
+def test_without_a_session_name_any_registration_is_ready(make_worker: MakeWorker) -> None:
+    worker = make_worker("--no-name-from-env")
+    worker.start()
+    worker.wait_ready()
+    assert worker.registered_name == ""
+
+
+def test_bad_agent_name_env(tmp_path: Path) -> None:
+    with pytest.raises(WorkerError, match="--cekura-agent-name-env"):
+        WorkerSpec(stand_in(), log_path=tmp_path / "w.log", agent_name_env="MY-NAME")
