@@ -205,6 +205,48 @@ def fetch_strategies(n_runs: int, latency: float) -> dict[str, tuple[float, int]
         return out
 
 
+def add_rows(table: Table, n_scen: int, latency: float, after: Measured, before: Measured) -> None:
+    """The three rows of one configuration: preflight, one poll cycle, last outcome."""
+    ms = f"{latency * 1000:.0f} ms"
+    runs = after.runs
+    at_target = latency == 0.05
+    rtt = f"limit {fmt_s(latency)} (1 round trip)" if latency else "limit ~0"
+
+    def vs(now: float, then: float, limit: float) -> str:
+        of_limit = f"; {now / limit:.1f}x limit" if limit > 0 else ""
+        return f"{now / then:.2f}x before{of_limit}"
+
+    table.add(
+        f"{runs} runs ({n_scen} scen.), {ms}: preflight",
+        f"{fmt_s(after.preflight)} ({after.preflight_gets} GETs)",
+        f"before {fmt_s(before.preflight)} ({before.preflight_gets} GETs); {rtt}",
+        vs(after.preflight, before.preflight, latency),
+        f"<= {fmt_s(PREFLIGHT_TARGET)}" if at_target and n_scen == 1000 else "-",
+        after.preflight <= PREFLIGHT_TARGET if at_target and n_scen == 1000 else None,
+    )
+    bound = math.ceil(after.cycle_runs / PAGE) + 1
+    cycle_target = at_target and runs == 10_000
+    table.add(
+        f"{runs} runs, {ms}: one poll cycle",
+        f"{fmt_s(after.cycle)} ({after.cycle_gets} GETs for {after.cycle_runs} runs)",
+        f"before {fmt_s(before.cycle)} ({before.cycle_gets} GETs); {rtt}",
+        vs(after.cycle, before.cycle, latency),
+        f"<= {fmt_s(CYCLE_TARGET)}, <= {bound} GETs" if cycle_target else f"<= {bound} GETs",
+        (after.cycle <= CYCLE_TARGET if cycle_target else True) and after.cycle_gets <= bound,
+    )
+    limit = after.longest + POLL + 1.0
+    table.add(
+        f"{runs} runs, {ms}: first POST to last outcome",
+        f"{fmt_s(after.to_last)} (session {fmt_s(after.wall)}, {after.rss:.0f} MB)",
+        f"before {fmt_s(before.to_last)} (session {fmt_s(before.wall)}, "
+        f"{before.rss:.0f} MB); "
+        f"limit {fmt_s(after.longest)} (longest run)",
+        vs(after.to_last, before.to_last, after.longest),
+        f"<= {fmt_s(limit)}" if runs == 10_000 and at_target else "-",
+        after.to_last <= limit if runs == 10_000 and at_target else None,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -228,47 +270,7 @@ def main() -> None:
         for latency in latencies:
             after = session(n_scen, freq, time_scale, latency, before=False)
             before = session(n_scen, freq, time_scale, latency, before=True)
-            ms = f"{latency * 1000:.0f} ms"
-            runs = after.runs
-            at_target = latency == 0.05
-            rtt = f"limit {fmt_s(latency)} (1 round trip)" if latency else "limit ~0"
-
-            def vs(now: float, then: float, limit: float) -> str:
-                of_limit = f"; {now / limit:.1f}x limit" if limit > 0 else ""
-                return f"{now / then:.2f}x before{of_limit}"
-
-            table.add(
-                f"{runs} runs ({n_scen} scen.), {ms}: preflight",
-                f"{fmt_s(after.preflight)} ({after.preflight_gets} GETs)",
-                f"before {fmt_s(before.preflight)} ({before.preflight_gets} GETs); {rtt}",
-                vs(after.preflight, before.preflight, latency),
-                f"<= {fmt_s(PREFLIGHT_TARGET)}" if at_target and n_scen == 1000 else "-",
-                after.preflight <= PREFLIGHT_TARGET if at_target and n_scen == 1000 else None,
-            )
-            bound = math.ceil(after.cycle_runs / PAGE) + 1
-            cycle_target = at_target and runs == 10_000
-            table.add(
-                f"{runs} runs, {ms}: one poll cycle",
-                f"{fmt_s(after.cycle)} ({after.cycle_gets} GETs for {after.cycle_runs} runs)",
-                f"before {fmt_s(before.cycle)} ({before.cycle_gets} GETs); {rtt}",
-                vs(after.cycle, before.cycle, latency),
-                f"<= {fmt_s(CYCLE_TARGET)}, <= {bound} GETs"
-                if cycle_target
-                else f"<= {bound} GETs",
-                (after.cycle <= CYCLE_TARGET if cycle_target else True)
-                and after.cycle_gets <= bound,
-            )
-            limit = after.longest + POLL + 1.0
-            table.add(
-                f"{runs} runs, {ms}: first POST to last outcome",
-                f"{fmt_s(after.to_last)} (session {fmt_s(after.wall)}, {after.rss:.0f} MB)",
-                f"before {fmt_s(before.to_last)} (session {fmt_s(before.wall)}, "
-                f"{before.rss:.0f} MB); "
-                f"limit {fmt_s(after.longest)} (longest run)",
-                vs(after.to_last, before.to_last, after.longest),
-                f"<= {fmt_s(limit)}" if runs == 10_000 and at_target else "-",
-                after.to_last <= limit if runs == 10_000 and at_target else None,
-            )
+            add_rows(table, n_scen, latency, after, before)
     table.notes.append(
         f"time scale {time_scale}: runs of 60-300 emulated s take {60 * time_scale:g}-"
         f"{300 * time_scale:g} s; --cekura-poll-interval={POLL}; one test per scenario; "
