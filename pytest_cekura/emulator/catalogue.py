@@ -89,7 +89,7 @@ from pytest_cekura.emulator.faults import FaultRule, parse_fault
 from pytest_cekura.emulator.tables import CatalogueError, invalid, suggest
 from pytest_cekura.emulator.wire import DropMode
 
-_TABLES = ("scenario", "agent", "test_profile", "fault")
+_TABLES = ("scenario", "agent", "test_profile", "fault", "case", "metric", "pricing")
 
 # Names defined here before the tables, entries and fault actions had modules of their own;
 # code importing them from here still works.
@@ -141,9 +141,19 @@ class Catalogue:
     source: str | None = None
     #: Fault rules the emulator starts with (``[[fault]]`` tables), in file order.
     faults: tuple[FaultRule, ...] = ()
+    #: Tests-as-Code cases by key or name (``[[case]]``): how their runs play.
+    cases: Mapping[str, ScenarioEntry] = field(default_factory=dict, hash=False)
+    #: Metric slug to id (``[[metric]]``); None: the built-in metrics of ``suites_json``.
+    metrics: Mapping[str, int] | None = field(default=None, hash=False)
+    #: The ``[pricing]`` table as written (``suites_json.Pricing`` reads it).
+    pricing: Mapping[str, float] = field(default_factory=dict, hash=False)
+    #: Scenarios the emulator made for Tests-as-Code cases while serving (by scenario id).
+    case_scenarios: dict[int, ScenarioEntry] = field(
+        default_factory=dict, hash=False, compare=False
+    )
 
     def scenario(self, scenario_id: int) -> ScenarioEntry:
-        entry = self.scenarios.get(scenario_id)
+        entry = self.scenarios.get(scenario_id) or self.case_scenarios.get(scenario_id)
         return entry if entry is not None else ScenarioEntry(scenario_id, f"Scenario {scenario_id}")
 
     def has_scenario(self, scenario_id: int) -> bool:
@@ -192,7 +202,8 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<catalogue>") -> 
         if key not in _TABLES:
             raise CatalogueError(
                 f"{source}: unknown top-level table {key!r}{suggest(key, _TABLES)}; "
-                "allowed: [[scenario]], [[agent]], [[test_profile]] and [[fault]]"
+                "allowed: [[scenario]], [[agent]], [[test_profile]], [[fault]], [[case]], "
+                "[[metric]] and [pricing]"
             )
     scenarios = _parse_table(data, "scenario", source, ScenarioTable)
     agents = _parse_table(data, "agent", source, AgentTable)
@@ -204,7 +215,57 @@ def parse_catalogue(data: Mapping[str, Any], *, source: str = "<catalogue>") -> 
         agents=MappingProxyType(agents),
         source=source,
         faults=_parse_faults(data, source),
+        cases=MappingProxyType(_parse_cases(data, source)),
+        metrics=_parse_metrics(data, source),
+        pricing=MappingProxyType(_parse_pricing(data, source)),
     )
+
+
+def _parse_cases(data: Mapping[str, Any], source: str) -> dict[str, ScenarioEntry]:
+    """``[[case]] key = "..."`` plus any ``[[scenario]]`` field but ``id`` and ``agent``."""
+    cases: dict[str, ScenarioEntry] = {}
+    for number, raw in enumerate(data.get("case", []), start=1):
+        where = f"{source}: case[{number}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or not raw["key"]:
+            raise CatalogueError(
+                f'{where}: needs key = "<case key or name>" (the case it plays, by key or name)'
+            )
+        rest = {name: value for name, value in raw.items() if name != "key"}
+        if "id" in rest or "agent" in rest:
+            raise CatalogueError(f"{where}: id and agent come from the request; remove them")
+        entry = ScenarioTable.validate_table({**rest, "id": 1}, where).entry()
+        cases[raw["key"]] = entry
+    return cases
+
+
+def _parse_metrics(data: Mapping[str, Any], source: str) -> Mapping[str, int] | None:
+    if "metric" not in data:
+        return None
+    metrics: dict[str, int] = {}
+    for number, raw in enumerate(data["metric"], start=1):
+        ident, slug = (raw.get("id"), raw.get("slug")) if isinstance(raw, dict) else (None, None)
+        if not isinstance(ident, int) or isinstance(ident, bool) or not isinstance(slug, str):
+            raise CatalogueError(
+                f'{source}: metric[{number}]: needs id = <integer> and slug = "<slug>"'
+            )
+        metrics[slug] = ident
+    return MappingProxyType(metrics)
+
+
+def _parse_pricing(data: Mapping[str, Any], source: str) -> dict[str, float]:
+    raw = data.get("pricing", {})
+    allowed = ("per_minute", "text_per_run", "per_metric", "default_max_duration_s")
+    if not isinstance(raw, dict):
+        raise CatalogueError(f"{source}: 'pricing' must be a table; write it as [pricing]")
+    for name, value in raw.items():
+        if name not in allowed:
+            raise CatalogueError(
+                f"{source}: pricing: unknown key {name!r}{suggest(name, allowed)}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise CatalogueError(f"{source}: pricing: {name} must be a number >= 0")
+    return {name: float(value) for name, value in raw.items()}
 
 
 def _check_scenario_agents(

@@ -24,6 +24,7 @@ from pytest_cekura.emulator.catalogue import Catalogue, FaultMatch
 from pytest_cekura.emulator.handlers import CONTROL_PREFIX, CekuraHandlers, ControlHandlers
 from pytest_cekura.emulator.runners import RUNNERS
 from pytest_cekura.emulator.state import RequestRecord, Store
+from pytest_cekura.emulator.suites_json import SuiteJsonHandlers
 from pytest_cekura.emulator.wire import (
     DROPPED,
     NOT_FOUND,
@@ -47,7 +48,7 @@ class Route:
     kind: str | None = None  # what a fault's ``match`` calls it; None: faults never apply
 
 
-def cekura_routes(h: CekuraHandlers) -> list[Route]:
+def cekura_routes(h: CekuraHandlers, suites: SuiteJsonHandlers | None = None) -> list[Route]:
     # v1 has the "-external" twins; v2 (the current paths of the spec) has not.
     scenarios = rf"(?:{_V1}/(?:scenarios|scenarios-external)|{_V2}/scenarios)"
     results = rf"(?:{_V1}/(?:results|results-external)|{_V2}/results)"
@@ -75,6 +76,14 @@ def cekura_routes(h: CekuraHandlers) -> list[Route]:
         (rf"{runs}/(?P<run_id>\d+)", {"GET": h.run_detail}, "run"),
         (rf"{runs}/(?P<run_id>\d+)/end_call", {"POST": h.end_call}, "end_call"),
     ]
+    if suites is not None:
+        # Tests as Code (cekura-api.md 10.3): only run_scenarios_json may start runs, so
+        # only it is a "start" for faults (a dry run through it too, as on the wire).
+        table += [
+            (rf"{scenarios}/run_scenarios_json", {"POST": suites.run}, "start"),
+            (rf"{scenarios}/validate_scenarios_json", {"POST": suites.validate}, "scenario"),
+            (rf"{scenarios}/json_schema", {"GET": suites.json_schema}, "scenario"),
+        ]
     return [Route(re.compile(pattern), methods, kind) for pattern, methods, kind in table]
 
 
@@ -105,7 +114,7 @@ class Api:
         self._api_key = api_key.encode("utf-8")
         self.faults = faults.FaultPlan(catalogue.faults, on_change=store.set_never_finish)
         self.cekura = CekuraHandlers(store, catalogue, strict=strict)
-        self._routes = cekura_routes(self.cekura)
+        self._routes = cekura_routes(self.cekura, SuiteJsonHandlers(store, catalogue))
         self._control_routes = control_routes(ControlHandlers(store, self.faults))
         #: Set while the emulator stops, so a ``slow`` fault stops waiting at once.
         self.stopping = threading.Event()

@@ -157,7 +157,7 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     message = load_error(tmp_path, "[[scenarios]]\nid = 31\n")
     assert "unknown top-level table 'scenarios'" in message
     assert "did you mean 'scenario'?" in message
-    assert "allowed: [[scenario]], [[agent]], [[test_profile]] and [[fault]]" in message
+    assert "allowed: [[scenario]], [[agent]], [[test_profile]], [[fault]], [[case]], [[metric]] and [pricing]" in message
 
 
 def test_single_table_instead_of_array(tmp_path: Path) -> None:
