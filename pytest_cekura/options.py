@@ -234,6 +234,21 @@ class Settings:
         v.output,
         metavar="PATH",
     )
+    summary_md_path = Option[Path | None](
+        "--cekura-summary-md",
+        "Write a Markdown summary (a table of tests with verdict, runs passed and reason, then "
+        "links to failing runs) to PATH, e.g. for a sticky pull-request comment.",
+        v.output,
+        metavar="PATH",
+    )
+    step_summary = Option[bool](
+        "--cekura-no-step-summary",
+        "Under GitHub Actions, do not append the Markdown summary to $GITHUB_STEP_SUMMARY (the "
+        "job summary). Ini: cekura_step_summary = false.",
+        v.switch,
+        ini="cekura_step_summary",
+        switch=False,
+    )
     early_verdict = Option[bool](
         "--cekura-early-verdict",
         "Decide a test as soon as its remaining runs cannot change the outcome, and end those "

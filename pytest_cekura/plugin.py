@@ -170,6 +170,7 @@ def _check_outputs(settings: Settings) -> None:
     outputs = [
         (settings.report_path, "--cekura-report / cekura_report"),
         (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
+        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
     ]
     for path, source in outputs:
         if path is not None:
@@ -686,6 +687,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         try:
             if settings.report_path is not None:
                 _write_report(state, settings.report_path)
+            if state.rows or settings.summary_md_path is not None:
+                import os
+
+                from .summary_md import write_summaries
+
+                write_summaries(
+                    state.rows,
+                    path=settings.summary_md_path,
+                    step_summary=settings.step_summary,
+                    env=os.environ,
+                    dispatch_name=settings.livekit_agent_name,
+                )
             if settings.baseline_path is not None:
                 from .baseline import baseline_failing_warning, write_baseline
 

@@ -72,6 +72,10 @@ def _private_temp_and_short_delays(
     monkeypatch.setenv("TMPDIR", str(folder))
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     monkeypatch.setenv("PYTEST_CEKURA_DELAY_SCALE", DELAY_SCALE)
+    # Run under GitHub Actions, the pytest runs tests start would append their summaries to
+    # the real job's summary; tests that want one set these themselves.
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     return folder
 
 
