@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .outcome import below_threshold, regressed
 from .report import SummaryRow
 
 FORMAT_KEY = "pytest-cekura-baseline"
@@ -116,11 +117,11 @@ def comparison_lines(
             lines.append(f"new       {row.nodeid}: {now:.0%} (not in the baseline)")
             continue
         change = (now - before) * 100
-        word = "REGRESSED" if now + 1e-9 < before - tolerance else "ok"
+        word = "REGRESSED" if regressed(now, before, tolerance) else "ok"
         # A baseline that was itself failing: "ok" only means "no worse", so say so.
         flag = (
             f"; baseline below the {row.min_success_rate:.0%} threshold"
-            if before + 1e-9 < row.min_success_rate
+            if below_threshold(before, row.min_success_rate)
             else ""
         )
         lines.append(

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -21,6 +21,11 @@ from .poller import RunState
 
 #: Tolerance for comparing rates such as 2/3 against a threshold written as 0.6667.
 _EPSILON = 1e-9
+#: Why a run still going counts as undecided when the test was decided without it.
+EARLY_REASON = (
+    "still going when the verdict was already decided; the call was ended to save money "
+    "(--cekura-early-verdict)"
+)
 
 
 class Outcome(enum.Enum):
@@ -103,6 +108,54 @@ class Verdict:
         return self.succeeded / self.total if self.total else 0.0
 
 
+@dataclass(frozen=True)
+class Rules:
+    """The session's rules, besides each test's own ``min_success_rate``: built once from the
+    settings (and the ``--cekura-compare`` file), read-only after that."""
+
+    #: ``--cekura-confidence``: judge by the Wilson lower bound at this confidence.
+    confidence: float | None = None
+    #: ``--cekura-compare``: test id -> committed success rate.
+    baseline: Mapping[str, float] = field(default_factory=dict)
+    #: ``--cekura-tolerance``: how far below its baseline a test may fall.
+    tolerance: float = 0.0
+
+
+def regressed(rate: float, baseline: float, tolerance: float) -> bool:
+    """The one regression rule: the success rate fell more than ``tolerance`` below the
+    baseline's (verdicts and the baseline comparison lines both ask it)."""
+    return rate + _EPSILON < baseline - tolerance
+
+
+def below_threshold(baseline: float, min_success_rate: float) -> bool:
+    """The baseline was itself recorded failing: a pass against it means only "no worse"."""
+    return baseline + _EPSILON < min_success_rate
+
+
+def decide(
+    nodeid: str,
+    states: Sequence[RunState],
+    min_success_rate: float,
+    problems: Sequence[str],
+    rules: Rules,
+    *,
+    ended_early: int = 0,
+) -> Verdict:
+    """The decision step, pure: a test's runs so far and the session's rules to a verdict
+    with the reason that decided it. ``ended_early`` calls were (or are about to be) ended
+    because the verdict was decided before they finished."""
+    verdict = judge(
+        states,
+        min_success_rate,
+        problems,
+        confidence=rules.confidence,
+        unfinished_reason=EARLY_REASON if ended_early else None,
+        ended_early=ended_early,
+    )
+    baseline = rules.baseline.get(nodeid)
+    return verdict if baseline is None else against_baseline(verdict, baseline, rules.tolerance)
+
+
 def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Verdict:
     """Judge by regression instead of the threshold: fail only a fall beyond the tolerance.
 
@@ -115,13 +168,12 @@ def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Ver
     if outcome is Outcome.ERROR:
         return replace(verdict, baseline=baseline, tolerance=tolerance)
     rate = verdict.success_rate
-    floor = baseline - tolerance
-    regressed = rate + _EPSILON < floor
-    outcome = Outcome.FAILED if regressed else Outcome.PASSED
-    below = baseline + _EPSILON < verdict.min_success_rate
+    fell = regressed(rate, baseline, tolerance)
+    outcome = Outcome.FAILED if fell else Outcome.PASSED
+    below = below_threshold(baseline, verdict.min_success_rate)
     ended = verdict.reason.ended_early if verdict.reason is not None else 0
     change = (rate - baseline) * 100
-    if regressed:
+    if fell:
         text = (
             f"baseline regression rule (--cekura-compare): the success rate fell from the "
             f"baseline's {_pct(baseline)} to {_pct(rate)} ({change:+.0f} points), more than "
@@ -140,7 +192,7 @@ def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Ver
             f"; the baseline was recorded failing (below this test's threshold of "
             f"{_pct(verdict.min_success_rate)})"
         )
-        if not regressed:
+        if not fell:
             text += ", so this test passes only because it was failing before too"
         short += f", baseline below the {_pct(verdict.min_success_rate)} threshold"
     reason = Reason(

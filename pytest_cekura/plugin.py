@@ -49,7 +49,8 @@ REPORT_ATTR = "cekura"
 class _State:
     config: pytest.Config
     settings: Settings
-    #: With --cekura-compare: test id -> committed success rate.
+    #: With --cekura-compare: test id -> committed success rate. Loaded once here; the
+    #: session is handed a read-only view in its ``Rules``.
     baseline: dict[str, float] = field(default_factory=dict)
     #: Where the agent worker's output goes (--cekura-agent-cmd), in every process.
     worker_log: Path | None = None
@@ -77,13 +78,11 @@ class _State:
     def rows(self) -> list[SummaryRow]:
         return list(self.rows_by_test.values())
 
-    @property
     def cekura(self) -> CekuraSession:
-        """The session's Cekura work, created (with its imports) on first use."""
+        """The session's Cekura work, built (with its imports) on the first call; it starts
+        nothing (no client, no emulator) until a test needs Cekura."""
         if self.session is None:
-            self.session = _new_session(self.config, self.settings)
-            self.session.result_cache = _result_cache(self.config)
-            self.session.baseline = self.baseline
+            self.session = _new_session(self.config, self.settings, self.baseline)
         return self.session
 
     def request_counts(self) -> Counter[str]:
@@ -137,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state.previous_sigterm = _interrupt_on_sigterm(config)
     if settings.emulator and not worker_input(config).get("cekura_emulator"):
         try:
-            state.cekura.emulator_catalogue()  # a broken catalogue is reported at once
+            state.cekura().connection.emulator_catalogue()  # a broken one is reported at once
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     if settings.reuse_seconds is not None and getattr(config, "cache", None) is None:
@@ -170,7 +169,6 @@ def _check_outputs(settings: Settings) -> None:
     outputs = [
         (settings.report_path, "--cekura-report / cekura_report"),
         (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
-        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
     ]
     for path, source in outputs:
         if path is not None:
@@ -284,30 +282,51 @@ def _worker_output(state: _State, lines: int = 20) -> list[str]:
         return [line.rstrip("\n") for line in deque(log, maxlen=lines)]
 
 
-def _new_session(config: pytest.Config, settings: Settings) -> CekuraSession:
+def _new_session(
+    config: pytest.Config, settings: Settings, baseline: dict[str, float]
+) -> CekuraSession:
+    """The session, built once with every collaborator it needs."""
+    from types import MappingProxyType
+
+    from .connection import Connection
     from .hookspec import request_modifier
+    from .outcome import Rules
     from .session import CekuraSession
 
     modify = request_modifier(config, settings.api_key)
+    rules = Rules(settings.confidence, MappingProxyType(baseline), settings.tolerance)
+    cache = _result_cache(config)
     if not is_worker(config):
         session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        return CekuraSession(settings, session_id, modify_request=modify)
+        connection = Connection(settings)
+        return CekuraSession(
+            settings,
+            session_id,
+            connection=connection,
+            rules=rules,
+            result_cache=cache,
+            modify_request=modify,
+        )
     given = worker_input(config)
     uid = str(given["testrunuid"])
     emulator = given.get("cekura_emulator")
     submit_once = SubmitOnce(uid)
-    session = CekuraSession(
+    connection = Connection(
+        settings, emulator=(emulator[0], Secret(emulator[1])) if emulator else None
+    )
+    return CekuraSession(
         settings,
         uid[:12],
+        connection=connection,
+        rules=rules,
+        result_cache=cache,
+        # Built when this worker is about to submit; a replacement for a worker that crashed
+        # gets the deadline the first worker set, not a fresh one.
+        deadline=submit_once.deadline(settings.timeout),
         submit_once=submit_once,
-        emulator=(emulator[0], Secret(emulator[1])) if emulator else None,
         lazy=True,
         modify_request=modify,
     )
-    # Created when this worker is about to submit; a replacement for a worker that crashed
-    # gets the deadline the first worker set, not a fresh one.
-    session.deadline = submit_once.deadline(settings.timeout)
-    return session
 
 
 def _state(config: pytest.Config) -> _State:
@@ -315,7 +334,7 @@ def _state(config: pytest.Config) -> _State:
 
 
 def _cekura(config: pytest.Config) -> CekuraSession:
-    return config.stash[STATE_KEY].cekura
+    return config.stash[STATE_KEY].cekura()
 
 
 def _started(config: pytest.Config) -> CekuraSession | None:
@@ -338,8 +357,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     progress = None
     try:
         progress = _progress(session.config)
-        state.cekura.on_progress = _submit_progress(progress)
-        state.cekura.submit(specs)
+        state.cekura().submit(specs, _submit_progress(progress))
     except ConfigError as exc:
         if is_worker(session.config):
             # A worker's UsageError makes xdist fail with "assert not crashitem" and hides
@@ -475,7 +493,7 @@ def _late_error(state: _State) -> str | None:
         error=rejected,
         env=ENV_API_KEY,
         url_env=ENV_API_URL,
-        session_id=state.cekura.session_id,
+        session_id=state.cekura().session_id,
     )
 
 
@@ -509,7 +527,7 @@ def _text(config: pytest.Config, record: TestRecord) -> str:
     from .report import failure_text
 
     state = _state(config)
-    return failure_text(record, state.cekura.links, _worker_output(state))
+    return failure_text(record, state.cekura().links, _worker_output(state))
 
 
 class TestHooks:
@@ -687,18 +705,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         try:
             if settings.report_path is not None:
                 _write_report(state, settings.report_path)
-            if state.rows or settings.summary_md_path is not None:
-                import os
-
-                from .summary_md import write_summaries
-
-                write_summaries(
-                    state.rows,
-                    path=settings.summary_md_path,
-                    step_summary=settings.step_summary,
-                    env=os.environ,
-                    dispatch_name=settings.livekit_agent_name,
-                )
             if settings.baseline_path is not None:
                 from .baseline import baseline_failing_warning, write_baseline
 
@@ -726,7 +732,7 @@ def _end_paid_calls(config: pytest.Config, state: _State) -> None:
             # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C
             # the rest would go on costing money. The controller sees every run in the
             # manifest, and every result the submitting worker created (even if it died).
-            state.cekura.end_unfinished(
+            state.cekura().end_unfinished(
                 manifest_run_ids(state.shared_dirs), created_results(state.shared_dirs)
             )
             cekura = state.session
@@ -777,7 +783,7 @@ def _warn(config: pytest.Config, message: str) -> None:
 def _write_report(state: _State, path: Path) -> None:
     from .report import json_report
 
-    cekura = state.cekura
+    cekura = state.cekura()
     data = json_report(
         state.rows,
         state.request_counts(),
@@ -815,7 +821,7 @@ class XdistHooks:
         if state.settings.emulator:
             # One emulator for the whole run: runs started by one worker must be visible to all.
             try:
-                url, key = state.cekura.start_emulator()
+                url, key = state.cekura().connection.start_emulator()
             except ConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
             node.workerinput["cekura_emulator"] = [url, key.reveal()]
@@ -860,6 +866,6 @@ def cekura_result(request: pytest.FixtureRequest) -> CekuraResult:
 def cekura_client(request: pytest.FixtureRequest) -> CekuraClient:
     """The session's Cekura client (pointed at the emulator under ``--cekura-emulator``)."""
     try:
-        return _cekura(request.config).client
+        return _cekura(request.config).client()
     except ConfigError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -53,8 +53,12 @@ class Assignment:
         )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TestRecord:
+    """One test's state, replaced whole (never changed in place) as the session learns more:
+    its assignment at submission, its verdict and result when decided, no result once
+    released."""
+
     spec: ScenarioSpec
     assignment: Assignment = field(default_factory=Assignment)
     verdict: Verdict | None = None
