@@ -273,12 +273,22 @@ class CekuraClient:
     ) -> RunBatch:
         """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids: ``GET v2/runs/bulk/`` with
         ``run_ids`` comma-separated, scoped to ``result_id`` when every id belongs to it."""
-        if len(run_ids) > BULK_CHUNK_SIZE and _bulk_cost(run_ids) > self.bulk_budget:
+        cost = _bulk_cost(run_ids)
+        if len(run_ids) > BULK_CHUNK_SIZE and cost > BULK_QUERY_BUDGET:
             raise ValueError(
-                f"get_runs takes at most {BULK_CHUNK_SIZE} ids or {self.bulk_budget} "
+                f"get_runs takes at most {BULK_CHUNK_SIZE} ids or {BULK_QUERY_BUDGET} "
                 f"characters of them, got {len(run_ids)} ids; split them with bulk_chunks()"
             )
-        return self._get_runs_split(run_ids, result_id=result_id, deadline=deadline)
+        if len(run_ids) <= BULK_CHUNK_SIZE or cost <= self.bulk_budget:
+            return self._get_runs_split(run_ids, result_id=result_id, deadline=deadline)
+        # Cut before the budget shrank (a 414 on another chunk in flight): cut it again.
+        runs: list[RunSnapshot] = []
+        invalid: dict[int, str] = {}
+        for chunk in self.bulk_chunks(run_ids):
+            batch = self._get_runs_split(chunk, result_id=result_id, deadline=deadline)
+            runs += batch.runs
+            invalid.update(batch.invalid)
+        return RunBatch(runs, invalid)
 
     def _get_runs_split(
         self, run_ids: Sequence[int], *, result_id: int | None, deadline: float | None
