@@ -7,7 +7,6 @@ rest load when the first Cekura test is selected, so a suite with no Cekura test
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import tempfile
 import threading
@@ -29,7 +28,8 @@ from .progress import Progress, terminal_progress
 from .providers import DEFAULT_BASE_URL
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
-from .xdist import SubmitOnce, is_worker, manifest_run_ids, worker_input
+from .xdist import Serial, WorkerOutput, worker_input
+from .xdist import role as xdist_role
 
 if TYPE_CHECKING:
     from .client import CekuraClient
@@ -58,19 +58,10 @@ class _State:
     #: One row per test; a rerun (pytest-rerunfailures) replaces the attempt before it.
     rows_by_test: dict[str, SummaryRow] = field(default_factory=dict)
     previous_sigterm: Any = None
-    worker_counts: Counter[str] = field(default_factory=Counter)
-    #: Under xdist with --cekura-dry-run: the plan, as a worker printed it for the controller.
-    worker_dry_run: list[str] | None = None
-    #: Under xdist: the workers' notices (preflight warnings, client notices), each once.
-    worker_warnings: dict[str, None] = field(default_factory=dict)
-    worker_api_notices: dict[str, None] = field(default_factory=dict)
-    shared_dirs: set[str] = field(default_factory=set)
+    #: This process's part under xdist (``Serial`` without it: a null object); everything
+    #: that passes between the controller and its workers goes through it.
+    role: Serial = field(default_factory=Serial)
     session: CekuraSession | None = None
-    #: In an xdist worker: why the session stopped before any test ran (for the controller,
-    #: which stops the whole run with it, as a serial run stops itself).
-    session_error: str | None = None
-    #: In the controller: a session-level error a worker met after tests had started.
-    late_error: str | None = None
     #: When the session started (for the JSON report).
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -82,12 +73,34 @@ class _State:
         """The session's Cekura work, built (with its imports) on the first call; it starts
         nothing (no client, no emulator) until a test needs Cekura."""
         if self.session is None:
-            self.session = _new_session(self.config, self.settings, self.baseline)
+            self.session = _new_session(self.config, self.settings, self.baseline, self.role)
         return self.session
 
     def request_counts(self) -> Counter[str]:
         own = self.session.request_counts if self.session is not None else {}
-        return Counter(own) + self.worker_counts
+        return Counter(own) + Counter(self.role.request_counts)
+
+    # -- what the xdist controller asks of the plugin (``xdist.Host``) -----------------------
+
+    @property
+    def agent_log(self) -> Path | None:
+        return self.worker_log
+
+    def start_agent_worker(self) -> None:
+        if not (self.config.option.collectonly or self.settings.dry_run):
+            start_worker(self)
+
+    @property
+    def livekit_agent_name(self) -> str | None:
+        return self.settings.livekit_agent_name
+
+    def start_emulator(self) -> tuple[str, Secret] | None:
+        if not self.settings.emulator:
+            return None
+        try:
+            return self.cekura().connection.start_emulator()
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 STATE_KEY = pytest.StashKey[_State]()
@@ -128,13 +141,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
+    _register_tests_as_code(config)
     try:
         settings = _own_worker_name(config, Settings.from_config(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(config, settings)
-    state.previous_sigterm = _interrupt_on_sigterm(config)
-    if settings.emulator and not worker_input(config).get("cekura_emulator"):
+    state.role = xdist_role(config, state)
+    state.previous_sigterm = _interrupt_on_sigterm(state.role)
+    if settings.emulator and state.role.emulator is None:
         try:
             state.cekura().connection.emulator_catalogue()  # a broken one is reported at once
         except ConfigError as exc:
@@ -151,14 +166,12 @@ def pytest_configure(config: pytest.Config) -> None:
             state.baseline = load_baseline(settings.compare_path)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
-    if not is_worker(config):  # only this process writes them, at the very end
+    if state.role.reports:  # only this process writes them, at the very end
         _check_outputs(settings)
-    state.worker_log = _worker_log(config, settings)
-    if getattr(config.option, "dist", "no") != "no" and not is_worker(config):
+    state.worker_log = _worker_log(config, settings, state.role)
+    if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "cekura-xdist")
 
 
 def _check_outputs(settings: Settings) -> None:
@@ -169,6 +182,7 @@ def _check_outputs(settings: Settings) -> None:
     outputs = [
         (settings.report_path, "--cekura-report / cekura_report"),
         (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
+        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
     ]
     for path, source in outputs:
         if path is not None:
@@ -178,13 +192,13 @@ def _check_outputs(settings: Settings) -> None:
                 raise pytest.UsageError(str(exc)) from None
 
 
-def _interrupt_on_sigterm(config: pytest.Config) -> Any:
+def _interrupt_on_sigterm(role: Serial) -> Any:
     """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so calls in progress are ended.
 
     Only in the main thread of a process that left SIGTERM at its default, never in an xdist
     worker (its controller decides when it stops).
     """
-    if is_worker(config) or threading.current_thread() is not threading.main_thread():
+    if not role.reports or threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return None
@@ -212,12 +226,12 @@ def _result_cache(config: pytest.Config) -> ResultCache | None:
     )
 
 
-def _worker_log(config: pytest.Config, settings: Settings) -> Path | None:
+def _worker_log(config: pytest.Config, settings: Settings, role: Serial) -> Path | None:
     if settings.agent_cmd is None:
         return None
-    given = worker_input(config).get("cekura_agent_log")
-    if given:
-        return Path(given)
+    given = role.agent_log
+    if given is not None:
+        return given
     cache = getattr(config, "cache", None)
     # In pytest's cache folder the log is overwritten by the next session instead of piling up
     # in the temp folder; without the cache provider, a temp folder it is.
@@ -233,7 +247,8 @@ def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
     reach this worker alone and it joins no other pool. Chosen once, by the controller."""
     if settings.agent_cmd is None or settings.provider != "livekit":
         return settings
-    given = worker_input(config).get("cekura_livekit_agent_name")
+    # An xdist worker takes the controller's (pytest_configure_node below).
+    given = getattr(config, "workerinput", {}).get("cekura_livekit_agent_name")
     if given:
         return settings.replace(livekit_agent_name=str(given))
     if settings.livekit_agent_name is not None:
@@ -244,10 +259,21 @@ def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
             "running: give one of them (the first to test a local worker, the second for a "
             "deployed preview)"
         )
+    import secrets
+
     from .options import DEFAULT_AGENT_NAME_BASE
 
     base = settings.agent_name_base or DEFAULT_AGENT_NAME_BASE
-    return settings.replace(livekit_agent_name=f"{base}-pytest-{uuid.uuid4().hex[:8]}")
+    return settings.replace(livekit_agent_name=f"{base}-pytest-{secrets.token_hex(4)}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist (controller): every worker sends the controller's session agent name."""
+    if STATE_KEY in node.config.stash:
+        settings = _state(node.config).settings
+        if settings.agent_cmd is not None and settings.livekit_agent_name is not None:
+            node.workerinput["cekura_livekit_agent_name"] = settings.livekit_agent_name
 
 
 def start_worker(state: _State) -> None:
@@ -283,7 +309,7 @@ def _worker_output(state: _State, lines: int = 20) -> list[str]:
 
 
 def _new_session(
-    config: pytest.Config, settings: Settings, baseline: dict[str, float]
+    config: pytest.Config, settings: Settings, baseline: dict[str, float], role: Serial
 ) -> CekuraSession:
     """The session, built once with every collaborator it needs."""
     from types import MappingProxyType
@@ -293,39 +319,17 @@ def _new_session(
     from .outcome import Rules
     from .session import CekuraSession
 
-    modify = request_modifier(config, settings.api_key)
-    rules = Rules(settings.confidence, MappingProxyType(baseline), settings.tolerance)
-    cache = _result_cache(config)
-    if not is_worker(config):
-        session_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-        connection = Connection(settings)
-        return CekuraSession(
-            settings,
-            session_id,
-            connection=connection,
-            rules=rules,
-            result_cache=cache,
-            modify_request=modify,
-        )
-    given = worker_input(config)
-    uid = str(given["testrunuid"])
-    emulator = given.get("cekura_emulator")
-    submit_once = SubmitOnce(uid)
-    connection = Connection(
-        settings, emulator=(emulator[0], Secret(emulator[1])) if emulator else None
-    )
     return CekuraSession(
         settings,
-        uid[:12],
-        connection=connection,
-        rules=rules,
-        result_cache=cache,
-        # Built when this worker is about to submit; a replacement for a worker that crashed
-        # gets the deadline the first worker set, not a fresh one.
-        deadline=submit_once.deadline(settings.timeout),
-        submit_once=submit_once,
-        lazy=True,
-        modify_request=modify,
+        role.session_id(),
+        connection=Connection(settings, emulator=role.emulator),
+        rules=Rules(settings.confidence, MappingProxyType(baseline), settings.tolerance),
+        role=role,
+        result_cache=_result_cache(config),
+        # Built when the session is about to submit; under xdist a replacement for a worker
+        # that crashed gets the deadline the first worker set, not a fresh one.
+        deadline=role.deadline(settings.timeout),
+        modify_request=request_modifier(config, settings.api_key),
     )
 
 
@@ -335,6 +339,15 @@ def _state(config: pytest.Config) -> _State:
 
 def _cekura(config: pytest.Config) -> CekuraSession:
     return config.stash[STATE_KEY].cekura()
+
+
+def _register_tests_as_code(config: pytest.Config) -> None:
+    """Collect ``cekura.tests.json`` files (a plugin of its own: this module already has a
+    ``pytest_collect_file``, the TOML suites')."""
+    from . import testsuite_json
+
+    if not config.pluginmanager.has_plugin(testsuite_json.PLUGIN_NAME):
+        config.pluginmanager.register(testsuite_json, testsuite_json.PLUGIN_NAME)
 
 
 def _started(config: pytest.Config) -> CekuraSession | None:
@@ -352,19 +365,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _activate(session.config)
     if not specs or _submits_nothing(session):
         return
-    if not settings.dry_run and not is_worker(session.config):
+    if not settings.dry_run and state.role.reports:
         start_worker(state)
     progress = None
     try:
         progress = _progress(session.config)
         state.cekura().submit(specs, _submit_progress(progress))
     except ConfigError as exc:
-        if is_worker(session.config):
-            # A worker's UsageError makes xdist fail with "assert not crashitem" and hides
-            # this message: the worker runs nothing and hands it to the controller instead.
-            state.session_error = str(exc)
-            return
-        raise pytest.UsageError(str(exc)) from None
+        state.role.stop_session(str(exc))  # an xdist worker hands it to the controller
     finally:
         if progress is not None:
             progress.finish()
@@ -373,7 +381,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     """An xdist worker whose session stopped at submission runs none of the tests sent to it."""
-    if STATE_KEY in session.config.stash and _state(session.config).session_error is not None:
+    if STATE_KEY in session.config.stash and _state(session.config).role.session_error:
         return True
     return None
 
@@ -482,8 +490,8 @@ KEY_REJECTED_SHORT = (
 
 def _late_error(state: _State) -> str | None:
     """A session-level error met after tests started: a worker's, or this process's own."""
-    if state.late_error is not None:
-        return state.late_error
+    if state.role.late_error is not None:
+        return state.role.late_error
     rejected = state.session.key_rejected if state.session is not None else None
     if rejected is None:
         return None
@@ -512,7 +520,7 @@ def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
 
 def _progress(config: pytest.Config) -> Progress | None:
     # A worker's terminal output is not shown: xdist's controller reports for it.
-    return None if is_worker(config) else terminal_progress(config)
+    return terminal_progress(config) if _state(config).role.reports else None
 
 
 def _fail_misbehaving_agent(item: pytest.Item) -> None:
@@ -571,8 +579,7 @@ def _run_in_finish_order(session: pytest.Session) -> bool | None:
         or cekura.settings.order != "finish"
         or config.option.collectonly
         or session.testsfailed  # collection errors: pytest's loop reports them
-        or is_worker(config)
-        or getattr(config.option, "dist", "no") != "no"
+        or not _state(config).role.orders_tests
     ):
         return None
     from .order import finish_order
@@ -636,7 +643,7 @@ class SummaryHooks:
             terminalreporter.write_line(late_error, red=True, bold=True)
         groups = state.session.dry_run_groups if state.session is not None else None
         limit = state.settings.max_runs
-        plan = dry_run_lines(groups, limit) if groups is not None else state.worker_dry_run
+        plan = dry_run_lines(groups, limit) if groups is not None else state.role.dry_run
         if plan is not None:
             terminalreporter.section("cekura dry run")
             for line in plan:
@@ -662,8 +669,8 @@ def _write_notices(terminalreporter: pytest.TerminalReporter, state: _State) -> 
     """Preflight's warnings (always, once), and at -v what the client decided on its own;
     under xdist, as the workers reported them."""
     cekura = state.session
-    warnings = dict(state.worker_warnings)
-    notices = dict(state.worker_api_notices)
+    warnings = dict(state.role.warnings)
+    notices = dict(state.role.api_notices)
     if cekura is not None:
         warnings.update(dict.fromkeys(cekura.preflight_warnings))
         notices.update(dict.fromkeys(cekura.api_notices))
@@ -680,24 +687,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if STATE_KEY not in session.config.stash:
         return
     state = _state(session.config)
-    _end_paid_calls(session.config, state)
+    role = state.role
+    role.show_cleanup(session.config, _end_paid_calls(session.config, state))
     if state.worker is not None:
         state.worker.stop()
     late_error = _late_error(state)
-    if is_worker(session.config):
-        output: dict[str, Any] = getattr(session.config, "workeroutput", {})
-        output["cekura_request_counts"] = dict(state.request_counts())
-        if state.session is not None:
-            output["cekura_warnings"] = list(state.session.preflight_warnings)
-            output["cekura_api_notices"] = list(state.session.api_notices)
-        output["cekura_session_error"] = state.session_error
-        output["cekura_late_error"] = late_error
-        groups = state.session.dry_run_groups if state.session is not None else None
-        if groups is not None:
-            from .report import dry_run_lines
-
-            output["cekura_dry_run"] = dry_run_lines(groups, state.settings.max_runs)
-    else:
+    role.publish(session.config, _worker_output_of(state, late_error))
+    if role.reports:
         if late_error is not None:
             # The same exit status as the key rejected at submission: a session-level stop.
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -705,6 +701,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         try:
             if settings.report_path is not None:
                 _write_report(state, settings.report_path)
+            if state.rows or settings.summary_md_path is not None:
+                import os
+
+                from .summary_md import write_summaries
+
+                write_summaries(
+                    state.rows,
+                    path=settings.summary_md_path,
+                    step_summary=settings.step_summary,
+                    env=os.environ,
+                    dispatch_name=settings.livekit_agent_name,
+                )
             if settings.baseline_path is not None:
                 from .baseline import baseline_failing_warning, write_baseline
 
@@ -715,49 +723,41 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             # Checked at start, yet gone now (disk full, folder removed): the outcomes and
             # the summary still matter more than the file.
             _warn(session.config, f"pytest-cekura: could not write {exc.filename}: {exc.strerror}")
-    for directory in state.shared_dirs:
-        shutil.rmtree(directory, ignore_errors=True)
+    role.finish()
 
 
-def _end_paid_calls(config: pytest.Config, state: _State) -> None:
-    """End every call the session started and cannot use, and say so in one line each.
+def _worker_output_of(state: _State, late_error: str | None) -> WorkerOutput:
+    """What this process would hand an xdist controller (only a worker hands it over)."""
+    cekura = state.session
+    output = WorkerOutput(request_counts=dict(state.request_counts()), late_error=late_error)
+    if cekura is not None:
+        output.warnings = list(cekura.preflight_warnings)
+        output.api_notices = list(cekura.api_notices)
+        if cekura.dry_run_groups is not None:
+            from .report import dry_run_lines
+
+            output.dry_run = dry_run_lines(cekura.dry_run_groups, state.settings.max_runs)
+    return output
+
+
+def _end_paid_calls(config: pytest.Config, state: _State) -> list[str]:
+    """End every call the session started and cannot use; one line each to say so.
 
     Bounded (``cleanup.CLEANUP_BUDGET``); a second Ctrl-C or SIGTERM here ends the clean-up
     at once with one line, not a traceback: the session is already ending."""
     cekura = state.session
     try:
-        if state.shared_dirs and not is_worker(config):
-            from .cleanup import created_results
-
-            # Workers end only the calls of tests they reached: after -x, --maxfail or Ctrl-C
-            # the rest would go on costing money. The controller sees every run in the
-            # manifest, and every result the submitting worker created (even if it died).
-            state.cekura().end_unfinished(
-                manifest_run_ids(state.shared_dirs), created_results(state.shared_dirs)
-            )
-            cekura = state.session
+        # An xdist controller also ends what its workers started and did not reach.
+        state.role.end_unfinished(lambda ids, created: state.cekura().end_unfinished(ids, created))
+        cekura = state.session
         if cekura is not None:
             cekura.close()
     except KeyboardInterrupt:
         ids = cekura.ledger.result_ids() if cekura is not None else []
         where = f": end the calls of result(s) {', '.join(map(str, ids))} in Cekura's dashboard"
         _warn(config, "pytest-cekura: clean-up interrupted" + (where if ids else "") + ".")
-        return
-    if cekura is None:
-        return
-    output = getattr(config, "workeroutput", None)
-    if isinstance(output, dict):
-        # A worker's terminal is not shown: the controller prints these for it.
-        output["cekura_cleanup_lines"] = list(cekura.cleanup_lines)
-        return
-    _cleanup_lines(config, cekura.cleanup_lines)
-
-
-def _cleanup_lines(config: pytest.Config, lines: list[str]) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        for line in lines:
-            reporter.write_line(line, yellow=True)
+        return []
+    return list(cekura.cleanup_lines) if cekura is not None else []
 
 
 def _submit_progress(progress: Progress | None) -> Callable[[int, int, float], None] | None:
@@ -795,57 +795,6 @@ def _write_report(state: _State, path: Path) -> None:
         ended_results=cekura.ended_results,
     )
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-
-
-class XdistHooks:
-    """Registered only when pytest-xdist is installed; runs in the controller."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self._config = config
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        # Before xdist's own sessionstart spawns the workers, which submit once collected.
-        config = session.config
-        distributed = config.getoption("dist", "no") != "no" and not is_worker(config)
-        if distributed and not (config.option.collectonly or _state(config).settings.dry_run):
-            start_worker(_state(self._config))
-
-    def pytest_configure_node(self, node: Any) -> None:
-        state = _state(self._config)
-        uid = str(node.workerinput["testrunuid"])
-        state.shared_dirs.add(str(SubmitOnce(uid).directory))
-        if state.worker_log is not None:
-            node.workerinput["cekura_agent_log"] = str(state.worker_log)
-            node.workerinput["cekura_livekit_agent_name"] = state.settings.livekit_agent_name
-        if state.settings.emulator:
-            # One emulator for the whole run: runs started by one worker must be visible to all.
-            try:
-                url, key = state.cekura().connection.start_emulator()
-            except ConfigError as exc:
-                raise pytest.UsageError(str(exc)) from None
-            node.workerinput["cekura_emulator"] = [url, key.reveal()]
-
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {}) or {}
-        state = _state(self._config)
-        state.worker_counts.update(output.get("cekura_request_counts", {}))
-        _cleanup_lines(self._config, [str(line) for line in output.get("cekura_cleanup_lines", [])])
-        state.worker_warnings.update(dict.fromkeys(output.get("cekura_warnings", [])))
-        state.worker_api_notices.update(dict.fromkeys(output.get("cekura_api_notices", [])))
-        if isinstance(late := output.get("cekura_late_error"), str):
-            state.late_error = state.late_error or late
-        plan = output.get("cekura_dry_run")
-        if isinstance(plan, list) and state.worker_dry_run is None:
-            state.worker_dry_run = [str(line) for line in plan]  # every worker plans the same
-        if isinstance(stop := output.get("cekura_session_error"), str):
-            # Raised here, in the controller's loop, it ends the run as it ends a serial
-            # one: "ERROR: <message>" and exit status 4. Every worker is told to shut down
-            # first, or xdist would wait for each to time out.
-            dsession = self._config.pluginmanager.getplugin("dsession")
-            if dsession is not None:
-                dsession.triggershutdown()
-            raise pytest.UsageError(stop)
 
 
 @pytest.fixture

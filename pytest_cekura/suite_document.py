@@ -140,7 +140,7 @@ class SuiteDocument(_Model):
     def _no_agent_id(cls, value: Any) -> Any:
         raise ValueError(
             "agent_id does not belong in the suite document; the agent is chosen per "
-            "request (the marker, the file's settings or --cekura-agent)"
+            "request (--cekura-agent, the cekura_agent ini key or CEKURA_AGENT_ID)"
         )
 
     @model_validator(mode="after")
