@@ -40,6 +40,9 @@ DEFAULT_TIME_SCALE = 0.01  # a 30 s emulated call takes 0.3 s
 DEFAULT_AGENT_READY_TIMEOUT = 60.0
 #: The start of a local worker's agent name when neither the options nor the agent give one.
 DEFAULT_AGENT_NAME_BASE = "cekura-agent"
+#: ``concurrency_limit`` when pytest starts the worker and none is given: one machine serves
+#: every call of the session, and more calls than it can take would fail on its side.
+LOCAL_WORKER_CONCURRENCY = 3
 DEFAULT_TOLERANCE = 0.1
 DEFAULT_REQUEST_TIMEOUT = 30.0
 #: Where Cekura's dashboard shows a run (cekura-api.md 10.1: a result is

@@ -11,7 +11,6 @@ import signal
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from .progress import Progress, terminal_progress
 from .providers import DEFAULT_BASE_URL
 from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
-from .xdist import Serial, WorkerOutput, worker_input
+from .xdist import Serial, WorkerOutput
 from .xdist import role as xdist_role
 
 if TYPE_CHECKING:
@@ -132,9 +131,15 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     log = _state(config).worker_log
     if log is not None:
         lines.append(f"cekura: agent worker output goes to {log}")
+    if log is not None and settings.provider == "livekit":
         lines.append(
             f"cekura: agent worker registers as {settings.livekit_agent_name}; every LiveKit "
             "call of this session is dispatched to it alone"
+        )
+        lines.append(
+            f"cekura: at most {settings.concurrency_limit} call(s) at once per request "
+            "(concurrency_limit; one machine serves them all): --cekura-concurrency-limit N "
+            "to change"
         )
     return lines
 
@@ -247,10 +252,14 @@ def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
     reach this worker alone and it joins no other pool. Chosen once, by the controller."""
     if settings.agent_cmd is None or settings.provider != "livekit":
         return settings
-    # An xdist worker takes the controller's (pytest_configure_node below).
+    from .options import DEFAULT_AGENT_NAME_BASE, LOCAL_WORKER_CONCURRENCY
+
+    # One machine serves every call: a small default, unless a limit was given.
+    limit = settings.concurrency_limit or LOCAL_WORKER_CONCURRENCY
+    # An xdist worker takes the controller's (xdist.Controller.pytest_configure_node).
     given = getattr(config, "workerinput", {}).get("cekura_livekit_agent_name")
     if given:
-        return settings.replace(livekit_agent_name=str(given))
+        return settings.replace(livekit_agent_name=str(given), concurrency_limit=limit)
     if settings.livekit_agent_name is not None:
         raise ConfigError(
             "pytest-cekura: --cekura-agent-cmd starts a worker under a LiveKit agent name of "
@@ -261,19 +270,10 @@ def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
         )
     import secrets
 
-    from .options import DEFAULT_AGENT_NAME_BASE
-
     base = settings.agent_name_base or DEFAULT_AGENT_NAME_BASE
-    return settings.replace(livekit_agent_name=f"{base}-pytest-{secrets.token_hex(4)}")
+    name = f"{base}-pytest-{secrets.token_hex(4)}"
+    return settings.replace(livekit_agent_name=name, concurrency_limit=limit)
 
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist (controller): every worker sends the controller's session agent name."""
-    if STATE_KEY in node.config.stash:
-        settings = _state(node.config).settings
-        if settings.agent_cmd is not None and settings.livekit_agent_name is not None:
-            node.workerinput["cekura_livekit_agent_name"] = settings.livekit_agent_name
 
 
 def start_worker(state: _State) -> None:

@@ -224,3 +224,26 @@ def test_json_report_shows_each_runs_dispatch_name(agent_suite: Suite, tmp_path:
     runs = [run for test in data["tests"] for run in test["runs"]]
     assert len(runs) == 2
     assert {run["livekit_agent_name"] for run in runs} == {name}
+
+
+# -- concurrency with a local worker (issue #17 item 3) ---------------------------------------
+
+
+def test_local_worker_gets_a_small_concurrency_limit_stated_in_the_header(
+    agent_suite: Suite,
+) -> None:
+    result = agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["cekura: at most 3 call(s) at once per request*"])
+    assert [run["concurrency_limit"] for run in agent_suite.emulator.runs] == [3, 3]
+
+
+def test_a_given_concurrency_limit_wins_over_the_local_default(agent_suite: Suite) -> None:
+    result = agent_suite.run(f"--cekura-agent-cmd={worker_cmd()}", "--cekura-concurrency-limit=1")
+    result.stdout.fnmatch_lines(["cekura: at most 1 call(s) at once per request*"])
+    assert [run["concurrency_limit"] for run in agent_suite.emulator.runs] == [1, 1]
+
+
+def test_without_a_local_worker_no_concurrency_limit_is_sent(agent_suite: Suite) -> None:
+    agent_suite.run().assert_outcomes(passed=1, failed=1)
+    assert [run["concurrency_limit"] for run in agent_suite.emulator.runs] == [None, None]
