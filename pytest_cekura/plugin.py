@@ -290,6 +290,7 @@ def start_worker(state: _State) -> None:
         ready_timeout=settings.agent_ready_timeout,
         agent_name=settings.livekit_agent_name if settings.provider == "livekit" else None,
         agent_name_env=settings.agent_name_env,
+        production_name=lambda: _saved_agent_name(state),
     )
     state.worker = AgentWorker(spec)
     try:
@@ -297,6 +298,14 @@ def start_worker(state: _State) -> None:
         state.worker.wait_ready()
     except WorkerError as exc:
         raise pytest.UsageError(f"pytest-cekura: nothing was submitted. {exc}") from None
+
+
+def _saved_agent_name(state: _State) -> str | None:
+    """The LiveKit agent name saved on --cekura-agent's agent (production's), asked only to
+    word the refusal of a worker that registered under another name than the session's."""
+    if state.settings.agent is None:
+        return None
+    return state.cekura().connection.client().get_agent(state.settings.agent).livekit_agent_name
 
 
 def _worker_output(state: _State, lines: int = 20) -> list[str]:

@@ -82,8 +82,10 @@ class WorkerSpec:
     agent_name: str | None = None
     agent_name_env: str = DEFAULT_AGENT_NAME_ENV
     #: The name production's worker uses (the agent's saved one), to say so when it is the
-    #: name the worker took.
-    production_name: str | None = None
+    #: name the worker took; a callable is asked only then (it may cost an API request).
+    production_name: str | Callable[[], str | None] | None = field(
+        default=None, hash=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         _split_command(self.command)
@@ -351,7 +353,7 @@ class AgentWorker:
         got = self.registered_name
         if got == expected:
             return
-        production = self._spec.production_name
+        production = self._production_name() if got else None
         if got is None:
             what = (
                 f"the agent worker's registration line does not say which agent name it "
@@ -386,6 +388,15 @@ class AgentWorker:
         error = self._error(what, fix)
         self.stop()
         raise error
+
+    def _production_name(self) -> str | None:
+        production = self._spec.production_name
+        if not callable(production):
+            return production
+        try:
+            return production()
+        except Exception:
+            return None  # only used to word the message: the refusal stands without it
 
     def _pump(self, stream: IO[str], log: IO[str]) -> None:
         # Runs in the reader thread: must not raise, or pytest reports an unraisable exception.

@@ -175,10 +175,20 @@ def test_worker_name_wrong_stops_the_worker_and_submits_nothing(
 
 
 def test_worker_with_production_name_explains_the_danger(agent_suite: Suite) -> None:
-    cmd = worker_cmd("--before-1-6", "--code-name", "pharmacy-agent")
-    err = agent_suite.run(f"--cekura-agent-cmd={cmd}").stderr.str()
-    assert "production" in err
-    assert "pool" in err
+    # The emulator's agent 7 has the LiveKit agent name "agent-7" saved: production's.
+    cmd = worker_cmd("--before-1-6", "--code-name", "agent-7")
+    result = agent_suite.run(f"--cekura-agent-cmd={cmd}", "--cekura-agent=7")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "registered as 'agent-7' (production's name)" in err
+    assert "join the pool" in err
+    assert agent_suite.posts() == 0
+
+
+def test_worker_with_another_name_is_not_called_production(agent_suite: Suite) -> None:
+    cmd = worker_cmd("--before-1-6", "--code-name", "someone-else")
+    err = agent_suite.run(f"--cekura-agent-cmd={cmd}", "--cekura-agent=7").stderr.str()
+    assert "registered as 'someone-else' (another name)" in err
 
 
 def test_worker_with_no_name_explains_the_danger(agent_suite: Suite) -> None:
