@@ -224,6 +224,25 @@ class CekuraClient:
         )
         return _parse(Result, data, f"POST {path}")
 
+    def start_suite_json(
+        self, body: Mapping[str, Any], *, deadline: float | None = None
+    ) -> Result:
+        """``POST scenarios/run_scenarios_json/`` (Tests as Code, cekura-api.md 10.3): start a
+        suite document's cases. Never re-sent once it may have reached the server."""
+        path = f"{V1}/scenarios-external/run_scenarios_json/"
+        data = self._request(
+            "POST", path, json=dict(body), idempotent=False, label=START_LABEL, deadline=deadline
+        )
+        return _parse(Result, data, f"POST {path}")
+
+    def validate_suite_json(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST scenarios/validate_scenarios_json/``: check and price a suite document, free
+        and without effects (so it may be retried). A bad suite raises ``ApiError`` (400)
+        whose body lists every problem by location."""
+        path = f"{V1}/scenarios-external/validate_scenarios_json/"
+        data = self._request("POST", path, json=dict(body), idempotent=True)
+        return dict(data) if isinstance(data, dict) else {}
+
     def rerun(self, result_id: int) -> Result:
         """``POST results/{id}/rerun/``: re-execute **every** scenario of a result as a new
         result, billed per run (the endpoint takes no body). Never re-sent once it may have

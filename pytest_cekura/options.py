@@ -231,6 +231,13 @@ class Settings:
         lambda value, source, _: v.positive_int(value, source),
         metavar="N",
     )
+    max_cost = Option[float | None](
+        "--cekura-max-cost",
+        "Refuse to start Tests-as-Code cases whose estimated cost (Cekura's plan, in credits) "
+        "is more than N.",
+        lambda value, source, _: v.credits(value, source),
+        metavar="N",
+    )
     report_path = Option[Path | None](
         "--cekura-report",
         "Write a JSON report of every group, result and run to PATH.",

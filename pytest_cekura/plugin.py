@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .report import SummaryRow
     from .reuse import ResultCache
     from .session import CekuraSession
+    from .testsuite_json import CaseSpec
     from .worker import AgentWorker
 
 MARKER_ERROR_KEY = pytest.StashKey[str]()
@@ -370,9 +371,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state(session.config)
     settings = state.settings
     specs = _selected_specs(session.items, settings.marker_defaults())
-    if any(MARKER_ERROR_KEY in item.stash for item in session.items) or specs:
+    cases = _selected_cases(session.items)
+    if any(MARKER_ERROR_KEY in item.stash for item in session.items) or specs or cases:
         _activate(session.config)
-    if not specs or _submits_nothing(session):
+    if not (specs or cases) or _submits_nothing(session):
         return
     if not settings.dry_run and state.role.reports:
         start_worker(state)
@@ -380,6 +382,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     try:
         progress = _progress(session.config)
         state.cekura().submit(specs, _submit_progress(progress))
+        if cases:
+            _submit_cases(session, state.cekura(), cases)
     except ConfigError as exc:
         state.role.stop_session(str(exc))  # an xdist worker hands it to the controller
     finally:
@@ -414,6 +418,38 @@ def _selected_specs(items: list[pytest.Item], defaults: MarkerDefaults) -> dict[
         except ConfigError as exc:
             item.stash[MARKER_ERROR_KEY] = str(exc)
     return specs
+
+
+def _selected_cases(items: list[pytest.Item]) -> dict[str, CaseSpec]:
+    """Tests-as-Code cases to submit: those without a problem found at collection."""
+    from .testsuite_json import CekuraCaseItem
+
+    return {
+        item.nodeid: item.spec
+        for item in items
+        if isinstance(item, CekuraCaseItem) and not item.spec.problems and not _skipped(item)
+    }
+
+
+def _submit_cases(
+    session: pytest.Session, cekura: CekuraSession, cases: dict[str, CaseSpec]
+) -> None:
+    from .tests_as_code import submit_cases
+
+    if _state(session.config).role.lazy:  # an xdist worker: each would POST its own copy
+        raise ConfigError(
+            "pytest-cekura: Tests-as-Code cases (cekura.tests.json) do not run under "
+            "pytest-xdist yet; run them without -n"
+        )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def write_line(line: str) -> None:
+        if reporter is not None:
+            reporter.write_line(line)
+
+    if reporter is not None and cekura.settings.dry_run:
+        reporter.section("cekura dry run: tests as code")
+    cekura.adopt(submit_cases(cekura, cases, write_line).assignments)
 
 
 def _skipped(item: pytest.Item) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .cleanup import (
     CLEANUP_BUDGET,
@@ -20,7 +20,6 @@ from .cleanup import (
     Created,
     Ledger,
     end_calls,
-    record_created,
     run_bounded,
 )
 from .client import CekuraClient
@@ -37,13 +36,14 @@ from .report import Links
 from .reuse import ResultCache
 from .starter import Started, Starter, check_budget
 from .submit import Group, plan_groups
-from .xdist import SubmitOnce
+from .xdist import Manifest, Serial
+
+if TYPE_CHECKING:
+    from .cleanup import Created as Created
 
 #: Upper bound on the time spent ending calls (the session's clean-up has its own budget,
 #: ``cleanup.CLEANUP_BUDGET``), so Ctrl-C stays responsive.
 CANCEL_BUDGET = CLEANUP_BUDGET
-#: The xdist manifest's entry for preflight's warnings (a test id never starts with a space).
-WARNINGS_KEY = " cekura preflight warnings"
 
 
 class WaitCutShort(Exception):  # noqa: N818  (not an error of Cekura's: a bounded wait ended)
@@ -61,9 +61,9 @@ class CekuraSession:
     ``rules`` judge every test (confidence, baseline, tolerance); ``result_cache`` serves
     --cekura-reuse and --cekura-rerun-failed (None without pytest's cache). ``deadline``
     (``time.monotonic()``) bounds preflight, submission and the wait for the runs; without
-    one it is set at submission, --cekura-timeout from then. ``submit_once`` coordinates
-    xdist workers so only one of them POSTs. ``lazy`` makes the poller follow only runs whose
-    tests are waiting: an xdist worker runs only some of the tests it collected.
+    one it is set at submission, --cekura-timeout from then. ``role`` is this process's part
+    under xdist (``xdist.Serial`` without it): workers submit once between them, and follow
+    only the runs of tests they wait for.
     """
 
     def __init__(
@@ -73,10 +73,9 @@ class CekuraSession:
         *,
         connection: Connection,
         rules: Rules,
+        role: Serial,
         result_cache: ResultCache | None = None,
         deadline: float | None = None,
-        submit_once: SubmitOnce | None = None,
-        lazy: bool = False,
         modify_request: ModifyRequest | None = None,
     ) -> None:
         self.settings = settings
@@ -86,8 +85,8 @@ class CekuraSession:
         self._result_cache = result_cache
         #: When the session's time is up (``time.monotonic()``).
         self.deadline = deadline
-        self._submit_once = submit_once
-        self._lazy = lazy
+        self._role = role
+        self._lazy = role.lazy
         #: The ``pytest_cekura_modify_request`` hook, called on each body before its POST.
         self._modify_request = modify_request
         self.records: dict[str, TestRecord] = {}
@@ -99,9 +98,7 @@ class CekuraSession:
         #: LiveKit settings the agents do not show (runs were started anyway).
         self.preflight_warnings: list[str] = []
         #: Every result this session created, from the moment Cekura answered.
-        self.ledger = Ledger(
-            record_created(submit_once.directory) if submit_once is not None else None
-        )
+        self.ledger = Ledger(role.ledger_sink())
         #: What the clean-up at session end had to say (calls ended, or left going).
         self.cleanup_lines: list[str] = []
         #: Calls this session ended before they finished (early verdicts, clean-up), and the
@@ -171,16 +168,17 @@ class CekuraSession:
             modify_request=self._modify_request,
             on_progress=on_progress,
         )
-        if self._submit_once is not None:
-            manifest = self._submit_once.run(lambda: _manifest(starter.start(specs)))
-            # Every worker learns preflight's warnings, whichever of them submitted.
-            self.preflight_warnings = [str(w) for w in manifest.pop(WARNINGS_KEY, [])]
-            assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.items()}
-        else:
+
+        def start() -> Started:
             started = starter.start(specs)
-            self.preflight_warnings = started.warnings
             self._own_agents = started.own_agents
-            assignments = started.assignments
+            return started
+
+        # Under xdist one worker starts the runs and the others read its manifest.
+        started: Started = self._role.submit(start, _manifest, _from_manifest)
+        # Every worker learns preflight's warnings, whichever of them submitted.
+        self.preflight_warnings = list(started.warnings)
+        assignments = started.assignments
         poller = Poller(client, interval=self.settings.poll_interval, deadline=self.deadline)
         for nodeid, record in self.records.items():
             self.records[nodeid] = record = replace(record, assignment=assignments[nodeid])
@@ -188,6 +186,22 @@ class CekuraSession:
                 poller.track(record.assignment.runs)
         self._poller = poller
         poller.start()
+
+    def adopt(self, assignments: Mapping[str, tuple[ScenarioSpec, Assignment]]) -> None:
+        """Judge and poll tests whose runs were started elsewhere (Tests-as-Code cases,
+        ``tests_as_code.py``) like the marked ones, after ``submit``."""
+        if not assignments:
+            return
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.settings.timeout
+        if self._poller is None:
+            interval = self.settings.poll_interval
+            self._poller = Poller(self.client(), interval=interval, deadline=self.deadline)
+            self._poller.start()
+        for nodeid, (spec, assignment) in assignments.items():
+            self.records[nodeid] = TestRecord(spec, assignment=assignment)
+            if not self._lazy:
+                self._poller.track(assignment.runs)
 
     # -- verdicts ----------------------------------------------------------------------------
 
@@ -412,11 +426,15 @@ class CekuraSession:
             raise KeyboardInterrupt
 
 
-def _manifest(started: Started) -> dict[str, Any]:
-    """What the submitting xdist worker shares: every test's assignment, and the warnings of
-    preflight (under a key no test id can be)."""
+def _manifest(started: Started) -> Manifest:
+    """What the submitting xdist worker shares: every test's assignment, preflight's warnings."""
     assignments = {nodeid: a.to_json() for nodeid, a in started.assignments.items()}
-    return {**assignments, WARNINGS_KEY: list(started.warnings)}
+    return Manifest(assignments, list(started.warnings))
+
+
+def _from_manifest(manifest: Manifest) -> Started:
+    assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.assignments.items()}
+    return Started(assignments, list(manifest.warnings))
 
 
 def _result(record: TestRecord, states: Sequence[RunState]) -> CekuraResult:

@@ -72,6 +72,16 @@ def positive(value: Any, source: str, *, default: float, unit: str = "seconds") 
     return number
 
 
+def credits(value: Any, source: str) -> float | None:
+    """A cost limit in Cekura credits (``--cekura-max-cost``); None: no limit."""
+    if value is None:
+        return None
+    number = _number(value)
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{source}={value!r} is invalid: use a number of credits, 0 or more")
+    return number
+
+
 #: ASCII digits only: str.isdigit() is also true for "²", which int() then refuses.
 _WHOLE_NUMBER = re.compile(r"[0-9]+")
 

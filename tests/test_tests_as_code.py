@@ -102,3 +102,69 @@ def test_a_bad_file_is_a_collection_error_naming_the_field(project: Suite) -> No
     write(project, "{not json")
     broken = project.run("--collect-only", "-q")
     broken.stdout.fnmatch_lines(["*cekura.tests.json: not JSON: *line 1, column 2*"])
+
+
+def test_four_cases_one_invalid_run_as_four_tests_in_one_post(project: Suite) -> None:
+    write(project, FOUR)
+    result = project.run("-rA")
+    # refund-ok and Angry caller pass, refund-denied fails (the catalogue's [[case]]), the
+    # case with an unknown metric errors with the service's message and is not sent.
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Cekura rejected this case (validate_scenarios_json): scenarios?3?.metrics?0?: "
+            "No metric with slug or id 'no_such_metric' is enabled for this agent.*"
+        ]
+    )
+    assert project.emulator.count("POST", "run_scenarios_json") == 1
+    assert project.emulator.count("POST", "validate_scenarios_json") == 2
+    (started,) = [r for r in project.emulator.requests if r.path.endswith("run_scenarios_json/")]
+    sent = [case["key"] for case in started.body["spec"]["scenarios"]]
+    assert sent == ["refund-ok", "refund-denied", "Angry caller"]
+    assert started.body["agent_id"] == 42
+
+
+def test_dry_run_shows_runs_and_cost_per_test_and_starts_nothing(project: Suite) -> None:
+    write(project, FOUR)
+    result = project.run("--cekura-dry-run")
+    result.assert_outcomes(skipped=3, errors=1)
+    # The emulator's default price: 5 credits a minute for 180 s, 0.2 a metric.
+    result.stdout.fnmatch_lines(
+        [
+            "*cekura dry run: tests as code*",
+            "cekura.tests.json::refund-ok: 1 run(s), estimated 15.2 credits",
+            "cekura.tests.json::refund-denied: 1 run(s), estimated 15 credits",
+            "cekura.tests.json::Angry caller: 1 run(s), estimated 15 credits",
+            "tests as code: 3 run(s) in 1 request(s), estimated 45.2 credits in total",
+        ]
+    )
+    assert project.emulator.count("POST", "run_scenarios") == 0
+
+
+def test_max_cost_below_the_estimate_starts_nothing(project: Suite) -> None:
+    write(project, FOUR)
+    result = project.run("--cekura-max-cost", "40")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*estimated 45.2 credits, more than --cekura-max-cost 40; nothing was started*"]
+    )
+    assert project.emulator.count("POST", "run_scenarios") == 0
+    assert (
+        project.run("--cekura-max-cost", "50", "-k", "not bad").ret == pytest.ExitCode.TESTS_FAILED
+    )
+
+
+def test_cases_and_dashboard_scenarios_mix_in_one_session(project: Suite) -> None:
+    write(project, document(case("Refund ok", key="refund-ok")))
+    project.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_dashboard(): pass
+        """
+    )
+    result = project.run()
+    result.assert_outcomes(passed=2)
+    assert project.emulator.count("POST", "run_scenarios_json") == 1
+    assert project.emulator.count("POST", "run_scenarios_livekit_v2") == 1
