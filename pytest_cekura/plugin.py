@@ -422,19 +422,31 @@ def _selected_specs(items: list[pytest.Item], defaults: MarkerDefaults) -> dict[
 
 def _selected_cases(items: list[pytest.Item]) -> dict[str, CaseSpec]:
     """Tests-as-Code cases to submit: those without a problem found at collection."""
-    from .testsuite_json import CekuraCaseItem
+    from .testsuite_json import CekuraCaseItem, case_from_marker
 
-    return {
-        item.nodeid: item.spec
-        for item in items
-        if isinstance(item, CekuraCaseItem) and not item.spec.problems and not _skipped(item)
-    }
+    cases = {}
+    for item in items:
+        if _skipped(item):
+            continue
+        if isinstance(item, CekuraCaseItem):
+            if not item.spec.problems:
+                cases[item.nodeid] = item.spec
+            continue
+        try:
+            case = case_from_marker(item)  # @pytest.mark.cekura_case, checked like the other
+        except ConfigError as exc:
+            item.stash[MARKER_ERROR_KEY] = str(exc)
+            continue
+        if case is not None:
+            cases[item.nodeid] = case
+    return cases
 
 
 def _submit_cases(
     session: pytest.Session, cekura: CekuraSession, cases: dict[str, CaseSpec]
 ) -> None:
     from .tests_as_code import submit_cases
+    from .testsuite_json import CASE_SESSION
 
     if _state(session.config).role.lazy:  # an xdist worker: each would POST its own copy
         raise ConfigError(
@@ -449,6 +461,7 @@ def _submit_cases(
 
     if reporter is not None and cekura.settings.dry_run:
         reporter.section("cekura dry run: tests as code")
+    session.config.stash[CASE_SESSION] = cekura
     cekura.adopt(submit_cases(cekura, cases, write_line).assignments)
 
 

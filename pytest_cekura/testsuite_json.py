@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from pydantic import ValidationError
@@ -28,10 +28,15 @@ from pydantic import ValidationError
 from . import suite_document
 from .errors import ConfigError
 
+if TYPE_CHECKING:
+    from .session import CekuraSession
+
 PLUGIN_NAME = "cekura-tests-as-code"
 SUITE_NAME = "cekura.tests.json"
 SUITE_SUFFIX = ".cekura.json"
 _LAST_PATH = pytest.StashKey[Path]()
+#: The session that submitted the cases (set by the plugin): a case passes only if judged.
+CASE_SESSION: pytest.StashKey[CekuraSession] = pytest.StashKey()
 
 
 class JsonSuiteError(ConfigError):
@@ -59,6 +64,52 @@ class CaseSpec:
             for where, messages in self.problems.items()
             for message in messages
         )
+
+
+CASE_MARKER = "cekura_case"
+CASE_MARKER_DOC = (
+    f"{CASE_MARKER}(name=..., instructions=..., expected_outcome=..., metrics=[...], ...): "
+    "a Tests-as-Code case written next to the test (pytest-cekura; docs/tests-as-code.md)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", CASE_MARKER_DOC)
+
+
+def case_from_marker(item: pytest.Item) -> CaseSpec | None:
+    """The ``cekura_case`` marker of ``item`` as a case; ``ConfigError`` naming the field.
+
+    The keywords are the fields of one case of the file format; ``name`` defaults to the
+    test's name and ``key`` to the node id, so two tests never share a key.
+    """
+    mark = item.get_closest_marker(CASE_MARKER)
+    if mark is None:
+        return None
+    prefix = f"@pytest.mark.{CASE_MARKER}"
+    if mark.args:
+        raise ConfigError(
+            f"{prefix}: takes keyword arguments only (name=..., instructions=..., ...), "
+            f"got {len(mark.args)} positional"
+        )
+    if item.get_closest_marker("cekura_scenario") is not None:
+        raise ConfigError(
+            f"{prefix}: this test also has @pytest.mark.cekura_scenario; give it one of them "
+            "(a case is judged by its own runs)"
+        )
+    case = {"name": item.name[: suite_document.MAX_NAME], **mark.kwargs}
+    try:
+        model = suite_document.Case.model_validate(case)
+    except ValidationError as failed:
+        found = suite_document.problems(failed)
+        text = "; ".join(
+            f"{where}: {message}" if where != "document" else message
+            for where, messages in found.items()
+            for message in messages
+        )
+        raise ConfigError(f"{prefix}: {text}") from None
+    key = model.key if model.key is not None else item.nodeid
+    return CaseSpec(key=key, case={**case, "key": key}, source=item.nodeid)
 
 
 def is_suite_file(path: Path) -> bool:
@@ -101,13 +152,11 @@ class CekuraCaseItem(pytest.Item):
     def runtest(self) -> None:
         """Nothing to run: the plugin's setup raises first when the runs fail. A case that
         was never judged must not pass silently."""
-        from .plugin import _started
-
-        cekura = _started(self.config)
+        cekura = self.config.stash.get(CASE_SESSION, None)
         record = cekura.records.get(self.nodeid) if cekura is not None else None
         if record is not None and record.verdict is not None:
             return
-        if cekura is not None and cekura.settings.dry_run:
+        if cekura is not None and cekura.settings.dry_run and not self.spec.problems:
             pytest.skip("cekura dry run: nothing was submitted")
         pytest.fail(
             f"{self.nodeid}: this case was not submitted to Cekura, so it has no verdict",

@@ -168,3 +168,43 @@ def test_cases_and_dashboard_scenarios_mix_in_one_session(project: Suite) -> Non
     result.assert_outcomes(passed=2)
     assert project.emulator.count("POST", "run_scenarios_json") == 1
     assert project.emulator.count("POST", "run_scenarios_livekit_v2") == 1
+
+
+INLINE = """
+import pytest
+
+@pytest.mark.cekura_case(
+    name="Refund denied",
+    key="refund-denied",
+    instructions="You ask for a refund 90 days after delivery.",
+    expected_outcome="The agent declines politely.",
+    metrics=["expected_outcome"],
+    test_profile={"agent_variables": {"order_id": "ORD-1"}},
+)
+def test_refund_denied(): pass
+
+@pytest.mark.cekura_case(instructions="You ask where your parcel is.")
+def test_where_is_my_parcel(cekura_result):
+    assert cekura_result.runs
+
+@pytest.mark.cekura_case(name="No instructions")
+def test_bad_inline(): pass
+
+@pytest.mark.cekura_scenario(30)
+def test_dashboard(): pass
+"""
+
+
+def test_inline_cases_file_cases_and_dashboard_scenarios_mix(project: Suite) -> None:
+    write(project, document(case("Refund ok", key="refund-ok")))
+    project.pytester.makepyfile(test_inline=INLINE)
+    result = project.run("-rA", "--strict-markers")
+    # refund-denied fails (the catalogue's [[case]]); the bad marker errors at setup with the
+    # field named, before anything is sent for it.
+    result.assert_outcomes(passed=3, failed=1, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.cekura_case: Instructions are required.*"])
+    assert project.emulator.count("POST", "run_scenarios_json") == 1
+    assert project.emulator.count("POST", "run_scenarios_livekit_v2") == 1
+    (started,) = [r for r in project.emulator.requests if r.path.endswith("run_scenarios_json/")]
+    names = [c["name"] for c in started.body["spec"]["scenarios"]]
+    assert names == ["Refund ok", "Refund denied", "test_where_is_my_parcel"]
