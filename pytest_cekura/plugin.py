@@ -11,9 +11,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,87 +21,26 @@ import pytest
 from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
-from .progress import Progress, terminal_progress
+from .pluginstate import (
+    MARKER_ERROR_KEY,
+    STATE_KEY,
+    _cekura,
+    _State,
+    _state,
+)
+from .pluginstate import _started as _started  # for testsuite_json.py
+from .progress import Progress
 from .providers import DEFAULT_BASE_URL
-from .secret import Secret
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
+from .testhooks import TIMEOUT_KEY, TIMEOUT_MARGIN, _activate, _late_error, _progress
 from .xdist import Serial, WorkerOutput
 from .xdist import role as xdist_role
 
 if TYPE_CHECKING:
     from .client import CekuraClient
     from .models import CekuraResult
-    from .records import TestRecord
-    from .report import SummaryRow
-    from .reuse import ResultCache
     from .session import CekuraSession
     from .testsuite_json import CaseSpec
-    from .worker import AgentWorker
-
-MARKER_ERROR_KEY = pytest.StashKey[str]()
-#: Name of the attribute carrying a test's summary row on its report (survives xdist).
-REPORT_ATTR = "cekura"
-
-
-@dataclass
-class _State:
-    config: pytest.Config
-    settings: Settings
-    #: With --cekura-compare: test id -> committed success rate. Loaded once here; the
-    #: session is handed a read-only view in its ``Rules``.
-    baseline: dict[str, float] = field(default_factory=dict)
-    #: Where the agent worker's output goes (--cekura-agent-cmd), in every process.
-    worker_log: Path | None = None
-    worker: AgentWorker | None = None
-    #: One row per test; a rerun (pytest-rerunfailures) replaces the attempt before it.
-    rows_by_test: dict[str, SummaryRow] = field(default_factory=dict)
-    previous_sigterm: Any = None
-    #: This process's part under xdist (``Serial`` without it: a null object); everything
-    #: that passes between the controller and its workers goes through it.
-    role: Serial = field(default_factory=Serial)
-    session: CekuraSession | None = None
-    #: When the session started (for the JSON report).
-    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def rows(self) -> list[SummaryRow]:
-        return list(self.rows_by_test.values())
-
-    def cekura(self) -> CekuraSession:
-        """The session's Cekura work, built (with its imports) on the first call; it starts
-        nothing (no client, no emulator) until a test needs Cekura."""
-        if self.session is None:
-            self.session = _new_session(self.config, self.settings, self.baseline, self.role)
-        return self.session
-
-    def request_counts(self) -> Counter[str]:
-        own = self.session.request_counts if self.session is not None else {}
-        return Counter(own) + Counter(self.role.request_counts)
-
-    # -- what the xdist controller asks of the plugin (``xdist.Host``) -----------------------
-
-    @property
-    def agent_log(self) -> Path | None:
-        return self.worker_log
-
-    def start_agent_worker(self) -> None:
-        if not (self.config.option.collectonly or self.settings.dry_run):
-            start_worker(self)
-
-    @property
-    def livekit_agent_name(self) -> str | None:
-        return self.settings.livekit_agent_name
-
-    def start_emulator(self) -> tuple[str, Secret] | None:
-        if not self.settings.emulator:
-            return None
-        try:
-            return self.cekura().connection.start_emulator()
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-
-STATE_KEY = pytest.StashKey[_State]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -221,17 +158,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, config.stash[STATE_KEY].previous_sigterm)
 
 
-def _result_cache(config: pytest.Config) -> ResultCache | None:
-    from .reuse import CACHE_KEY, ResultCache
-
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        return None
-    return ResultCache(
-        load=lambda: cache.get(CACHE_KEY, {}), save=lambda data: cache.set(CACHE_KEY, data)
-    )
-
-
 def _worker_log(config: pytest.Config, settings: Settings, role: Serial) -> Path | None:
     if settings.agent_cmd is None:
         return None
@@ -276,7 +202,6 @@ def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
     return settings.replace(livekit_agent_name=name, concurrency_limit=limit)
 
 
-
 def start_worker(state: _State) -> None:
     """Start the user's agent worker and wait until it is ready (once per test run)."""
     settings = state.settings
@@ -309,48 +234,6 @@ def _saved_agent_name(state: _State) -> str | None:
     return state.cekura().connection.client().get_agent(state.settings.agent).livekit_agent_name
 
 
-def _worker_output(state: _State, lines: int = 20) -> list[str]:
-    if state.worker is not None:
-        return state.worker.tail(lines)
-    if state.worker_log is None or not state.worker_log.is_file():
-        return []
-    with state.worker_log.open(encoding="utf-8", errors="replace") as log:
-        return [line.rstrip("\n") for line in deque(log, maxlen=lines)]
-
-
-def _new_session(
-    config: pytest.Config, settings: Settings, baseline: dict[str, float], role: Serial
-) -> CekuraSession:
-    """The session, built once with every collaborator it needs."""
-    from types import MappingProxyType
-
-    from .connection import Connection
-    from .hookspec import request_modifier
-    from .outcome import Rules
-    from .session import CekuraSession
-
-    return CekuraSession(
-        settings,
-        role.session_id(),
-        connection=Connection(settings, emulator=role.emulator),
-        rules=Rules(settings.confidence, MappingProxyType(baseline), settings.tolerance),
-        role=role,
-        result_cache=_result_cache(config),
-        # Built when the session is about to submit; under xdist a replacement for a worker
-        # that crashed gets the deadline the first worker set, not a fresh one.
-        deadline=role.deadline(settings.timeout),
-        modify_request=request_modifier(config, settings.api_key),
-    )
-
-
-def _state(config: pytest.Config) -> _State:
-    return config.stash[STATE_KEY]
-
-
-def _cekura(config: pytest.Config) -> CekuraSession:
-    return config.stash[STATE_KEY].cekura()
-
-
 def _register_tests_as_code(config: pytest.Config) -> None:
     """Collect ``cekura.tests.json`` files (a plugin of its own: this module already has a
     ``pytest_collect_file``, the TOML suites')."""
@@ -358,11 +241,6 @@ def _register_tests_as_code(config: pytest.Config) -> None:
 
     if not config.pluginmanager.has_plugin(testsuite_json.PLUGIN_NAME):
         config.pluginmanager.register(testsuite_json, testsuite_json.PLUGIN_NAME)
-
-
-def _started(config: pytest.Config) -> CekuraSession | None:
-    """The session's Cekura work if any test needed it (hot per-test hooks must not start it)."""
-    return config.stash[STATE_KEY].session if STATE_KEY in config.stash else None
 
 
 @pytest.hookimpl(trylast=True)
@@ -471,274 +349,12 @@ def _skipped(item: pytest.Item) -> bool:
     return item.get_closest_marker("skip") is not None
 
 
-def _wait_for_verdict(item: pytest.Item) -> None:
-    """Wait for this test's runs; an error here (Cekura could not run them) is an ERROR."""
-    if MARKER_ERROR_KEY in item.stash:
-        pytest.fail(item.stash[MARKER_ERROR_KEY], pytrace=False)
-    cekura = _started(item.config)
-    if cekura is None or item.nodeid not in cekura.records:
-        return
-    from .outcome import Outcome
-    from .report import junit_properties
-    from .session import WaitCutShort
-
-    if cekura.dry_run_groups is not None:
-        pytest.skip("cekura dry run: nothing was submitted")
-    progress = _progress(item.config)
-    give_up_at, limit = item.stash.get(TIMEOUT_KEY, (None, None))
-    if progress is not None:
-        progress.start()
-    try:
-        record = cekura.verdict(
-            item.nodeid, progress.tick if progress else None, give_up_at=give_up_at
-        )
-    except WaitCutShort as exc:
-        # Ending the wait ourselves, just before pytest-timeout would, gives a clean error
-        # with either of its methods (its "thread" method would end the whole process).
-        pytest.fail(
-            f"Timeout (>{limit:g}s) from pytest-timeout while waiting for Cekura: {exc}; "
-            "the calls are ended at the end of the session",
-            pytrace=False,
-        )
-    finally:
-        if progress is not None:
-            progress.finish()
-    hook_error = None
-    if record.result is not None and RUNS_FINAL_KEY not in item.stash:
-        item.stash[RUNS_FINAL_KEY] = True  # once per test, not again on a rerun
-        hook_error = _runs_final(item, record.result, cekura.settings.api_key)
-    item.user_properties.extend(junit_properties(record, cekura.links, cekura.ended_runs))
-    if record.verdict is not None and record.verdict.outcome is Outcome.ERROR:
-        if cekura.key_rejected is not None:  # the session error says it all, once
-            pytest.fail(KEY_REJECTED_SHORT, pytrace=False)
-        also = f"\n{hook_error}" if hook_error else ""
-        pytest.fail(_text(item.config, record) + also, pytrace=False)
-    if hook_error:
-        pytest.fail(hook_error, pytrace=False)
-
-
-#: Set once ``pytest_cekura_runs_final`` has been called for the test.
-RUNS_FINAL_KEY = pytest.StashKey[bool]()
-
-
-def _runs_final(item: pytest.Item, result: CekuraResult, api_key: Secret | None) -> str | None:
-    """Call ``pytest_cekura_runs_final``; what to fail this test with if it raised (returned,
-    not raised here: a failure raised inside ``except`` would show the hook's own exception,
-    whose text may hold anything, e.g. the key)."""
-    from .hookspec import hook_failure
-
-    try:
-        item.config.hook.pytest_cekura_runs_final(item=item, result=result)
-    except Exception as exc:
-        return hook_failure("pytest_cekura_runs_final", exc, api_key)
-    return None
-
-
-KEY_REJECTED = (
-    "pytest-cekura: Cekura rejected the API key while the runs were being polled ({error}); "
-    "polling stopped and the tests still waiting error. Check the {env} environment variable "
-    "(and --cekura-url / {url_env} if you use another Cekura deployment). Calls already "
-    "started may still be going: look for results named 'pytest-cekura {session_id} ...' in "
-    "Cekura's dashboard."
-)
-KEY_REJECTED_SHORT = (
-    "Cekura rejected the API key while polling: see the session error at the end of the output"
-)
-
-
-def _late_error(state: _State) -> str | None:
-    """A session-level error met after tests started: a worker's, or this process's own."""
-    if state.role.late_error is not None:
-        return state.role.late_error
-    rejected = state.session.key_rejected if state.session is not None else None
-    if rejected is None:
-        return None
-    from .options import ENV_API_KEY, ENV_API_URL
-
-    return KEY_REJECTED.format(
-        error=rejected,
-        env=ENV_API_KEY,
-        url_env=ENV_API_URL,
-        session_id=state.cekura().session_id,
-    )
-
-
-TIMEOUT_KEY = pytest.StashKey[tuple[float, float]]()
-#: How long before pytest-timeout's own timer a waiting test gives up by itself.
-TIMEOUT_MARGIN = 0.5
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
     """Note when pytest-timeout will fire for this test; its own timer is still set."""
     timeout = float(settings.timeout)
     margin = min(TIMEOUT_MARGIN, timeout / 10)
     item.stash[TIMEOUT_KEY] = (time.monotonic() + timeout - margin, timeout)
-
-
-def _progress(config: pytest.Config) -> Progress | None:
-    # A worker's terminal output is not shown: xdist's controller reports for it.
-    return terminal_progress(config) if _state(config).role.reports else None
-
-
-def _fail_misbehaving_agent(item: pytest.Item) -> None:
-    """The agent misbehaved: FAIL before the body runs, with the runs that show why."""
-    cekura = _started(item.config)
-    record = cekura.records.get(item.nodeid) if cekura is not None else None
-    if record is not None and record.verdict and record.verdict.outcome.value == "failed":
-        pytest.fail(_text(item.config, record), pytrace=False)
-
-
-def _text(config: pytest.Config, record: TestRecord) -> str:
-    from .report import failure_text
-
-    state = _state(config)
-    return failure_text(record, state.cekura().links, _worker_output(state))
-
-
-class TestHooks:
-    """Per-test hooks, registered only once the session has a Cekura test: a suite without
-    one pays nothing per test."""
-
-    __test__ = False  # not a test class, whatever its name
-
-    # Neither tryfirst nor trylast: observers (tryfirst, returning None) still see the loop
-    # start; pytest's own loop runs only when this one declines.
-    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
-        return _run_in_finish_order(session)
-
-    # Neither tryfirst nor trylast: after skip/skipif are evaluated (no waiting for a skipped
-    # test), before pytest's own implementation sets up fixtures (which may use the verdict).
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        _wait_for_verdict(item)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> None:
-        _fail_misbehaving_agent(item)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        _attach_summary_row(item, report)
-        if report.when == "teardown" and (cekura := _started(item.config)) is not None:
-            cekura.release(item.nodeid)
-        return report
-
-
-def _run_in_finish_order(session: pytest.Session) -> bool | None:
-    """With --cekura-order=finish, run the tests as nothing keeps them waiting (see order.py).
-    Under xdist each worker runs what it is sent: the order is the scheduler's."""
-    config = session.config
-    cekura = _started(config)
-    if (
-        cekura is None
-        or cekura.settings.order != "finish"
-        or config.option.collectonly
-        or session.testsfailed  # collection errors: pytest's loop reports them
-        or not _state(config).role.orders_tests
-    ):
-        return None
-    from .order import finish_order
-
-    def ready(item: pytest.Item) -> bool:
-        return cekura.ready(item.nodeid)
-
-    for item, nextitem in finish_order(session.items, ready, cekura.wait_for_poll):
-        item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-        if session.shouldfail:
-            raise session.Failed(session.shouldfail)
-        if session.shouldstop:
-            raise session.Interrupted(session.shouldstop)
-    return True
-
-
-def _activate(config: pytest.Config) -> None:
-    """Register the per-test and summary hooks (once)."""
-    manager = config.pluginmanager
-    if not manager.has_plugin("cekura-tests"):
-        manager.register(TestHooks(), "cekura-tests")
-    if not manager.has_plugin("cekura-summary"):
-        manager.register(SummaryHooks(_state(config)), "cekura-summary")
-
-
-def _attach_summary_row(item: pytest.Item, report: pytest.TestReport) -> None:
-    cekura = _started(item.config)
-    record = cekura.records.get(item.nodeid) if cekura is not None else None
-    # The phase that decides the test's outcome carries its summary row to the reporting
-    # process (the xdist controller, or this one).
-    deciding = report.when == "call" or (report.when == "setup" and not report.passed)
-    if cekura is not None and record is not None and deciding:
-        from .report import summary_row
-
-        outcome = "error" if report.when == "setup" and report.failed else report.outcome
-        row = summary_row(item.nodeid, record, outcome, cekura.links, cekura.ended_runs)
-        setattr(report, REPORT_ATTR, row.to_json())
-
-
-class SummaryHooks:
-    """Collects summary rows from reports (local or from xdist workers) and prints them."""
-
-    def __init__(self, state: _State) -> None:
-        self._state = state
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        row = getattr(report, REPORT_ATTR, None)
-        if isinstance(row, dict):
-            from .report import SummaryRow
-
-            summary = SummaryRow.from_json(row)
-            self._state.rows_by_test[summary.nodeid] = summary
-
-    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        from .report import dry_run_lines, summary_lines
-
-        state = self._state
-        late_error = _late_error(state)
-        if late_error is not None:
-            terminalreporter.write_sep("=", "cekura session error", red=True)
-            terminalreporter.write_line(late_error, red=True, bold=True)
-        groups = state.session.dry_run_groups if state.session is not None else None
-        limit = state.settings.max_runs
-        plan = dry_run_lines(groups, limit) if groups is not None else state.role.dry_run
-        if plan is not None:
-            terminalreporter.section("cekura dry run")
-            for line in plan:
-                terminalreporter.write_line(line)
-        _write_notices(terminalreporter, state)
-        if not state.rows or terminalreporter.config.get_verbosity() < -1:
-            return
-        if state.settings.compare_path is not None:
-            from .baseline import comparison_lines
-
-            terminalreporter.section("cekura baseline comparison")
-            for line in comparison_lines(state.rows, state.baseline, state.settings.tolerance):
-                terminalreporter.write_line(line)
-        terminalreporter.section("cekura")
-        lines = summary_lines(self._state.rows, self._state.request_counts())
-        if terminalreporter.config.get_verbosity() < 0:
-            lines = [line for line in lines if line.startswith("cekura:")]  # -q: totals only
-        for line in lines:
-            terminalreporter.write_line(line)
-
-
-def _write_notices(terminalreporter: pytest.TerminalReporter, state: _State) -> None:
-    """Preflight's warnings (always, once), and at -v what the client decided on its own;
-    under xdist, as the workers reported them."""
-    cekura = state.session
-    warnings = dict(state.role.warnings)
-    notices = dict(state.role.api_notices)
-    if cekura is not None:
-        warnings.update(dict.fromkeys(cekura.preflight_warnings))
-        notices.update(dict.fromkeys(cekura.api_notices))
-    lines = [f"cekura warning: {warning}" for warning in warnings]
-    if terminalreporter.config.get_verbosity() > 0:
-        lines += [f"cekura: {notice}" for notice in notices]
-    if lines:
-        terminalreporter.section("cekura notices")
-        for line in lines:
-            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -224,7 +224,7 @@ def manifest_run_ids(directories: Iterable[str]) -> list[int]:
 
 
 class Host(Protocol):
-    """What the controller asks of the plugin (``plugin._State`` implements it)."""
+    """What the controller asks of the plugin (``pluginstate._State`` implements it)."""
 
     @property
     def agent_log(self) -> Path | None: ...
