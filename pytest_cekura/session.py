@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from .cleanup import (
     CLEANUP_BUDGET,
@@ -37,9 +36,6 @@ from .reuse import ResultCache
 from .starter import Started, Starter, check_budget
 from .submit import Group, plan_groups
 from .xdist import Manifest, Serial
-
-if TYPE_CHECKING:
-    from .cleanup import Created as Created
 
 #: Upper bound on the time spent ending calls (the session's clean-up has its own budget,
 #: ``cleanup.CLEANUP_BUDGET``), so Ctrl-C stays responsive.
