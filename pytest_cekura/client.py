@@ -7,7 +7,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ from pydantic import ValidationError
 from .errors import ApiError, CekuraError, NotFoundError, ProtocolError
 from .models import AgentSettings, Result, RunSnapshot, Scenario
 from .providers import DEFAULT_BASE_URL, PROVIDERS
+from .responses import RunBatch, ScenarioPage, first_error, parse_result, parse_runs
 from .secret import Secret
 from .transport import (
     API_KEY_HEADER,
@@ -48,24 +48,6 @@ PREFLIGHT_LABEL = "GET preflight"
 RERUN_LABEL = "POST rerun"
 END_CALL_LABEL = "POST end call"
 END_CALLS_LABEL = "POST end calls"
-
-
-@dataclass(frozen=True)
-class ScenarioPage:
-    """One page of the scenario list: the scenarios that parsed, the total the server counts
-    for the query, and how many entries the page held (the page size the server used)."""
-
-    scenarios: list[Scenario]
-    count: int
-    size: int
-
-
-@dataclass(frozen=True)
-class RunBatch:
-    """One bulk answer: the runs that parsed, and the ids whose entries did not (with why)."""
-
-    runs: list[RunSnapshot] = field(default_factory=list)
-    invalid: dict[int, str] = field(default_factory=dict)
 
 
 class CekuraClient(Transport):
@@ -133,7 +115,7 @@ class CekuraClient(Transport):
         data = self._request(
             "POST", path, json=dict(body), idempotent=False, label=START_LABEL, deadline=deadline
         )
-        return _parse(Result, data, f"POST {path}")
+        return parse_result(Result, data, f"POST {path}")
 
     def start_suite_json(self, body: Mapping[str, Any], *, deadline: float | None = None) -> Result:
         """``POST scenarios/run_scenarios_json/`` (Tests as Code, cekura-api.md 10.3): start a
@@ -142,7 +124,7 @@ class CekuraClient(Transport):
         data = self._request(
             "POST", path, json=dict(body), idempotent=False, label=START_LABEL, deadline=deadline
         )
-        return _parse(Result, data, f"POST {path}")
+        return parse_result(Result, data, f"POST {path}")
 
     def validate_suite_json(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """``POST scenarios/validate_scenarios_json/``: check and price a suite document, free
@@ -159,7 +141,7 @@ class CekuraClient(Transport):
         starts only the failed scenarios, through the run endpoint."""
         path = f"{V1}/results/{result_id}/rerun/"
         data = self._request("POST", path, idempotent=False, label=RERUN_LABEL)
-        return _parse(Result, data, f"POST {path}")
+        return parse_result(Result, data, f"POST {path}")
 
     def find_results(
         self, *, name: str, agent_id: int | None = None, project_id: int | None = None
@@ -190,7 +172,7 @@ class CekuraClient(Transport):
     def get_result(self, result_id: int, *, deadline: float | None = None) -> Result:
         """A result with its runs: ``GET v2/results/{id}/`` (v1 if this deployment has no v2)."""
         data, path = self._get_v2_or_v1("results/{id}/", f"results/{result_id}/", deadline=deadline)
-        return _parse(Result, data, f"GET {path}")
+        return parse_result(Result, data, f"GET {path}")
 
     def get_runs(
         self,
@@ -281,7 +263,7 @@ class CekuraClient(Transport):
         entries = data.get("results") if isinstance(data, Mapping) else data
         if not isinstance(entries, list):
             raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
-        return _parse_runs(entries)
+        return parse_runs(entries)
 
     def get_all_runs(self, run_ids: Sequence[int]) -> list[RunSnapshot]:
         """Every readable run among ``run_ids``, fetched in chunks (``bulk_chunks``); parse
@@ -331,7 +313,7 @@ class CekuraClient(Transport):
             return Scenario.model_validate(data)
         except ValidationError as exc:
             raise ProtocolError(
-                f"GET {path}: unexpected response shape: {_first_error(exc)}"
+                f"GET {path}: unexpected response shape: {first_error(exc)}"
             ) from None
 
     def list_scenarios(
@@ -433,34 +415,9 @@ class CekuraClient(Transport):
         return False
 
 
-def _parse(model: type[Result], data: Any, what: str) -> Result:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ProtocolError(f"{what}: unexpected response shape: {_first_error(exc)}") from None
-
-
-def _parse_runs(entries: Iterable[Any]) -> RunBatch:
-    batch = RunBatch()
-    for entry in entries:
-        try:
-            batch.runs.append(RunSnapshot.parse(entry))
-        except ValidationError as exc:
-            run_id = entry.get("id") if isinstance(entry, Mapping) else None
-            if isinstance(run_id, int):
-                batch.invalid[run_id] = _first_error(exc)
-    return batch
-
-
 def _bulk_cost(run_ids: Iterable[int]) -> int:
     """Characters of ``run_ids`` in a URL: each id and its comma, sent as ``%2C``."""
     return sum(len(str(run_id)) + 3 for run_id in run_ids)
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
-    return f"{where}: {err['msg']}"
 
 
 __all__ = [

@@ -1,0 +1,60 @@
+"""Cekura's answers decoded for ``CekuraClient``: a page of scenarios, a bulk batch of runs
+(the entries that parse, and why the others did not), and a model parsed or a
+``ProtocolError`` naming the first field that did not fit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import ProtocolError
+from .models import Result, RunSnapshot, Scenario
+
+
+@dataclass(frozen=True)
+class ScenarioPage:
+    """One page of the scenario list: the scenarios that parsed, the total the server counts
+    for the query, and how many entries the page held (the page size the server used)."""
+
+    scenarios: list[Scenario]
+    count: int
+    size: int
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    """One bulk answer: the runs that parsed, and the ids whose entries did not (with why)."""
+
+    runs: list[RunSnapshot] = field(default_factory=list)
+    invalid: dict[int, str] = field(default_factory=dict)
+
+
+def parse_result(model: type[Result], data: Any, what: str) -> Result:
+    """``data`` as ``model``; else a ``ProtocolError`` naming ``what`` and the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError(f"{what}: unexpected response shape: {first_error(exc)}") from None
+
+
+def parse_runs(entries: Iterable[Any]) -> RunBatch:
+    """Bulk entries as snapshots; an entry that does not parse is kept, by id, with why."""
+    batch = RunBatch()
+    for entry in entries:
+        try:
+            batch.runs.append(RunSnapshot.parse(entry))
+        except ValidationError as exc:
+            run_id = entry.get("id") if isinstance(entry, Mapping) else None
+            if isinstance(run_id, int):
+                batch.invalid[run_id] = first_error(exc)
+    return batch
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first field pydantic rejected, as ``path: message``."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "body"
+    return f"{where}: {err['msg']}"
