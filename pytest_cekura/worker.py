@@ -12,7 +12,6 @@ Nothing here prints or logs.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shlex
@@ -24,29 +23,19 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Self
 
 from .errors import ConfigError
-
-#: What livekit-agents logs once the LiveKit server has accepted the worker. Its JSON format
-#: gives ``{"message": "registered worker", "id": "AW_…", …}``, its dev format
-#: ``… INFO livekit.agents - registered worker {"id": "AW_…"}``. ``\b`` keeps a future
-#: "unregistered worker" from counting as ready.
-DEFAULT_READY_PATTERN = r"(?i)\bregistered\s+worker\b"
+from .worker_lines import DEFAULT_READY_PATTERN, clean_line, registered_name
+from .worker_process import describe_exit, launch, signal_group, stop_process
 
 #: livekit-agents (1.6+) applies this variable over the agent name given in code, so a worker
 #: started with it registers under the session's own name whatever its code says.
 OVERRIDE_ENV = "LIVEKIT_AGENT_NAME_OVERRIDE"
 #: The variable livekit-agents reads when the code gives no name (``--cekura-agent-name-env``).
 DEFAULT_AGENT_NAME_ENV = "LIVEKIT_AGENT_NAME"
-#: The name livekit-agents puts in its registration line: ``"agent_name": "…"`` in the JSON
-#: record, or in the JSON of extras after the message in its dev format
-#: (``Worker._handle_register``: ``logger.info("registered worker", extra={"agent_name": …})``).
-_REGISTERED_NAME = re.compile(r'"agent_name"\s*:\s*("(?:[^"\\]|\\.)*")')
-
 #: Lines kept in memory for ``tail()``; the log file has everything.
 TAIL_LINES = 200
 #: Lines shown in a WorkerError: enough for a traceback, short enough to read.
@@ -55,9 +44,6 @@ ERROR_TAIL_LINES = 20
 _WAIT_SLICE = 0.2
 #: Once the process is gone the pipe reaches EOF at once, unless something else holds it open.
 _READER_JOIN_TIMEOUT = 1.0
-#: Colour and cursor escapes (dev-mode loggers emit them even into a pipe) would split words
-#: and defeat patterns, so lines are matched and kept without them.
-_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 class WorkerError(ConfigError):
@@ -191,7 +177,7 @@ class AgentWorker:
         env.setdefault("PYTHONUNBUFFERED", "1")
 
         try:
-            self._proc = _launch(self._argv, cwd=spec.cwd, env=env)
+            self._proc = launch(self._argv, cwd=spec.cwd, env=env)
         except FileNotFoundError as exc:
             log.close()
             raise WorkerError(
@@ -234,7 +220,7 @@ class AgentWorker:
                 # Let the reader drain the pipe so the message shows the worker's last words.
                 self._join_reader()
                 error = self._error(
-                    _describe_exit(code, self.ready),
+                    describe_exit(code, self.ready),
                     "Fix what its output reports and re-run (run the command yourself to "
                     "reproduce it). A LiveKit worker also needs LIVEKIT_URL, LIVEKIT_API_KEY "
                     "and LIVEKIT_API_SECRET in its environment.",
@@ -314,34 +300,14 @@ class AgentWorker:
             return self._poll_quietly()
         self._stopped = True
 
-        if sys.platform == "win32":
-            steps: list[tuple[Callable[[], None], float]] = [
-                (proc.terminate, interrupt_timeout + terminate_timeout),
-                (proc.kill, kill_timeout),
-            ]
-        else:
-            steps = [
-                (partial(_signal_group, proc.pid, signal.SIGINT), interrupt_timeout),
-                (partial(_signal_group, proc.pid, signal.SIGTERM), terminate_timeout),
-                (partial(_signal_group, proc.pid, signal.SIGKILL), kill_timeout),
-            ]
-        for send, timeout in steps:
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(OSError):  # it exited between poll() and the signal
-                send()
-            try:
-                proc.wait(timeout=max(timeout, 0.0))
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process(proc, interrupt_timeout, terminate_timeout, kill_timeout)
 
         self._join_reader()
         if sys.platform != "win32" and self._reader_alive() and proc.poll() is not None:
             # Something the worker started (a job process) outlived it and holds the pipe open.
             # While such a process is in the group its id cannot be reused, so this kill can
             # only reach the worker's own leftovers.
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             self._join_reader()
         return self._poll_quietly()
 
@@ -407,7 +373,7 @@ class AgentWorker:
                     log.flush()
                 except (OSError, ValueError):
                     pass  # a full disk must not stop readiness detection
-                line = _clean(raw)
+                line = clean_line(raw)
                 with self._lines_lock:
                     self._lines.append(line)
                 if not self._ready.is_set() and self._pattern.search(line):
@@ -445,19 +411,6 @@ class AgentWorker:
         )
 
 
-def registered_name(line: str) -> str | None:
-    """The ``agent_name`` livekit-agents wrote in its ``registered worker`` line (``""`` for
-    none), or None when the line carries no such field."""
-    match = _REGISTERED_NAME.search(line)
-    if match is None:
-        return None
-    try:
-        name = json.loads(match.group(1))
-    except ValueError:
-        return None
-    return name if isinstance(name, str) else None
-
-
 def _split_command(command: str) -> list[str]:
     try:
         argv = shlex.split(command)
@@ -485,54 +438,5 @@ def _compile_pattern(pattern: str) -> re.Pattern[str]:
         ) from exc
 
 
-def _clean(raw: str) -> str:
-    return _ANSI_ESCAPE.sub("", raw).rstrip("\r\n").replace("\r", "")
-
-
-def _describe_exit(code: int, was_ready: bool) -> str:
-    when = "after it was ready" if was_ready else "before it was ready"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"the agent worker was killed by {name} {when}"
-    return f"the agent worker exited with code {code} {when}"
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    # OSError: already gone (ProcessLookupError), or only zombies left (EPERM on macOS).
-    with contextlib.suppress(OSError):
-        os.killpg(pgid, sig)
-
-
-def _default_signals() -> None:
-    # A process started with SIGINT ignored keeps it ignored across exec (CI runners and
-    # `cmd &` in scripts do that), and a Python worker would then never see KeyboardInterrupt:
-    # the graceful first step of stop() would be lost.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _launch(argv: list[str], *, cwd: Path | None, env: dict[str, str]) -> subprocess.Popen[str]:
-    isolation: dict[str, Any]
-    if sys.platform == "win32":
-        isolation = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    else:
-        # Its own session: Ctrl-C on pytest's terminal does not also reach the worker (stop()
-        # sends it once, on purpose), and signalling the group reaches the job processes it
-        # forks.
-        isolation = {"start_new_session": True, "preexec_fn": _default_signals}
-    return subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=cwd,
-        env=env,
-        text=True,
-        encoding="utf-8",
-        errors="replace",  # a stray non-UTF-8 byte must not end the reader
-        bufsize=1,
-        **isolation,
-    )
+__all__ = ["DEFAULT_AGENT_NAME_ENV", "DEFAULT_READY_PATTERN", "OVERRIDE_ENV", "AgentWorker"]
+__all__ += ["WorkerError", "WorkerSpec", "registered_name"]
