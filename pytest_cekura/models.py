@@ -25,6 +25,19 @@ from pydantic import (
     model_validator,
 )
 
+from .lenient import (
+    LenientBool,
+    LenientFloat,
+    LenientInt,
+    Status,
+    StringList,
+    config_flag,
+    dict_or_none,
+    lenient_float,
+    lenient_int,
+    optional_status,
+)
+
 #: Statuses after which a run or result never changes again.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
 #: Terminal statuses meaning Cekura could not complete the call (an infrastructure error).
@@ -58,75 +71,6 @@ def _finished(status: str, success: bool | None) -> bool:
 def evaluation_pending(status: str, success: bool | None) -> bool:
     """The call is over but Cekura has not scored it yet."""
     return status == "completed" and success is None
-
-
-def _lenient_int(value: Any) -> int | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def _lenient_float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _lenient_bool(value: Any) -> bool | None:
-    # ``success`` is typed boolean; anything else (a generator placeholder, a string) is read
-    # as "not scored yet" rather than rejected, so one odd run cannot hide the others.
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
-        return value.strip().lower() == "true"
-    return None
-
-
-def _flag(value: Any) -> bool | None:
-    """A ``*_configured`` flag (typed string by the generator): None when absent."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    return bool(value)
-
-
-def _status(value: Any) -> str:
-    # The SDK upper-cases before comparing; we lower-case once here.
-    return "" if value is None else str(value).strip().lower()
-
-
-def _string_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
-def _optional_status(value: Any) -> str | None:
-    return _status(value) or None
-
-
-def _dict_or_none(value: Any) -> Any:
-    return value if isinstance(value, Mapping) else None
-
-
-LenientInt = Annotated[int | None, BeforeValidator(_lenient_int)]
-LenientBool = Annotated[bool | None, BeforeValidator(_lenient_bool)]
-LenientFloat = Annotated[float | None, BeforeValidator(_lenient_float)]
-Status = Annotated[str, BeforeValidator(_status)]
-StringList = Annotated[list[str], BeforeValidator(_string_list)]
 
 
 class _Model(BaseModel):
@@ -190,22 +134,22 @@ class Run(_Model):
     success: LenientBool = None
     #: How the evaluation came out (``success``/``failure``, or ``reviewed_*`` once a person
     #: reviewed it); absent while the run is being evaluated.
-    evaluation_status: Annotated[str | None, BeforeValidator(_optional_status)] = None
+    evaluation_status: Annotated[str | None, BeforeValidator(optional_status)] = None
     #: The result this run belongs to (the v2 run object says; a result's runs are stamped).
     result_id: LenientInt = None
     result_name: str | None = None
     agent: LenientInt = None
     agent_name: str | None = None
     personality: LenientInt = None
-    expected_outcome: Annotated[ExpectedOutcome | None, BeforeValidator(_dict_or_none)] = None
-    evaluation: Annotated[Evaluation | None, BeforeValidator(_dict_or_none)] = None
+    expected_outcome: Annotated[ExpectedOutcome | None, BeforeValidator(dict_or_none)] = None
+    evaluation: Annotated[Evaluation | None, BeforeValidator(dict_or_none)] = None
     transcript: str | None = None
     transcript_object: Annotated[list[TranscriptLine], BeforeValidator(_transcript_lines)] = Field(
         default_factory=list
     )
     duration: str | None = None
     error_message: str | None = None
-    test_profile_data: Annotated[dict[str, Any] | None, BeforeValidator(_dict_or_none)] = None
+    test_profile_data: Annotated[dict[str, Any] | None, BeforeValidator(dict_or_none)] = None
     voice_recording_url: str | None = None
     personality_name: str | None = None
     timestamp: str | None = None
@@ -253,7 +197,7 @@ def parse_duration(text: str | None) -> float | None:
         return None
     match = _DURATION.match(text)
     if match is None:
-        return _lenient_float(text)
+        return lenient_float(text)
     hours, minutes, seconds = match.groups()
     return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
 
@@ -390,7 +334,7 @@ def _stamp_runs(data: Any) -> Any:
     stubs of a run-starting answer do not carry it, and links and polls need it."""
     if not isinstance(data, Mapping):
         return data
-    result_id = _lenient_int(data.get("id"))
+    result_id = lenient_int(data.get("id"))
     runs = _runs(data.get("runs"))
     if result_id is None or not runs:
         return data
@@ -475,12 +419,12 @@ class AgentSettings:
             name=str(data.get("agent_name") or data.get("name") or f"agent {agent_id}"),
             provider=str(provider or "").strip().lower(),
             has_livekit_url=bool(livekit.get("url")) if shown else None,
-            has_livekit_api_key=_flag(data.get("livekit_api_key_configured")),
+            has_livekit_api_key=config_flag(data.get("livekit_api_key_configured")),
             has_livekit_api_secret=(
-                bool(_flag(livekit.get("api_secret_configured"))) if shown else None
+                bool(config_flag(livekit.get("api_secret_configured"))) if shown else None
             ),
             livekit_agent_name=str(dispatch_name) if dispatch_name else None,
-            project=_lenient_int(data.get("project")),
+            project=lenient_int(data.get("project")),
         )
 
 
