@@ -276,7 +276,6 @@ def test_chunked_body_is_read(api: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        f"{V1}/scenarios/run_scenarios_json/",  # the JSON-spec runner is not emulated
         f"{V1}/scenarios-external/run_scenarios_livekit_v3/",
         f"{V1}/nowhere/",
         "/favicon.ico",
