@@ -712,7 +712,7 @@ def test_second_interrupt_during_clean_up_ends_it_at_once_with_one_line(suite: S
     process.send_signal(signal.SIGINT)
     again = time.monotonic()
     output = finish(process)
-    assert time.monotonic() - again < 3.0  # well inside the 5 s budget
+    assert time.monotonic() - again < 4.5  # inside the 5 s budget, with margin for a busy machine
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     (result_id,) = {run["result_id"] for run in suite.emulator.runs}
     lines = [line for line in output.splitlines() if line.startswith("pytest-cekura:")]
