@@ -157,7 +157,10 @@ def test_unknown_top_level_table(tmp_path: Path) -> None:
     message = load_error(tmp_path, "[[scenarios]]\nid = 31\n")
     assert "unknown top-level table 'scenarios'" in message
     assert "did you mean 'scenario'?" in message
-    assert "allowed: [[scenario]], [[agent]], [[test_profile]], [[fault]], [[case]], [[metric]] and [pricing]" in message
+    allowed = (
+        "[[scenario]], [[agent]], [[test_profile]], [[fault]], [[case]], [[metric]] and [pricing]"
+    )
+    assert f"allowed: {allowed}" in message
 
 
 def test_single_table_instead_of_array(tmp_path: Path) -> None:
