@@ -120,8 +120,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def _check_outputs(settings: Settings) -> None:
     """A report or baseline that cannot be written would fail after the calls were paid for,
     taking the summary with it: refuse it before anything is started."""
-    from .baseline import check_writable
-
     outputs = [
         (settings.report_path, "--cekura-report / cekura_report"),
         (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
@@ -129,6 +127,10 @@ def _check_outputs(settings: Settings) -> None:
     ]
     for path, source in outputs:
         if path is not None:
+            # Imported only when there is a path: baseline pulls in the HTTP stack, which a
+            # session with no Cekura test must not pay for (docs/performance.md, target 4).
+            from .baseline import check_writable
+
             try:
                 check_writable(path, source)
             except ConfigError as exc:

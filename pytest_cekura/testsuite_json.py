@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from pydantic import ValidationError
 
-from . import suite_document
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -97,6 +95,12 @@ def case_from_marker(item: pytest.Item) -> CaseSpec | None:
             f"{prefix}: this test also has @pytest.mark.cekura_scenario; give it one of them "
             "(a case is judged by its own runs)"
         )
+    # Imported here, not at the top: this module is registered in every session, and a session
+    # with no case must not pay for importing pydantic (docs/performance.md, target 4).
+    from pydantic import ValidationError
+
+    from . import suite_document
+
     case = {"name": item.name[: suite_document.MAX_NAME], **mark.kwargs}
     try:
         model = suite_document.Case.model_validate(case)
@@ -195,6 +199,10 @@ def load_cases(path: Path, *, source: str | None = None) -> list[CaseSpec]:
 def parse_cases(data: Any, *, source: str = "<suite>") -> list[CaseSpec]:
     if not isinstance(data, dict):
         raise JsonSuiteError(f'{source}: a suite document is a JSON object with "scenarios"')
+    from pydantic import ValidationError
+
+    from . import suite_document
+
     try:
         suite_document.SuiteDocument.model_validate(data)
         problems: dict[str, list[str]] = {}
