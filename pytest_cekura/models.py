@@ -14,7 +14,7 @@ import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,9 @@ from .lenient import (
     lenient_int,
     optional_status,
 )
+
+if TYPE_CHECKING:
+    from .metrics import MetricValues
 
 #: Statuses after which a run or result never changes again.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "timeout", "cancelled"})
@@ -451,3 +454,10 @@ class CekuraResult:
     def passed(self) -> bool:
         """True when the success rate reaches the test's ``min_success_rate``."""
         return bool(self.runs) and self.success_rate >= self.min_success_rate
+
+    def metric(self, name: str) -> MetricValues:
+        """The metric ``name`` across ``runs`` with its aggregates (``metrics.py``); raises
+        ``UnknownMetricError`` (a ``KeyError``) naming the metrics the runs have."""
+        from .metrics import metric_values
+
+        return metric_values(self.runs, name)
