@@ -8,7 +8,9 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -257,3 +259,37 @@ def test_a_given_concurrency_limit_wins_over_the_local_default(agent_suite: Suit
 def test_without_a_local_worker_no_concurrency_limit_is_sent(agent_suite: Suite) -> None:
     agent_suite.run().assert_outcomes(passed=1, failed=1)
     assert [run["concurrency_limit"] for run in agent_suite.emulator.runs] == [None, None]
+
+
+def most_calls_at_once(runs: list[dict[str, Any]]) -> int:
+    """The most calls holding a line at the same instant, from the emulator's record."""
+    events = []
+    for run in runs:
+        events.append((datetime.fromisoformat(run["line_held_from"]), 1))
+        events.append((datetime.fromisoformat(run["line_held_until"]), -1))
+    at_once = most = 0
+    for _, step in sorted(events):  # at a tie a freed line (-1) sorts first: it is reused
+        at_once += step
+        most = max(most, at_once)
+    return most
+
+
+def test_the_emulator_keeps_at_most_the_limit_of_calls_running(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite("")
+    suite.pytester.makepyfile(
+        "import pytest\n\n"
+        "@pytest.mark.cekura_scenario(30, frequency=7)\n"
+        "def test_many_calls(): pass\n"
+    )
+    suite.run(f"--cekura-agent-cmd={worker_cmd()}").assert_outcomes(passed=1)
+    limited = suite.emulator.runs
+    assert [run["concurrency_limit"] for run in limited] == [3] * 7
+    assert most_calls_at_once(limited) == 3
+    # The same test without a local worker: no limit, every call at once (so the count above
+    # measures the limit, not a test that happens to run its calls one by one).
+    suite.run().assert_outcomes(passed=1)
+    unlimited = suite.emulator.runs[7:]
+    assert [run["concurrency_limit"] for run in unlimited] == [None] * 7
+    assert most_calls_at_once(unlimited) == 7

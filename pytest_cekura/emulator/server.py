@@ -167,8 +167,9 @@ class Emulator:
         and ``ctx.room.metadata``; a request's ``livekit_data.config`` replaces the agent's),
         ``livekit_agent_name`` (the dispatch name: the request's ``livekit_data.agent_name``,
         else the agent's, None when neither has one), ``livekit_url``, the request's
-        ``concurrency_limit`` and ``publish_data_message`` (only when the request element had
-        one).
+        ``concurrency_limit``, ``line_held_from``/``line_held_until`` (ISO times between which
+        the call held one of the request's lines; until None: a ``hang`` call) and
+        ``publish_data_message`` (only when the request element had one).
         """
         return self._store.debug_runs()
 

@@ -255,12 +255,27 @@ class Views:
             "livekit_agent_name": dispatch_name,
             "livekit_url": url,
             "concurrency_limit": settings.concurrency_limit if settings is not None else None,
+            **self._line_held(run),
         }
         if "publish_data_message" in run.item.extras:
             # A copy: callers of Emulator.runs must not be able to edit the stored request.
             message = run.item.extras["publish_data_message"]
             dispatch["publish_data_message"] = copy.deepcopy(message)
         return {**view, **dispatch}
+
+    def _line_held(self, run: RunRecord) -> dict[str, str | None]:
+        """When the call took one of the request's lines (``concurrency_limit``) and when it
+        freed it (None: a ``hang`` call never does), so tests can count the calls at once.
+        As the schedule does, an ended call keeps its line until its duration is over."""
+        scenario = self._catalogue.scenario(run.scenario_id)
+        taken = run.created + run.start_delay
+        freed = (
+            None if scenario.outcome == "hang" else taken + scenario.duration_s * self._time_scale
+        )
+        return {
+            "line_held_from": self._iso(taken),
+            "line_held_until": None if freed is None else self._iso(freed),
+        }
 
 
 def _run_settings(settings: NewResult | None) -> dict[str, Any] | None:

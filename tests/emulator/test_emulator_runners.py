@@ -414,6 +414,8 @@ def test_dispatch_fields_are_not_in_cekuras_run_objects(
         "livekit_agent_name",
         "livekit_url",
         "concurrency_limit",
+        "line_held_from",
+        "line_held_until",
         "publish_data_message",
     }
     assert set(debug) - set(bulk) == dispatch_only
