@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
+from .local_worker import own_worker_name, start_worker, worker_log
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
 from .pluginstate import (
@@ -86,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     _register_tests_as_code(config)
     try:
-        settings = _own_worker_name(config, Settings.from_config(config))
+        settings = own_worker_name(config, Settings.from_config(config))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(config, settings)
@@ -111,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if state.role.reports:  # only this process writes them, at the very end
         _check_outputs(settings)
-    state.worker_log = _worker_log(config, settings, state.role)
+    state.worker_log = worker_log(config, settings, state.role)
     if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)
@@ -158,82 +158,6 @@ def _interrupt_on_sigterm(role: Serial) -> Any:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if STATE_KEY in config.stash and config.stash[STATE_KEY].previous_sigterm is not None:
         signal.signal(signal.SIGTERM, config.stash[STATE_KEY].previous_sigterm)
-
-
-def _worker_log(config: pytest.Config, settings: Settings, role: Serial) -> Path | None:
-    if settings.agent_cmd is None:
-        return None
-    given = role.agent_log
-    if given is not None:
-        return given
-    cache = getattr(config, "cache", None)
-    # In pytest's cache folder the log is overwritten by the next session instead of piling up
-    # in the temp folder; without the cache provider, a temp folder it is.
-    folder = (
-        cache.mkdir("cekura") if cache is not None else Path(tempfile.mkdtemp(prefix="cekura-"))
-    )
-    return folder / "agent-worker.log"
-
-
-def _own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
-    """With --cekura-agent-cmd, the session's own LiveKit agent name: the worker is started
-    under it and every LiveKit request dispatches to it (livekit_data.agent_name), so the calls
-    reach this worker alone and it joins no other pool. Chosen once, by the controller."""
-    if settings.agent_cmd is None or settings.provider != "livekit":
-        return settings
-    from .options import DEFAULT_AGENT_NAME_BASE, LOCAL_WORKER_CONCURRENCY
-
-    # One machine serves every call: a small default, unless a limit was given.
-    limit = settings.concurrency_limit or LOCAL_WORKER_CONCURRENCY
-    # An xdist worker takes the controller's (xdist.Controller.pytest_configure_node).
-    given = getattr(config, "workerinput", {}).get("cekura_livekit_agent_name")
-    if given:
-        return settings.replace(livekit_agent_name=str(given), concurrency_limit=limit)
-    if settings.livekit_agent_name is not None:
-        raise ConfigError(
-            "pytest-cekura: --cekura-agent-cmd starts a worker under a LiveKit agent name of "
-            "the session's own, and --cekura-livekit-agent-name (or CEKURA_LIVEKIT_AGENT_NAME) "
-            f"{settings.livekit_agent_name!r} dispatches the calls to a worker that is already "
-            "running: give one of them (the first to test a local worker, the second for a "
-            "deployed preview)"
-        )
-    import secrets
-
-    base = settings.agent_name_base or DEFAULT_AGENT_NAME_BASE
-    name = f"{base}-pytest-{secrets.token_hex(4)}"
-    return settings.replace(livekit_agent_name=name, concurrency_limit=limit)
-
-
-def start_worker(state: _State) -> None:
-    """Start the user's agent worker and wait until it is ready (once per test run)."""
-    settings = state.settings
-    if state.worker is not None or settings.agent_cmd is None or state.worker_log is None:
-        return
-    from .worker import DEFAULT_READY_PATTERN, AgentWorker, WorkerError, WorkerSpec
-
-    spec = WorkerSpec(
-        settings.agent_cmd,
-        log_path=state.worker_log,
-        ready_pattern=settings.agent_ready or DEFAULT_READY_PATTERN,
-        ready_timeout=settings.agent_ready_timeout,
-        agent_name=settings.livekit_agent_name if settings.provider == "livekit" else None,
-        agent_name_env=settings.agent_name_env,
-        production_name=lambda: _saved_agent_name(state),
-    )
-    state.worker = AgentWorker(spec)
-    try:
-        state.worker.start()
-        state.worker.wait_ready()
-    except WorkerError as exc:
-        raise pytest.UsageError(f"pytest-cekura: nothing was submitted. {exc}") from None
-
-
-def _saved_agent_name(state: _State) -> str | None:
-    """The LiveKit agent name saved on --cekura-agent's agent (production's), asked only to
-    word the refusal of a worker that registered under another name than the session's."""
-    if state.settings.agent is None:
-        return None
-    return state.cekura().connection.client().get_agent(state.settings.agent).livekit_agent_name
 
 
 def _register_tests_as_code(config: pytest.Config) -> None:

@@ -70,7 +70,7 @@ class _State:
 
     def start_agent_worker(self) -> None:
         if not (self.config.option.collectonly or self.settings.dry_run):
-            from .plugin import start_worker  # the agent worker's code lives with the hooks
+            from .local_worker import start_worker
 
             start_worker(self)
 

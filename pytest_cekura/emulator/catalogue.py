@@ -76,7 +76,7 @@ from pytest_cekura.emulator.entries import (
     ScenarioEntry,
     TestProfileEntry,
 )
-from pytest_cekura.emulator.fault_actions import (
+from pytest_cekura.emulator.fault_base import (
     DEFAULT_UNKNOWN_STATUS,
     DROP_MODES,
     FAULT_ACTIONS,

@@ -6,8 +6,9 @@ reject the same things. Each action is a pydantic model: its fields are the opti
 one it does not read is an error, not ignored, so a misplaced option cannot silently test
 nothing), its ``match`` annotation the requests it works with, and ``apply`` what it does to
 a request relative to the real work (before, after, instead of the answer). Adding an action
-is one class here, its name in ``FaultAction`` and in ``AnyFault``; an action with an option
-no other action has also adds it to ``faults.FaultRule`` (the public, flat record of a rule).
+is one class here, its name in ``fault_base.FaultAction`` and in ``AnyFault``; an action with
+an option no other action has also adds it to ``faults.FaultRule`` (the public, flat record of
+a rule).
 
 One rule fires per request: the first installed rule that matches and has uses left
 (``faults.FaultPlan``). Rules count matching requests, so ``times = 1`` breaks exactly one
@@ -20,7 +21,7 @@ import copy
 import json
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -33,16 +34,16 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from pytest_cekura.emulator import fault_edits
-from pytest_cekura.emulator.tables import (
-    Hint,
-    NonEmpty,
-    TableModel,
-    invalid,
-    rule_error,
+from pytest_cekura.emulator.fault_base import (
+    DEFAULT_UNKNOWN_STATUS,
+    FAULT_ACTIONS,
+    MAX_DELAY_S,
+    Fault,
+    Serve,
 )
+from pytest_cekura.emulator.tables import Hint, NonEmpty, rule_error
 from pytest_cekura.emulator.wire import (
     DROPPED,
     JSON,
@@ -51,48 +52,10 @@ from pytest_cekura.emulator.wire import (
     json_response,
 )
 
-#: Which requests a fault rule applies to: one endpoint family each, or every Cekura request.
-FaultMatch = Literal[
-    "start",  # any run-starting POST scenarios/<runner>/
-    "bulk",  # GET runs/bulk/
-    "result",  # GET results/<id>/
-    "results",  # GET results/ (the list)
-    "run",  # GET runs/<id>/
-    "end_call",  # POST runs/<id>/end_call/ and results/<id>/end_calls/
-    "rerun",  # POST results/<id>/rerun/
-    "scenario",  # GET scenarios/ and scenarios/<id>/
-    "agent",  # GET aiagents/<id>/
-    "test_profile",  # GET test-profiles-external/ and test-profiles-external/<id>/
-    "any",
-]
-FaultAction = Literal[
-    "error_before",
-    "error_after",
-    "drop_before",
-    "drop_after",
-    "rate_limit",
-    "slow",
-    "malformed_json",
-    "unknown_status",
-    "omit_runs",
-    "duplicate_runs",
-    "extra_runs",
-    "never_finish",
-]
-FAULT_MATCHES: tuple[str, ...] = get_args(FaultMatch)
-FAULT_ACTIONS: tuple[str, ...] = get_args(FaultAction)
-DROP_MODES: tuple[str, ...] = get_args(DropMode)
-DEFAULT_UNKNOWN_STATUS = "paused"
-#: Upper bound of ``delay_s``: larger values overflow ``Event.wait`` and are always a mistake.
-MAX_DELAY_S = 3600.0
-
 #: Answers that carry run objects (unknown_status rewrites them) and answers whose runs are a
 #: JSON list (omit/duplicate/extra rewrite the list; a result detail's runs are an object).
 RunReads = Literal["bulk", "run", "result", "results", "start", "rerun"]
 RunLists = Literal["bulk", "start", "rerun"]
-
-#: The real handler, called when (and if) the action lets the request through.
-Serve = Callable[[], Response]
 
 _PositiveId = Annotated[StrictInt, Field(gt=0)]
 _Ids = Annotated[tuple[_PositiveId, ...], Field(min_length=1)]
@@ -101,70 +64,6 @@ _Status = Annotated[
     Field(ge=400, le=599),
     Hint("must be an HTTP error status from 400 to 599, e.g. 500"),
 ]
-
-
-class Fault(TableModel):
-    """What every fault rule has: the requests it matches and its action."""
-
-    match: FaultMatch
-    action: FaultAction
-
-    #: Required options: why the action needs them and an example, for "needs field" errors.
-    needs: ClassVar[Mapping[str, str]] = {}
-    #: Options of other actions with a message of their own when given to this one.
-    unused: ClassVar[Mapping[str, str]] = {}
-
-    @classmethod
-    def tag(cls) -> str:
-        """The action's name, e.g. ``"error_after"``."""
-        return str(get_args(cls.model_fields["action"].annotation)[0])
-
-    @field_validator("match", mode="before")
-    @classmethod
-    def _match_works_with_action(cls, value: Any) -> Any:
-        if value not in FAULT_MATCHES:
-            allowed = f"allowed: {', '.join(FAULT_MATCHES)}"
-            raise rule_error(invalid("match", value, allowed, FAULT_MATCHES))
-        works_with = get_args(cls.model_fields["match"].annotation)
-        if value not in works_with:
-            allowed = f"action {cls.tag()!r} works with match = {', '.join(works_with)}"
-            raise rule_error(invalid("match", value, allowed))
-        return value
-
-    @classmethod
-    def error_rank(cls, error: ErrorDetails) -> int:
-        # As before pydantic: a wrong match is named before a misplaced option.
-        return -1 if error["loc"][:1] == ("match",) else super().error_rank(error)
-
-    @classmethod
-    def unknown_key(cls, key: str) -> str:
-        # parse_fault has refused keys that are no rule's option: this is another action's.
-        if key in cls.unused:
-            return cls.unused[key]
-        users = [action.tag() for action in ACTIONS.values() if key in action.model_fields]
-        return (
-            f"field {key!r} is not used by action {cls.tag()!r}; remove it "
-            f"({key} is read by action {' / '.join(users)})"
-        )
-
-    @classmethod
-    def missing(cls, name: str) -> str:
-        return f"action {cls.tag()!r} needs field {name!r}, {cls.needs[name]}"
-
-    def detail(self) -> object:
-        """What the request log shows after the action's name, e.g. the status; None: nothing."""
-        return None
-
-    @property
-    def label(self) -> str:
-        """How the request log names the fault when it fires, e.g. ``error_after:500``."""
-        detail = self.detail()
-        return self.action if detail is None else f"{self.action}:{detail}"
-
-    def apply(self, serve: Serve, kind: str, stopping: threading.Event) -> tuple[Response, bool]:
-        """The answer to a request of this ``kind`` with the fault applied, and whether the
-        fault fired (False: it found nothing to act on and is not used up)."""
-        raise NotImplementedError(f"{self.action} does not act on single requests")
 
 
 class _Counted(Fault):

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from pytest_cekura.emulator.fault_actions import (
-    ACTIONS,
+from pytest_cekura.emulator.fault_actions import ACTIONS
+from pytest_cekura.emulator.fault_base import (
     FAULT_ACTIONS,
     FAULT_MATCHES,
     Fault,
