@@ -45,9 +45,44 @@ def own_worker_name(config: pytest.Config, settings: Settings) -> Settings:
         )
     import secrets
 
-    base = settings.agent_name_base or DEFAULT_AGENT_NAME_BASE
+    base = settings.agent_name_base or saved_name_base(config, settings) or DEFAULT_AGENT_NAME_BASE
     name = f"{base}-pytest-{secrets.token_hex(4)}"
     return settings.replace(livekit_agent_name=name, concurrency_limit=limit)
+
+
+def saved_name_base(config: pytest.Config, settings: Settings) -> str | None:
+    """The session agent's saved LiveKit agent name (production's), as the base of the
+    session's own name, so the test worker is recognisably the agent's: ``pharmacy-agent``
+    gives ``pharmacy-agent-pytest-<id>``. Looked up once, before the worker starts.
+
+    None (the default base is used) without a session agent (``--cekura-agent``), when no
+    worker will start (``--collect-only``, ``--cekura-dry-run``), without an API key, or when
+    the look-up fails: the name only labels the worker, and the preflight reports an agent
+    that cannot be found.
+    """
+    if settings.agent is None or settings.dry_run or config.option.collectonly:
+        return None
+    import re
+
+    from .connection import Connection
+    from .errors import CekuraError
+
+    connection = Connection(settings)
+    try:
+        if settings.emulator:  # the catalogue says it: no emulator is started for this
+            from .emulator import Catalogue
+
+            catalogue = connection.emulator_catalogue() or Catalogue()
+            saved = catalogue.agent(settings.agent).livekit_agent_name
+        else:
+            saved = connection.client().get_agent(settings.agent).livekit_agent_name
+    except CekuraError:
+        return None
+    finally:
+        connection.close()
+    # Kept to what --cekura-agent-name-base accepts (values.agent_name_base).
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", saved or "").strip("-._")[:64]
+    return base or None
 
 
 def worker_log(config: pytest.Config, settings: Settings, role: Serial) -> Path | None:

@@ -138,6 +138,51 @@ def test_worker_name_is_new_for_each_session(agent_suite: Suite) -> None:
     assert first.startswith("cekura-agent-pytest-")
 
 
+def test_worker_name_base_is_the_agents_saved_name(make_suite: Callable[[str], Suite]) -> None:
+    suite = make_suite('[[agent]]\nid = 45\nlivekit_agent_name = "pharmacy agent"\n')
+    suite.pytester.makepyfile(SUITE)
+    result = suite.run(f"--cekura-agent-cmd={worker_cmd()}", "--cekura-agent=45")
+    result.assert_outcomes(passed=2)
+    name = _session_name(result)
+    # Production's name, made a valid base, then the session's own part: never production's.
+    assert re.fullmatch(r"pharmacy-agent-pytest-[0-9a-f]{8}", name)
+    assert {run["livekit_agent_name"] for run in suite.emulator.runs} == {name}
+    # Looked up once, before the worker started (the preflight asks again, in the session).
+    assert suite.emulator.count("GET", "/aiagents/45/") == 2
+    # A base given wins, and asks nothing.
+    before = suite.emulator.count("GET", "/aiagents/45/")
+    result = suite.run(
+        f"--cekura-agent-cmd={worker_cmd()}", "--cekura-agent=45", "--cekura-agent-name-base=ci"
+    )
+    assert _session_name(result).startswith("ci-pytest-")
+    assert suite.emulator.count("GET", "/aiagents/45/") == before + 1
+
+
+def test_worker_name_base_under_the_built_in_emulator_is_read_from_its_catalogue(
+    pytester: pytest.Pytester,
+) -> None:
+    catalogue = pytester.makefile(".toml", cat='[[agent]]\nid = 45\nlivekit_agent_name = "rx"\n')
+    pytester.makepyfile(SUITE)
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--cekura-emulator", "--cekura-emulator-time-scale=0.001",
+        f"--cekura-emulator-catalogue={catalogue}", "--cekura-agent=45",
+        f"--cekura-agent-cmd={worker_cmd()}", "--cekura-poll-interval=0.02",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
+    assert _session_name(result).startswith("rx-pytest-")
+
+
+def test_worker_name_base_without_a_reachable_agent_is_the_default(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    suite = make_suite("[[agent]]\nid = 46\nexists = false\n")
+    suite.pytester.makepyfile(SUITE)
+    result = suite.run(f"--cekura-agent-cmd={worker_cmd()}", "--cekura-agent=46")
+    # The preflight, not the naming, says the agent does not exist.
+    assert _session_name(result).startswith("cekura-agent-pytest-")
+    assert suite.posts() == 0
+
+
 def test_worker_name_from_a_custom_env_variable(agent_suite: Suite) -> None:
     # A worker before livekit-agents 1.6 that reads its name from a variable of its own.
     cmd = worker_cmd("--before-1-6", "--echo-env", "MY_AGENT_NAME")
