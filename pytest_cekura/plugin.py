@@ -39,7 +39,6 @@ from .xdist import role as xdist_role
 if TYPE_CHECKING:
     from .client import CekuraClient
     from .models import CekuraResult
-    from .session import CekuraSession
     from .testsuite_json import CaseSpec
 
 
@@ -185,9 +184,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     progress = None
     try:
         progress = _progress(session.config)
-        state.cekura().submit(specs, _submit_progress(progress))
         if cases:
-            _submit_cases(session, state.cekura(), cases)
+            from .testsuite_json import CASE_SESSION
+
+            session.config.stash[CASE_SESSION] = state.cekura()  # a case passes only if judged
+        # Marked tests and cases in one submission: under xdist one worker starts both.
+        state.cekura().submit(specs, _submit_progress(progress), cases=cases)
     except ConfigError as exc:
         state.role.stop_session(str(exc))  # an xdist worker hands it to the controller
     finally:
@@ -244,29 +246,6 @@ def _selected_cases(items: list[pytest.Item]) -> dict[str, CaseSpec]:
         if case is not None:
             cases[item.nodeid] = case
     return cases
-
-
-def _submit_cases(
-    session: pytest.Session, cekura: CekuraSession, cases: dict[str, CaseSpec]
-) -> None:
-    from .tests_as_code import submit_cases
-    from .testsuite_json import CASE_SESSION
-
-    if _state(session.config).role.lazy:  # an xdist worker: each would POST its own copy
-        raise ConfigError(
-            "pytest-cekura: Tests-as-Code cases (cekura.tests.json) do not run under "
-            "pytest-xdist yet; run them without -n"
-        )
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-
-    def write_line(line: str) -> None:
-        if reporter is not None:
-            reporter.write_line(line)
-
-    if reporter is not None and cekura.settings.dry_run:
-        reporter.section("cekura dry run: tests as code")
-    session.config.stash[CASE_SESSION] = cekura
-    cekura.adopt(submit_cases(cekura, cases, write_line).assignments)
 
 
 def _skipped(item: pytest.Item) -> bool:
@@ -337,6 +316,7 @@ def _worker_output_of(state: _State, late_error: str | None) -> WorkerOutput:
             from .report import dry_run_lines
 
             output.dry_run = dry_run_lines(cekura.dry_run_groups, state.settings.max_runs)
+        output.case_plan = cekura.case_plan
     return output
 
 

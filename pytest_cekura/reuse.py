@@ -58,7 +58,13 @@ class ResultCache:
         return json.dumps(shape, sort_keys=True)
 
     def recall(self, group: Group, api_url: str, max_age: float) -> Remembered | None:
-        entry = self._entries().get(self.key(group, api_url))
+        return self.recall_key(self.key(group, api_url), max_age)
+
+    def recall_key(self, key: str, max_age: float) -> Remembered | None:
+        """The newest result remembered under ``key`` (any request shape: Tests-as-Code
+        groups have keys of their own, ``case_start.cache_key``), if not older than
+        ``max_age`` seconds."""
+        entry = self._entries().get(key)
         if not isinstance(entry, Mapping):
             return None
         try:
@@ -72,8 +78,11 @@ class ResultCache:
         return found if self._clock() - found.created <= max_age else None
 
     def remember(self, group: Group, api_url: str, result_id: int, run_ids: list[int]) -> None:
+        self.remember_key(self.key(group, api_url), result_id, run_ids)
+
+    def remember_key(self, key: str, result_id: int, run_ids: list[int]) -> None:
         entries = self._entries()
-        entries[self.key(group, api_url)] = {
+        entries[key] = {
             "result_id": result_id,
             "run_ids": run_ids,
             "created": self._clock(),

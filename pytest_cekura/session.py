@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .cleanup import (
     CLEANUP_BUDGET,
@@ -35,7 +36,11 @@ from .report import Links
 from .reuse import ResultCache
 from .starter import Started, Starter, check_budget
 from .submit import Group, plan_groups
-from .xdist import Manifest, Serial
+from .tests_as_code import Priced, price_cases
+from .xdist import Serial
+
+if TYPE_CHECKING:
+    from .testsuite_json import CaseSpec
 
 #: Upper bound on the time spent ending calls (the session's clean-up has its own budget,
 #: ``cleanup.CLEANUP_BUDGET``), so Ctrl-C stays responsive.
@@ -88,6 +93,8 @@ class CekuraSession:
         self.records: dict[str, TestRecord] = {}
         #: Set by a dry run: what would have been submitted.
         self.dry_run_groups: list[Group] | None = None
+        #: Set by a dry run with Tests-as-Code cases: Cekura's plan, a line per test and total.
+        self.case_plan: list[str] | None = None
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
         self._own_agents: dict[int, int | None] = {}  # scenario -> its agent (from preflight)
@@ -138,18 +145,24 @@ class CekuraSession:
         self,
         specs: Mapping[str, ScenarioSpec],
         on_progress: Callable[[int, int, float], None] | None = None,
+        cases: Mapping[str, CaseSpec] | None = None,
     ) -> None:
         """Start every group's runs (once per test run), map them to tests, start polling.
 
-        ``on_progress`` is called on the main thread while submitting: (requests answered,
-        requests, seconds)."""
+        ``cases`` are Tests-as-Code cases (``tests_as_code.py``): validated and priced first
+        (``--cekura-max-cost`` refuses the session before any run-starting request), then
+        started after the marked tests' groups, in the same submission, so under xdist one
+        worker starts both and the manifest carries both. ``on_progress`` is called on the
+        main thread while submitting: (requests answered, requests, seconds)."""
         self.records = {nodeid: TestRecord(spec) for nodeid, spec in specs.items()}
-        if not specs:
+        if not specs and not cases:
             return
-        if self.settings.dry_run:
+        dry_run = self.settings.dry_run
+        if dry_run and specs:
             self.dry_run_groups = plan_groups(specs.values(), self.session_id)
             # A plan the real run would refuse is refused the same way (same exit status).
             check_budget(self.dry_run_groups, self.settings.max_runs, dry_run=True)
+        if dry_run and not cases:
             return
         if self.deadline is None:
             self.deadline = time.monotonic() + self.settings.timeout
@@ -166,14 +179,26 @@ class CekuraSession:
         )
 
         def start() -> Started:
-            started = starter.start(specs)
+            priced = (
+                price_cases(self.client, self.settings, self.session_id, cases) if cases else None
+            )
+            started = starter.start(specs) if specs and not dry_run else Started({})
             self._own_agents = started.own_agents
+            if priced is not None:
+                started.case_plan = priced.outcome.plan_lines
+                started.cases = (
+                    dict(priced.outcome.assignments) if dry_run else self._start_cases(priced)
+                )
             return started
 
         # Under xdist one worker starts the runs and the others read its manifest.
-        started: Started = self._role.submit(start, _manifest, _from_manifest)
+        started: Started = self._role.submit(start, Started.to_manifest, Started.from_manifest)
         # Every worker learns preflight's warnings, whichever of them submitted.
         self.preflight_warnings = list(started.warnings)
+        self.case_plan = started.case_plan if dry_run else None
+        if dry_run:
+            self.adopt(started.cases)  # the cases Cekura rejected error, the rest skip
+            return
         assignments = started.assignments
         poller = Poller(client, interval=self.settings.poll_interval, deadline=self.deadline)
         for nodeid, record in self.records.items():
@@ -182,6 +207,13 @@ class CekuraSession:
                 poller.track(record.assignment.runs)
         self._poller = poller
         poller.start()
+        self.adopt(started.cases)
+
+    def _start_cases(self, priced: Priced) -> dict[str, tuple[ScenarioSpec, Assignment]]:
+        from .case_start import start_priced
+
+        args = (self.client(), priced, self.settings, self._result_cache, self.ledger)
+        return start_priced(*args, deadline=self.deadline, session_id=self.session_id)
 
     def adopt(self, assignments: Mapping[str, tuple[ScenarioSpec, Assignment]]) -> None:
         """Judge and poll tests whose runs were started elsewhere (Tests-as-Code cases,
@@ -420,17 +452,6 @@ class CekuraSession:
         self.ended_runs.update(run_ids)
         if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
             raise KeyboardInterrupt
-
-
-def _manifest(started: Started) -> Manifest:
-    """What the submitting xdist worker shares: every test's assignment, preflight's warnings."""
-    assignments = {nodeid: a.to_json() for nodeid, a in started.assignments.items()}
-    return Manifest(assignments, list(started.warnings))
-
-
-def _from_manifest(manifest: Manifest) -> Started:
-    assignments = {nodeid: Assignment.from_json(a) for nodeid, a in manifest.assignments.items()}
-    return Started(assignments, list(manifest.warnings))
 
 
 def _result(record: TestRecord, states: Sequence[RunState]) -> CekuraResult:

@@ -24,6 +24,8 @@ from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .records import Assignment
 from .reuse import ResultCache
 from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, submit_group
+from .tests_as_code import assignments_from_json, assignments_to_json
+from .xdist_messages import Manifest
 
 AUTH_FAILED = (
     "pytest-cekura: Cekura rejected the API key ({error}). Check the {env} environment "
@@ -69,6 +71,23 @@ class Started:
     warnings: list[str] = field(default_factory=list)
     #: Scenario -> the agent it belongs to (dashboard links need its project).
     own_agents: dict[int, int | None] = field(default_factory=dict)
+    #: Tests-as-Code cases: each test's spec and assignment (``tests_as_code.py``).
+    cases: dict[str, tuple[ScenarioSpec, Assignment]] = field(default_factory=dict)
+    #: Under --cekura-dry-run with cases: Cekura's plan, one line per case and the total.
+    case_plan: list[str] | None = None
+
+    def to_manifest(self) -> Manifest:
+        """What the submitting xdist worker shares: every test's assignment (Tests-as-Code
+        cases with theirs), preflight's warnings, the cases' plan."""
+        assignments = {nodeid: a.to_json() for nodeid, a in self.assignments.items()}
+        cases = assignments_to_json(self.cases)
+        return Manifest(assignments, list(self.warnings), cases=cases, case_plan=self.case_plan)
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Started:
+        assignments = {n: Assignment.from_json(a) for n, a in manifest.assignments.items()}
+        cases = assignments_from_json(manifest.cases)
+        return cls(assignments, list(manifest.warnings), cases=cases, case_plan=manifest.case_plan)
 
 
 def check_budget(groups: Sequence[Group], limit: int | None, *, dry_run: bool = False) -> None:

@@ -244,6 +244,12 @@ class SummaryHooks:
             terminalreporter.section("cekura dry run")
             for line in plan:
                 terminalreporter.write_line(line)
+        cases = state.session.case_plan if state.session is not None else None
+        case_plan = cases if cases is not None else state.role.case_plan
+        if case_plan is not None:
+            terminalreporter.section("cekura dry run: tests as code")
+            for line in case_plan:
+                terminalreporter.write_line(line)
         _write_notices(terminalreporter, state)
         if not state.rows or terminalreporter.config.get_verbosity() < -1:
             return

@@ -11,6 +11,11 @@ Selected cases that share a request shape (agent, channel, ``livekit_data``,
    starting nothing, when the total is more than N; ``--cekura-dry-run`` prints each test's
    runs and estimated cost and the total, and starts nothing.
 
+``price_cases`` does both and starts nothing; ``case_start.py`` then starts the priced groups.
+``CekuraSession.submit`` calls them inside its one submission, so under xdist a single worker
+prices and starts the cases, and the manifest carries their assignments
+(``assignments_to_json``) to the other workers.
+
 Runs are mapped back to tests by case **name**, which the service shows on every run as
 ``scenario_name``: names (and keys) are made unique within a generated suite, a repeated one
 gets `` (2)``, `` (3)``... Each file's ``defaults`` are applied to its cases here (field by
@@ -20,19 +25,18 @@ field; ``metrics`` lists combine), so cases from several files can share one sui
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ApiError, ConfigError, TransportError
+from .errors import ApiError, AuthError, CekuraError, ConfigError
 from .markers import ScenarioSpec
+from .options import ENV_API_KEY
 from .records import Assignment
 
 if TYPE_CHECKING:
     from .client import CekuraClient
     from .options import Settings
-    from .session import CekuraSession
     from .testsuite_json import CaseSpec
 
 #: The Tests-as-Code channel for each provider of ``--cekura-provider``; others: ``voice``.
@@ -214,9 +218,13 @@ def validate(client: CekuraClient, group: CaseGroup, outcome: Outcome) -> CaseGr
     return None
 
 
-def _spec(group: CaseGroup, runs: int = 1) -> ScenarioSpec:
-    provider = next((p for p, c in CHANNELS.items() if c == group.shape.channel), "livekit")
-    return ScenarioSpec(scenario_ids=(), frequency=runs, provider=provider, agent=group.shape.agent)
+def provider_of(group: CaseGroup) -> str:
+    """The provider a group's tests are reported under (its channel's)."""
+    return next((p for p, c in CHANNELS.items() if c == group.shape.channel), "livekit")
+
+
+def _spec(group: CaseGroup) -> ScenarioSpec:
+    return case_spec(provider_of(group), group.shape.agent, Assignment())
 
 
 def _cost(plan: Mapping[str, Any]) -> float:
@@ -224,15 +232,25 @@ def _cost(plan: Mapping[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def submit_cases(
-    cekura: CekuraSession,
+class Priced:
+    """The selected cases, validated and priced (nothing started yet): the groups to start,
+    and what the others got (the service's rejection, a missing agent)."""
+
+    def __init__(self, outcome: Outcome, runnable: list[CaseGroup]) -> None:
+        self.outcome = outcome
+        self.runnable = runnable
+
+
+def price_cases(
+    client: Callable[[], CekuraClient],
+    settings: Settings,
+    session_id: str,
     cases: Mapping[str, CaseSpec],
-    write_line: Callable[[str], None] | None = None,
-) -> Outcome:
-    """Validate, price, then (unless a dry run) start every selected case; see the module."""
-    settings = cekura.settings
+) -> Priced:
+    """Validate and price every generated suite (free); ``ConfigError`` for the session when
+    the total is over ``--cekura-max-cost`` or the key is rejected. Starts nothing."""
     outcome = Outcome()
-    groups = plan_groups(cases, settings, cekura.session_id)
+    groups = plan_groups(cases, settings, session_id)
     runnable: list[CaseGroup] = []
     for group in groups:
         if group.shape.agent is None:
@@ -245,18 +263,34 @@ def submit_cases(
                     ),
                 )
             continue
-        client = cekura.client()
-        valid = validate(client, group, outcome)
+        try:
+            valid = validate(client(), group, outcome)
+        except AuthError as exc:
+            raise ConfigError(
+                f"pytest-cekura: Cekura rejected the API key ({exc}) when validating the "
+                f"Tests-as-Code cases; nothing was started. Check the {ENV_API_KEY} "
+                "environment variable (and --cekura-url if you use another deployment)."
+            ) from None
+        except CekuraError as exc:
+            # Free and retried by the client: still failing, the cases cannot be priced, so
+            # they are not paid for either.
+            for nodeid in group.nodeids:
+                outcome.assignments[nodeid] = (
+                    _spec(group),
+                    _problem(
+                        f"could not validate this case with Cekura, so it was not started: {exc}"
+                    ),
+                )
+            continue
         if valid is not None:
             runnable.append(valid)
     total = sum(_cost(plan) for group in runnable for plan in group.plans.values())
-    runs = sum(int(p.get("frequency") or 1) for g in runnable for p in g.plans.values())
+    runs = sum(planned_runs(p) for g in runnable for p in g.plans.values())
     for group in runnable:
         for nodeid in group.nodeids:
             plan = group.plans[nodeid]
             outcome.plan_lines.append(
-                f"{nodeid}: {int(plan.get('frequency') or 1)} run(s), "
-                f"estimated {_cost(plan):g} credits"
+                f"{nodeid}: {planned_runs(plan)} run(s), estimated {_cost(plan):g} credits"
             )
     outcome.plan_lines.append(
         f"tests as code: {runs} run(s) in {len(runnable)} request(s), "
@@ -269,49 +303,41 @@ def submit_cases(
             f"more than --cekura-max-cost {limit:g}; nothing was started. Select fewer cases "
             "(-k) or raise the limit"
         )
-    if settings.dry_run:
-        if write_line is not None:
-            for line in outcome.plan_lines:
-                write_line(line)
-        return outcome
-    deadline = cekura.deadline or time.monotonic() + settings.timeout
-    for group in runnable:
-        _start(cekura, group, deadline, outcome)
-    return outcome
+    return Priced(outcome, runnable)
 
 
-def _start(cekura: CekuraSession, group: CaseGroup, deadline: float, outcome: Outcome) -> None:
-    client = cekura.client()
-    ledger = cekura.ledger
-    ledger.posting(group.name, group.shape.agent)
-    try:
-        result = client.start_suite_json(group.body(), deadline=deadline)
-    except (ApiError, TransportError) as exc:
-        ledger.answered(group.name)
-        reached = getattr(exc, "may_have_reached_server", False)
-        if not reached:
-            ledger.settled(group.name)
-        # Never re-sent: it may have started calls (the session looks it up at its end).
-        note = " (it may have started calls; not re-sent)" if reached else ""
-        for nodeid in group.nodeids:
-            outcome.assignments[nodeid] = (_spec(group), _problem(f"{exc}{note}"))
-        return
-    ledger.answered(group.name)
-    ledger.created(result, name=group.name)
-    by_name: dict[str, list[Any]] = {}
-    for run in result.runs:
-        by_name.setdefault(run.scenario_name or "", []).append(run)
-    for nodeid, case in zip(group.nodeids, group.cases, strict=True):
-        runs = tuple(by_name.get(case["name"], ()))
-        problems = () if runs else (f"Cekura's result {result.id} has no run of this case",)
-        assignment = Assignment(
-            result_id=result.id, runs=runs, problems=problems, group_name=group.name
-        )
-        spec = _spec(group, max(1, len(runs)))
-        spec = ScenarioSpec(
-            scenario_ids=tuple(dict.fromkeys(r.scenario for r in runs if r.scenario)),
-            frequency=spec.frequency,
-            provider=spec.provider,
-            agent=spec.agent,
-        )
-        outcome.assignments[nodeid] = (spec, assignment)
+def planned_runs(plan: Mapping[str, Any]) -> int:
+    """The runs the service plans for a case (its ``frequency`` in the plan)."""
+    value = plan.get("frequency")
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def case_spec(provider: str, agent: int | None, assignment: Assignment) -> ScenarioSpec:
+    """The ``ScenarioSpec`` a case is judged and reported by (from its runs)."""
+    runs = assignment.runs
+    return ScenarioSpec(
+        scenario_ids=tuple(dict.fromkeys(r.scenario for r in runs if r.scenario)),
+        frequency=max(1, len(runs)),
+        provider=provider,
+        agent=agent,
+    )
+
+
+def assignments_to_json(
+    assignments: Mapping[str, tuple[ScenarioSpec, Assignment]],
+) -> dict[str, dict[str, Any]]:
+    """The cases' assignments as the xdist manifest carries them (``xdist.Manifest.cases``)."""
+    return {
+        nodeid: {"provider": spec.provider, "agent": spec.agent, "assignment": a.to_json()}
+        for nodeid, (spec, a) in assignments.items()
+    }
+
+
+def assignments_from_json(
+    data: Mapping[str, Mapping[str, Any]],
+) -> dict[str, tuple[ScenarioSpec, Assignment]]:
+    found = {}
+    for nodeid, entry in data.items():
+        assignment = Assignment.from_json(entry["assignment"])
+        found[nodeid] = (case_spec(entry["provider"], entry["agent"], assignment), assignment)
+    return found

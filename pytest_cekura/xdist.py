@@ -21,8 +21,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, cast
@@ -31,11 +30,19 @@ import pytest
 
 from .errors import ConfigError
 from .secret import Secret
+from .xdist_messages import MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, WorkerOutput
+
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "Manifest",
+    "WorkerInput",
+    "WorkerOutput",
+    "role",
+]
 
 #: How long a worker waits for another worker's submission (many groups can take a while).
 LOCK_TIMEOUT = 600.0
-MANIFEST_FORMAT = "pytest-cekura-manifest"
-MANIFEST_VERSION = 1
 
 
 def is_worker(config: object) -> bool:
@@ -58,87 +65,6 @@ class WorkerInput(TypedDict, total=False):
 def worker_input(config: object) -> WorkerInput:
     value = getattr(config, "workerinput", {})
     return cast(WorkerInput, value if isinstance(value, dict) else {})
-
-
-@dataclass
-class WorkerOutput:
-    """What a worker hands the controller (``workeroutput``), read when the worker goes down;
-    each field travels as ``cekura_<field>``."""
-
-    request_counts: dict[str, int] = field(default_factory=dict)
-    #: Preflight's warnings, and what the client decided on its own (shown at -v).
-    warnings: list[str] = field(default_factory=list)
-    api_notices: list[str] = field(default_factory=list)
-    #: What the worker's clean-up had to say (a worker's terminal is not shown).
-    cleanup_lines: list[str] = field(default_factory=list)
-    #: Under --cekura-dry-run: the plan, as the worker would print it.
-    dry_run: list[str] | None = None
-    #: Why the session stopped before any test ran (the controller stops the run with it).
-    session_error: str | None = None
-    #: A session-level error met after tests had started.
-    late_error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f"cekura_{name}": value for name, value in vars(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> WorkerOutput:
-        """Lenient: a worker that crashed sends nothing, an odd value is dropped."""
-
-        def strings(name: str) -> list[str]:
-            value = data.get(f"cekura_{name}")
-            return [str(line) for line in value] if isinstance(value, list) else []
-
-        def text(name: str) -> str | None:
-            value = data.get(f"cekura_{name}")
-            return value if isinstance(value, str) else None
-
-        counts = data.get("cekura_request_counts")
-        plan = data.get("cekura_dry_run")
-        return cls(
-            request_counts=dict(counts) if isinstance(counts, dict) else {},
-            warnings=strings("warnings"),
-            api_notices=strings("api_notices"),
-            cleanup_lines=strings("cleanup_lines"),
-            dry_run=[str(line) for line in plan] if isinstance(plan, list) else None,
-            session_error=text("session_error"),
-            late_error=text("late_error"),
-        )
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What the submitting worker shares with the others: every test's assignment (as
-    ``records.Assignment.to_json`` gives it), preflight's warnings, or the session's error."""
-
-    assignments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            MANIFEST_FORMAT: MANIFEST_VERSION,
-            "assignments": self.assignments,
-            "warnings": self.warnings,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Manifest:
-        if not isinstance(data, dict) or data.get(MANIFEST_FORMAT) != MANIFEST_VERSION:
-            raise ConfigError(
-                "pytest-cekura: the xdist manifest was written by another version of "
-                "pytest-cekura (its workers must all run the same version); re-run."
-            )
-        return cls(dict(data["assignments"]), list(data["warnings"]), data["error"])
-
-    def run_ids(self) -> list[int]:
-        return [
-            run["id"]
-            for assignment in self.assignments.values()
-            for run in assignment.get("runs", [])
-            if "id" in run
-        ]
 
 
 class SubmitOnce:
@@ -257,6 +183,8 @@ class Serial:
         self.request_counts: dict[str, int] = {}
         #: Under --cekura-dry-run: the plan, as a worker printed it.
         self.dry_run: list[str] | None = None
+        #: Under --cekura-dry-run: Cekura's plan for the Tests-as-Code cases, from a worker.
+        self.case_plan: list[str] | None = None
         #: In a worker: why its session stopped before any test ran.
         self.session_error: str | None = None
         #: A session-level error a worker met after tests had started.
@@ -416,6 +344,8 @@ class Controller(Serial):
         self.late_error = self.late_error or output.late_error
         if output.dry_run is not None and self.dry_run is None:
             self.dry_run = output.dry_run  # every worker plans the same
+        if output.case_plan is not None and self.case_plan is None:
+            self.case_plan = output.case_plan  # one worker validated; all read its manifest
         if output.session_error is not None:
             # Raised here, in the controller's loop, it ends the run as it ends a serial
             # one: "ERROR: <message>" and exit status 4. Every worker is told to shut down
