@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .gates import Gate, GateSyntaxError, parse_gates
 from .providers import PROVIDERS
 
 MARKER = "cekura_scenario"
@@ -16,9 +17,9 @@ MARKER_DOC = (
     f"{MARKER}(*scenario_ids, frequency=1, min_success_rate=1.0, provider='livekit', "
     "agent=None, test_profile=None, personality=None, publish_data_message=None, "
     "scenario_fields=None, request_fields=None, concurrency_limit=None, mock_tool_names=None, "
-    "livekit_data=None): run these "
-    "Cekura scenarios (each `frequency` times) and pass when the share of successful runs "
-    "reaches min_success_rate. See the pytest-cekura docs."
+    "livekit_data=None, gates=None): run these Cekura scenarios (each `frequency` times) and "
+    "pass when the share of successful runs reaches min_success_rate and the metric gates "
+    "hold, e.g. gates={'Latency': 'p95 <= 1200'}. See the pytest-cekura docs."
 )
 MAX_FREQUENCY = 100  # the API's documented range for ``frequency`` is 1-100
 #: The API's integers are 64-bit signed: a larger id cannot name anything in Cekura.
@@ -39,6 +40,8 @@ class MarkerDefaults:
     mock_tool_names: tuple[str, ...] | None = None
     #: Session-wide ``livekit_data`` keys; a marker's own keys override them one by one.
     livekit_data: Mapping[str, Any] = field(default_factory=dict)
+    #: Session-wide metric gates (``--cekura-gates``); a marker's gates replace them by metric.
+    gates: tuple[Gate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class ScenarioSpec:
     mock_tool_names: tuple[str, ...] | None = None
     #: LiveKit v2 per-request override (``agent_name``, ``url``, ``config``); empty: none sent.
     livekit_data: Mapping[str, Any] = field(default_factory=dict)
+    #: Metric gates (``gates.py``): not sent, judged with the verdict like min_success_rate.
+    gates: tuple[Gate, ...] = ()
 
     @property
     def group_key(self) -> GroupKey:
@@ -136,6 +141,7 @@ _KEYWORDS = (
     "concurrency_limit",
     "mock_tool_names",
     "livekit_data",
+    "gates",
 )
 
 
@@ -186,6 +192,7 @@ def parse_marker(
             if "livekit_data" in takes
             else {}
         ),
+        gates=_gates(kwargs.get("gates"), defaults.gates),
     )
     _check_provider_needs(spec)
     return spec
@@ -293,6 +300,13 @@ def _concurrency(value: Any) -> int | None:
             "Cekura may run at once, or leave it out"
         )
     return int(value)
+
+
+def _gates(value: Any, defaults: tuple[Gate, ...]) -> tuple[Gate, ...]:
+    try:
+        return parse_gates(value, defaults)
+    except GateSyntaxError as exc:
+        raise _error(str(exc)) from None
 
 
 def _tool_names(value: Any) -> tuple[str, ...] | None:

@@ -21,6 +21,7 @@ import pytest
 
 from . import values as v
 from .errors import ConfigError
+from .gates import Gate, gate_setting
 from .markers import MAX_ID, MarkerDefaults
 from .option import Option as Option  # re-exported: tests and callers import it here
 from .order import ORDERS
@@ -181,6 +182,14 @@ class Settings:
         "one-sided confidence (e.g. 0.95) reaches min_success_rate.",
         lambda value, source, _: v.fraction(value, source, default=None, open_interval=True),
         metavar="LEVEL",
+    )
+    gates = Option[tuple[Gate, ...]](
+        "--cekura-gates",
+        "Metric gates for every Cekura test, e.g. \"Latency: p95 <= 1200; Greeting: pass_rate "
+        '>= 0.8" (one per line in the ini file); a marker\'s gates= replaces them metric by '
+        "metric.",
+        lambda value, source, _: gate_setting(value, source),
+        metavar="GATES",
     )
     reuse_seconds = Option[float | None](
         "--cekura-reuse",
@@ -357,6 +366,7 @@ class Settings:
             self.concurrency_limit,
             self.mock_tool_names,
             self.livekit_data,
+            self.gates,
         )
 
     @classmethod

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
+from .gates import Gate, GateResult, check_gates
 from .models import Run
 from .poller import RunState
 
@@ -56,6 +57,8 @@ class Rule(enum.StrEnum):
     UNDECIDED = "undecided"
     #: Nothing could be judged (submission failed, runs missing): an error.
     NOT_RUN = "not_run"
+    #: A metric gate (``gates=``, ``cekura_gates``): broken (failed) or not checkable (error).
+    GATE = "metric_gate"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class Reason:
     baseline_below_threshold: bool = False
     #: Calls ended because the verdict was decided before they finished.
     ended_early: int = 0
+    #: Metric gates: the first gate that decided, its metric and the aggregate's value.
+    metric: str | None = None
+    gate: str | None = None
+    actual: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,6 +109,8 @@ class Verdict:
     tolerance: float = 0.0
     #: The rule that decided the outcome, with its numbers (None only for hand-made verdicts).
     reason: Reason | None = None
+    #: Each metric gate checked against the runs (``gates.py``), held or not.
+    gates: tuple[GateResult, ...] = ()
 
     @property
     def success_rate(self) -> float:
@@ -140,10 +149,12 @@ def decide(
     rules: Rules,
     *,
     ended_early: int = 0,
+    gates: Sequence[Gate] = (),
 ) -> Verdict:
     """The decision step, pure: a test's runs so far and the session's rules to a verdict
     with the reason that decided it. ``ended_early`` calls were (or are about to be) ended
-    because the verdict was decided before they finished."""
+    because the verdict was decided before they finished. ``gates`` (the test's metric
+    gates) apply last, over the threshold, Wilson or baseline rule (``with_gates``)."""
     verdict = judge(
         states,
         min_success_rate,
@@ -153,7 +164,60 @@ def decide(
         ended_early=ended_early,
     )
     baseline = rules.baseline.get(nodeid)
-    return verdict if baseline is None else against_baseline(verdict, baseline, rules.tolerance)
+    if baseline is not None:
+        verdict = against_baseline(verdict, baseline, rules.tolerance)
+    return with_gates(verdict, states, gates) if gates else verdict
+
+
+def with_gates(verdict: Verdict, states: Sequence[RunState], gates: Sequence[Gate]) -> Verdict:
+    """Apply the metric gates to a verdict the success rate decided.
+
+    An error stays an error (runs that could not be judged say nothing about metrics). A gate
+    that cannot be checked (no run has the metric, the wrong kind of metric) makes the test an
+    error: a mistake in the test, not the agent's, whatever the runs did. Otherwise a broken
+    gate fails a passing test; a failed test stays failed. The gates are checked over the runs
+    that carry the metric, failed ones included (a call's latency counts whether or not the
+    agent met the scenario's expectations).
+    """
+    runs = [state.run for state in states if state.invalid is None]
+    results = check_gates(gates, runs)
+    verdict = replace(verdict, gates=results)
+    if verdict.outcome is Outcome.ERROR:
+        return verdict
+    unusable = [r for r in results if r.problem is not None]
+    broken = [r for r in results if r.broken]
+    base = verdict.reason.text if verdict.reason is not None else ""
+    if unusable:
+        text = "metric gate rule: " + "; ".join(r.describe() for r in unusable)
+        short = f"metric gate {unusable[0].gate} not checkable"
+        outcome, decider = Outcome.ERROR, unusable[0]
+    elif broken and verdict.outcome is Outcome.PASSED:
+        text = "metric gate rule: " + "; ".join(r.describe() for r in broken)
+        text += f" (the success rate alone would pass: {base})" if base else ""
+        short = "broke the metric gate " + ", ".join(str(r.gate) for r in broken)
+        outcome, decider = Outcome.FAILED, broken[0]
+    else:
+        # The success rate decided; say what the gates measured beside it.
+        held = "; ".join(r.describe() for r in results)
+        if verdict.reason is None or not held:
+            return verdict
+        reason = replace(verdict.reason, text=f"{verdict.reason.text}; metric gates: {held}")
+        return replace(verdict, reason=reason)
+    old = verdict.reason
+    reason = Reason(
+        Rule.GATE,
+        text,
+        short,
+        success_rate=verdict.success_rate if verdict.total else None,
+        needed=verdict.min_success_rate,
+        baseline=verdict.baseline,
+        tolerance=verdict.tolerance if verdict.baseline is not None else None,
+        ended_early=old.ended_early if old is not None else 0,
+        metric=decider.gate.metric,
+        gate=decider.gate.condition,
+        actual=decider.actual,
+    )
+    return replace(verdict, outcome=outcome, reason=reason)
 
 
 def against_baseline(verdict: Verdict, baseline: float, tolerance: float) -> Verdict:

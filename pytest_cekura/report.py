@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from .client import START_LABEL
 from .markers import ScenarioSpec
 from .models import Run
-from .outcome import Outcome, RunIssue, Verdict
+from .outcome import Outcome, Rule, RunIssue, Verdict
 from .records import TestRecord
 from .report_data import (
     JUNIT_RUN_FIELDS,
@@ -43,6 +43,7 @@ def failure_text(record: TestRecord, links: Links, worker_output: Sequence[str] 
     # What the request changed for the agent, e.g. the room metadata livekit_data.config sent.
     lines += [f"  {line}" for line in record.spec.request_lines()]
     lines += [f"  ! {problem}" for problem in verdict.problems]
+    lines += _gate_lines(record, links)
     for issue in verdict.issues:
         lines.append("")
         lines += _run_block(issue, links.for_record(record, issue.run))
@@ -52,12 +53,42 @@ def failure_text(record: TestRecord, links: Links, worker_output: Sequence[str] 
     return "\n".join(lines)
 
 
+def _gate_lines(record: TestRecord, links: Links) -> list[str]:
+    """Each metric gate, held or not; a broken one with its worst runs and their links."""
+    verdict = record.verdict
+    if verdict is None or not verdict.gates:
+        return []
+    runs = record.result.runs if record.result is not None else record.assignment.runs
+    by_id = {run.id: run for run in runs}
+    lines = ["", "metric gates:"]
+    for result in verdict.gates:
+        mark = "ok" if result.passed else "!!" if result.broken else "??"
+        lines.append(f"  {mark} {result.describe()}")
+        if not result.broken or not result.worst:
+            continue
+        lines.append(f"     worst runs ({result.gate.metric}):")
+        for value in result.worst:
+            shown = value.value if value.value is not None else value.score
+            run = by_id.get(value.run_id)
+            link = f" · {links.for_record(record, run)}" if run is not None else ""
+            lines.append(
+                f"       run {value.run_id} · scenario {value.scenario} · "
+                f"{result.gate.metric} {shown}{link}"
+            )
+    return lines
+
+
 def _percent(rate: float) -> str:
     return f"{rate * 100:.0f}%"
 
 
 def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
     need = f"this test needs {_percent(spec.min_success_rate)}"
+    if verdict.reason is not None and verdict.reason.rule is Rule.GATE:
+        runs = f"{verdict.succeeded} of {verdict.total} runs succeeded"
+        if verdict.outcome is Outcome.ERROR:
+            return f"Cekura: {runs}, but a metric gate could not be checked (see below)."
+        return f"Cekura: {runs} ({_percent(verdict.success_rate)}), but it {verdict.reason.short}."
     if verdict.outcome is Outcome.ERROR:
         undecided = sum(issue.undecided for issue in verdict.issues)
         if verdict.problems and not verdict.total:
@@ -186,6 +217,7 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
             reused = f" · failed runs of result {row.earlier_result_id} rerun"
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, {need}{reused}"
+            + _gated_aggregates(row)
         )
     outcomes = Counter(row.outcome for row in rows)
     calls = len({run["id"] for row in rows for run in row.runs})
@@ -205,7 +237,28 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
 
 #: Rules named in the summary line; the threshold's "needs N%" says it already (an error's
 #: "needs N%" is the threshold it could not be judged against).
-_RULE_NAMES = {"wilson_lower_bound": "Wilson bound", "baseline_regression": "baseline rule"}
+_RULE_NAMES = {
+    "wilson_lower_bound": "Wilson bound",
+    "baseline_regression": "baseline rule",
+    "metric_gate": "metric gate",
+}
+
+
+def _gated_aggregates(row: SummaryRow) -> str:
+    """`` · Latency p95 1530 (<= 1200)``: each gate's aggregate beside its condition."""
+    parts = []
+    for gate in row.gates:
+        if gate["op"] == "in":
+            counts = row.metrics.get(gate["metric"], {}).get("counts", {})
+            seen = ", ".join(f"{value} {n}" for value, n in counts.items()) or "-"
+            parts.append(f"{gate['metric']} {seen} ({gate['condition']})")
+            continue
+        actual = gate["actual"]
+        shown = "-" if actual is None else f"{actual:.4g}"
+        parts.append(
+            f"{gate['metric']} {gate['aggregate']} {shown} ({gate['op']} {gate['threshold']:g})"
+        )
+    return "".join(f" · {part}" for part in parts)
 
 
 def dry_run_lines(groups: Sequence[Group], max_runs: int | None = None) -> list[str]:

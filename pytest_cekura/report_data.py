@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .gates import GateResult, gated_metrics
+from .metrics import AGGREGATES
 from .models import TERMINAL_STATUSES, Run
 from .records import TestRecord
 
@@ -138,13 +140,20 @@ class SummaryRow:
     earlier_result_id: int | None = None
     #: The rule that decided the verdict, as ``Reason.to_json`` gives it (None: no verdict).
     reason: dict[str, Any] | None = None
+    #: Each metric gate checked (``GateResult.to_json``), and each gated metric's aggregates
+    #: by name (``MetricValues.to_json``: count, mean, p95, pass_rate, counts, ...).
+    gates: tuple[dict[str, Any], ...] = ()
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: A link to the test's result anyone can open (``--cekura-share-links``), else None.
+    share_link: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
-        tuples = {key: tuple(data[key]) for key in ("scenario_ids", "runs", "problems")}
+        keys = ("scenario_ids", "runs", "problems", "gates")
+        tuples = {key: tuple(data[key]) for key in keys if key in data}
         return cls(**{**data, **tuples})
 
 
@@ -158,6 +167,7 @@ def run_records(
     # Where LiveKit dispatched the call: the request's livekit_data.agent_name (e.g. the
     # session's own worker); None: the name saved on the agent.
     dispatch = record.spec.livekit_data.get("agent_name")
+    gated = tuple(dict.fromkeys(gate.metric for gate in record.spec.gates))
     return [
         {
             **run_record(
@@ -168,9 +178,22 @@ def run_records(
                 ended_by_session=run.id in ended,
             ),
             "livekit_agent_name": dispatch,
+            **({"metrics": gated_run_metrics(run, gated)} if gated else {}),
         }
         for run in runs
     ]
+
+
+def gated_run_metrics(run: Run, names: Collection[str]) -> dict[str, Any]:
+    """A run's values of the gated metrics: the score, or an enum metric's value."""
+    found: dict[str, Any] = {}
+    for metric in run.evaluation.metrics if run.evaluation is not None else []:
+        if metric.name in names and metric.name not in found:
+            extra = metric.model_extra or {}
+            chosen = extra.get("enum") or extra.get("value")
+            enum = metric.type.lower().startswith("enum") and chosen not in (None, "")
+            found[metric.name] = str(chosen) if enum else metric.score
+    return found
 
 
 #: The run fields JUnit's ``cekura_run_json`` property carries (one JSON object per run).
@@ -215,6 +238,8 @@ def junit_properties(
             props.append(("cekura_baseline_below_threshold", reason.baseline_below_threshold))
         if reason.ended_early:
             props.append(("cekura_ended_early", reason.ended_early))
+    if verdict is not None:
+        props += gate_properties(verdict.gates)
     for run in run_records(record, links, ended):
         profile = f" test_profile={run['test_profile']!r}" if run["test_profile"] else ""
         # The free-text property of earlier versions, kept so existing parsers still work.
@@ -227,6 +252,23 @@ def junit_properties(
         )
         fields = {key: run[key] for key in JUNIT_RUN_FIELDS}
         props.append(("cekura_run_json", json.dumps(fields, separators=(",", ":"))))
+    return props
+
+
+def gate_properties(results: Sequence[GateResult]) -> list[tuple[str, object]]:
+    """JUnit properties of the metric gates: each gated metric's aggregates, one value per
+    property (``cekura_metric:Latency:p95`` = 1530), and each gate as one JSON object."""
+    props: list[tuple[str, object]] = []
+    for name, metric in gated_metrics(results).items():
+        for aggregate in (*AGGREGATES, "count"):
+            if metric.get(aggregate) is not None:
+                value = metric[aggregate]
+                shown = round(value, 4) if isinstance(value, float) else value
+                props.append((f"cekura_metric:{name}:{aggregate}", shown))
+        if metric.get("counts"):
+            props.append((f"cekura_metric:{name}:counts", json.dumps(metric["counts"])))
+    for result in results:
+        props.append(("cekura_gate_json", json.dumps(result.to_json(), separators=(",", ":"))))
     return props
 
 
@@ -249,6 +291,8 @@ def summary_row(
         reused_age=assignment.reused_age,
         earlier_result_id=assignment.earlier_result_id,
         reason=None if verdict is None or verdict.reason is None else verdict.reason.to_json(),
+        gates=() if verdict is None else tuple(r.to_json() for r in verdict.gates),
+        metrics={} if verdict is None else gated_metrics(verdict.gates),
     )
 
 

@@ -256,7 +256,7 @@ class CekuraSession:
             return record
         states = self._wait(nodeid, record, on_tick, give_up_at)
         # Calls a test decided early need no more (unless another test still waits on them).
-        idle = self._idle(nodeid, states) if self.settings.early_verdict else []
+        idle = self._idle(nodeid, states) if _early(self.settings, record) else []
         verdict = self._decide(nodeid, record, states, ended_early=len(idle))
         self._cancel(idle)
         record = replace(
@@ -270,7 +270,13 @@ class CekuraSession:
     ) -> Verdict:
         spec, problems = record.spec, record.assignment.problems
         return decide(
-            nodeid, states, spec.min_success_rate, problems, self._rules, ended_early=ended_early
+            nodeid,
+            states,
+            spec.min_success_rate,
+            problems,
+            self._rules,
+            ended_early=ended_early,
+            gates=spec.gates,
         )
 
     def _wait(
@@ -294,7 +300,7 @@ class CekuraSession:
             states = self._poller.wait(
                 [run.id for run in runs],
                 on_tick,
-                decided if self.settings.early_verdict else None,
+                decided if _early(self.settings, record) else None,
                 give_up_at=give_up_at,
             )
         ordered = [states[run.id] for run in runs]
@@ -452,6 +458,12 @@ class CekuraSession:
         self.ended_runs.update(run_ids)
         if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
             raise KeyboardInterrupt
+
+
+def _early(settings: Settings, record: TestRecord) -> bool:
+    """--cekura-early-verdict, but never for a test with metric gates: a run still going
+    could break a gate however the success rate stands, so its calls all run to the end."""
+    return settings.early_verdict and not record.spec.gates
 
 
 def _result(record: TestRecord, states: Sequence[RunState]) -> CekuraResult:

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    BeforeValidator,
     Field,
     ModelWrapValidatorHandler,
     StrictBool,
@@ -29,13 +30,22 @@ from pytest_cekura.emulator.entries import (
     LIVEKIT_URL_SCHEMES,
     MAX_DURATION_S,
     AgentEntry,
+    MetricEntry,
+    MetricKind,
     Outcome,
     Provider,
     ScenarioEntry,
     TestProfileEntry,
 )
 from pytest_cekura.emulator.fault_actions import AnyFault
-from pytest_cekura.emulator.tables import Hint, NonEmpty, TableModel, invalid, rule_error
+from pytest_cekura.emulator.tables import (
+    CatalogueError,
+    Hint,
+    NonEmpty,
+    TableModel,
+    invalid,
+    rule_error,
+)
 
 _Id = Annotated[StrictInt, Field(gt=0), Hint("must be a positive integer, e.g. 31")]
 _Name = Annotated[StrictStr, NonEmpty, Hint('must be a non-empty string, e.g. "Billing dispute"')]
@@ -73,6 +83,87 @@ _LivekitAgentName = Annotated[
 ]
 
 
+_Score = Annotated[
+    StrictFloat,
+    Field(allow_inf_nan=False),
+    Hint("must be a number, e.g. 1200"),
+]
+#: Which keys each kind of metric takes (besides name, type and id).
+_METRIC_KEYS: Mapping[str, tuple[str, ...]] = {
+    "numeric": ("min", "max"),
+    "binary": ("pass_probability",),
+    "enum": ("values",),
+}
+
+
+class MetricTable(TableModel):
+    """One entry of a scenario's ``metrics``: a metric its evaluated runs carry."""
+
+    missing_hints: ClassVar[Mapping[str, str]] = {"name": '"Latency"'}
+
+    name: _Name
+    type: MetricKind = "numeric"
+    #: Numeric: the range of each run's score (equal bounds: the same score on every run).
+    min: _Score = 600.0
+    max: _Score = 1200.0
+    pass_probability: Annotated[
+        StrictFloat,
+        Field(ge=0, le=1, allow_inf_nan=False),
+        Hint("must be a number between 0 and 1, the share of runs that pass the metric"),
+    ] = 1.0
+    values: Annotated[
+        list[Annotated[StrictStr, NonEmpty]],
+        Field(min_length=1),
+        Hint('must be a non-empty list of strings, e.g. ["positive", "neutral"]'),
+    ] = Field(default_factory=list)
+    id: _Id | None = None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keys_of_its_type(
+        cls, raw: Any, validate: ModelWrapValidatorHandler[MetricTable]
+    ) -> MetricTable:
+        table = validate(raw)
+        for kind, keys in _METRIC_KEYS.items():
+            for key in keys:
+                if kind != table.type and key in raw:
+                    raise rule_error(
+                        f"key {key!r} is for {kind} metrics, and this one has type = "
+                        f"{table.type!r}; remove it or set type = {kind!r}"
+                    )
+        if table.min > table.max:
+            raise rule_error(f"min = {table.min:g} is above max = {table.max:g}; make min <= max")
+        if table.type == "enum" and not table.values:
+            raise rule_error(
+                "an enum metric needs field 'values'; add values = [\"positive\", ...]"
+            )
+        return table
+
+    def entry(self) -> MetricEntry:
+        return MetricEntry(
+            name=self.name,
+            kind=self.type,
+            low=self.min,
+            high=self.max,
+            pass_probability=self.pass_probability,
+            values=tuple(self.values),
+            id=self.id,
+        )
+
+
+def _metric_tables(value: Any) -> Any:
+    """Each metric table validated on its own, so a message names it: ``metrics[2]: ...``."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        return value  # the field's own type check says what is wrong
+    try:
+        return [
+            MetricTable.validate_table(item, f"metrics[{number}]")
+            for number, item in enumerate(value, start=1)
+        ]
+    except CatalogueError as exc:
+        raise rule_error(str(exc)) from None
+
+
 class ScenarioTable(TableModel):
     """A ``[[scenario]]`` table: how the emulator plays one scenario's calls."""
 
@@ -93,6 +184,15 @@ class ScenarioTable(TableModel):
     agent: _Id = DEFAULT_AGENT
     evaluation_delay_s: _Seconds = 0.0
     exists: _Exists = True
+    #: Metrics the evaluated runs carry besides (or, by name, instead of) the built-in ones.
+    metrics: Annotated[
+        list[MetricTable],
+        BeforeValidator(_metric_tables),
+        Hint(
+            'must be a list of tables, e.g. metrics = [{ name = "Latency", min = 1300, '
+            "max = 1900 }] or [[scenario.metrics]] tables"
+        ),
+    ] = Field(default_factory=list)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -126,6 +226,7 @@ class ScenarioTable(TableModel):
             agent=self.agent,
             evaluation_delay_s=self.evaluation_delay_s,
             exists=self.exists,
+            metrics=tuple(metric.entry() for metric in self.metrics),
         )
 
 

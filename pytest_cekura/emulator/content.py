@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # annotations only: the catalogue imports the fault rules, which need the state
     from pytest_cekura.emulator.catalogue import ScenarioEntry, TestProfileEntry
+    from pytest_cekura.emulator.entries import MetricEntry
 
 
 Verdict = Literal["pass", "fail"]
@@ -158,7 +159,65 @@ def expected_outcome(scenario: ScenarioEntry, verdict: Verdict) -> dict[str, Any
 
 
 def metrics(scenario: ScenarioEntry, run_id: int, verdict: Verdict) -> list[dict[str, Any]]:
-    return [_instruction_following(scenario, verdict), _latency(scenario, run_id)]
+    """The built-in metrics, then the catalogue's (``metrics = [...]``); one of the catalogue's
+    with a built-in's name takes its place."""
+    own = [
+        _catalogue_metric(metric, scenario, run_id, n) for n, metric in enumerate(scenario.metrics)
+    ]
+    names = {metric["name"] for metric in own}
+    builtin = [_instruction_following(scenario, verdict), _latency(scenario, run_id)]
+    return [metric for metric in builtin if metric["name"] not in names] + own
+
+
+#: Ids of the catalogue's metrics that give none: 1000 + their position in the scenario.
+CATALOGUE_METRIC_ID = 1000
+
+
+def _catalogue_metric(
+    metric: MetricEntry, scenario: ScenarioEntry, run_id: int, position: int
+) -> dict[str, Any]:
+    draw = unit_hash("metric", metric.name, scenario.id, run_id)
+    ident = metric.id if metric.id is not None else CATALOGUE_METRIC_ID + position
+    common = {"id": ident, "name": metric.name, "extra": {}}
+    if metric.kind == "binary":
+        score = 100 if draw < metric.pass_probability else 0
+        verb = "met" if score else "did not meet"
+        return {
+            **common,
+            "type": "binary_qualitative",
+            "score": score,
+            "value": str(score),
+            "enum": "",
+            "explanation": [f"The agent {verb} {metric.name!r}."],
+        }
+    if metric.kind == "enum":
+        chosen = metric.values[min(int(draw * len(metric.values)), len(metric.values) - 1)]
+        return {
+            **common,
+            "type": "enum",
+            "score": metric.values.index(chosen),
+            "value": chosen,
+            "enum": chosen,
+            "explanation": [f"{metric.name}: {chosen}."],
+        }
+    # Numeric, e.g. a latency: the call's score (its p50) and its own within-call percentiles.
+    raw = round(metric.low + (metric.high - metric.low) * draw, 1)
+    number: float = int(raw) if raw.is_integer() else raw
+    return {
+        **common,
+        "type": "numeric",
+        "score": number,
+        "value": str(number),
+        "enum": "",
+        "explanation": [f"{metric.name}: {number}"],
+        "extra": {
+            "percentiles": {
+                "p50": number,
+                "p90": round(number * 1.3, 1),
+                "p95": round(number * 1.5, 1),
+            }
+        },
+    }
 
 
 def _instruction_following(scenario: ScenarioEntry, verdict: Verdict) -> dict[str, Any]:

@@ -43,6 +43,26 @@ DEFAULT_LIVEKIT_API_SECRET = "emulated-secret"
 LIVEKIT_URL_SCHEMES = ("wss://", "ws://", "https://", "http://")
 
 
+MetricKind = Literal["numeric", "binary", "enum"]
+
+
+@dataclass(frozen=True)
+class MetricEntry:
+    """A metric the scenario's evaluated runs carry, beside (or replacing, by name) the
+    built-in ones; each run's value is a pure function of the metric, scenario and run id."""
+
+    name: str
+    kind: MetricKind = "numeric"
+    #: Numeric: each run's score lies in [low, high] (equal bounds: the same on every run).
+    low: float = 600.0
+    high: float = 1200.0
+    #: Binary: the share of runs that pass it (score 100, else 0).
+    pass_probability: float = 1.0
+    #: Enum: the values a run may get, equally likely.
+    values: tuple[str, ...] = ()
+    id: int | None = None
+
+
 @dataclass(frozen=True)
 class ScenarioEntry:
     """How the emulator plays one scenario."""
@@ -57,6 +77,8 @@ class ScenarioEntry:
     #: ``success`` null (Cekura's evaluation still pending).
     evaluation_delay_s: float = 0.0
     exists: bool = True
+    #: Metrics from the catalogue (``metrics = [...]``); a name of a built-in replaces it.
+    metrics: tuple[MetricEntry, ...] = ()
 
 
 @dataclass(frozen=True)
