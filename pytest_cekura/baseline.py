@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,20 @@ FORMAT_KEY = "pytest-cekura-baseline"
 FORMAT_VERSION = 1
 
 
-def write_baseline(path: Path, rows: Sequence[SummaryRow]) -> list[str]:
-    """Write the baseline; return the ids of the tests it records failing (to warn about)."""
+#: Sessions the baseline's ``history`` keeps (the HTML report's trend lines), newest last.
+HISTORY_MAX = 20
+
+
+def write_baseline(
+    path: Path, rows: Sequence[SummaryRow], now: datetime | None = None
+) -> list[str]:
+    """Write the baseline; return the ids of the tests it records failing (to warn about).
+
+    Besides ``tests`` (what ``--cekura-compare`` reads) the file keeps a bounded ``history``:
+    each recording session's time and success rates, the last ``HISTORY_MAX``, carried over
+    from the file being replaced (a file from before the history was kept gives its
+    ``tests`` as the first entry). Readers that know only ``tests`` are unaffected.
+    """
     recorded = [
         row for row in rows if row.succeeded is not None and row.total and row.outcome != "error"
     ]
@@ -29,9 +42,60 @@ def write_baseline(path: Path, rows: Sequence[SummaryRow]) -> list[str]:
         for row in recorded
         if row.succeeded is not None and row.total
     }
-    data = {FORMAT_KEY: FORMAT_VERSION, "tests": dict(sorted(tests.items()))}
+    moment = (now or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    entry = {
+        "at": moment.replace("+00:00", "Z"),
+        "tests": {nodeid: test["success_rate"] for nodeid, test in sorted(tests.items())},
+    }
+    history = [*_raw_history(path), entry][-HISTORY_MAX:]
+    data = {FORMAT_KEY: FORMAT_VERSION, "tests": dict(sorted(tests.items())), "history": history}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return [row.nodeid for row in recorded if row.outcome == "failed"]
+
+
+def _raw_history(path: Path) -> list[dict[str, Any]]:
+    """The history entries of an existing baseline file, leniently: a missing or unreadable
+    file, or a malformed entry, gives no history rather than an error (it is only a chart)."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return []
+    if not isinstance(data, Mapping) or data.get(FORMAT_KEY) != FORMAT_VERSION:
+        return []
+    history = data.get("history")
+    if history is None:  # written before history was kept: its tests are one session
+        tests = data.get("tests")
+        if not isinstance(tests, Mapping) or not tests:
+            return []
+        history = [
+            {
+                "at": None,
+                "tests": {
+                    str(k): v.get("success_rate")
+                    for k, v in tests.items()
+                    if isinstance(v, Mapping)
+                },
+            }
+        ]
+    entries = []
+    for entry in history if isinstance(history, list) else []:
+        rates = entry.get("tests") if isinstance(entry, Mapping) else None
+        if not isinstance(rates, Mapping):
+            continue
+        good = {
+            str(k): float(v)
+            for k, v in rates.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1
+        }
+        at = entry.get("at")
+        entries.append({"at": at if isinstance(at, str) else None, "tests": good})
+    return entries[-HISTORY_MAX:]
+
+
+def load_history(path: Path) -> list[tuple[str | None, dict[str, float]]]:
+    """The recorded sessions of a baseline file, oldest first: (when, test id -> success
+    rate). Empty for a missing or unreadable file."""
+    return [(entry["at"], entry["tests"]) for entry in _raw_history(path)]
 
 
 def baseline_failing_warning(nodeids: Sequence[str]) -> str:

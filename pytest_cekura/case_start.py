@@ -187,6 +187,8 @@ class Earlier:
     cache: ResultCache
     max_age: float
     rerun_failed: bool
+    #: Either option was given: look for an earlier result (else only remember this one).
+    wanted: bool = True
 
 
 def cache_key(group: CaseGroup, api_url: str) -> str:
@@ -207,7 +209,7 @@ def start_group(
 ) -> CaseAssignments:
     """Start one validated group's cases (or build on its last result); each test's
     assignment."""
-    if earlier is not None:
+    if earlier is not None and earlier.wanted:
         built = _from_earlier(client, group, earlier, ledger, deadline, sleep)
         if built is not None:
             return built
@@ -350,9 +352,10 @@ def start_priced(
     """``start_cases`` with the session's settings: reuse and rerun-failed as for marked
     tests; a rejected key is the session's ``ConfigError``."""
     earlier = None
-    if cache is not None and (settings.reuse_seconds is not None or settings.rerun_failed):
+    if cache is not None:  # every new result is remembered, for a later session to reuse
+        wanted = settings.reuse_seconds is not None or settings.rerun_failed
         max_age = settings.reuse_seconds if settings.reuse_seconds is not None else math.inf
-        earlier = Earlier(cache, max_age, settings.rerun_failed)
+        earlier = Earlier(cache, max_age, settings.rerun_failed, wanted)
     try:
         return start_cases(
             client, priced, ledger=ledger, deadline=deadline, sleep=sleep, earlier=earlier

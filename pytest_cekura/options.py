@@ -161,6 +161,13 @@ class Settings:
         v.output,
         metavar="PATH",
     )
+    html_path = Option[Path | None](
+        "--cekura-html",
+        "Write one self-contained HTML report (charts, a card per test with its transcript, "
+        "recording player, metrics and links; no network needed to view it) to PATH.",
+        v.output,
+        metavar="PATH",
+    )
     step_summary = Option[bool](
         "--cekura-no-step-summary",
         "Under GitHub Actions, do not append the Markdown summary to $GITHUB_STEP_SUMMARY (the "

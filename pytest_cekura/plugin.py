@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
+from .html_hooks import register as register_html
 from .local_worker import own_worker_name, start_worker, worker_log
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
@@ -111,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.role.reports:  # only this process writes them, at the very end
         _check_outputs(settings)
     state.worker_log = worker_log(config, settings, state.role)
+    register_html(config)  # --cekura-html and pytest-html's extras, only when asked for
     if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)

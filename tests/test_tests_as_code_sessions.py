@@ -112,3 +112,91 @@ def test_max_cost_under_xdist_stops_every_worker_before_any_start(project: Suite
     assert "more than --cekura-max-cost 40; nothing was started" in result.stderr.str()
     # Not the dashboard scenario's POST either: the price is checked before any start.
     assert project.emulator.count("POST", "run_scenarios") == 0
+
+
+# -- reuse, rerun-failed, baselines ----------------------------------------------------------
+
+#: Reuse keeps results in pytest's cache: these runs keep the cache provider on.
+POLL = "--cekura-poll-interval=0.02"
+PASSING = document(case("Refund ok", key="refund-ok"), case("Angry caller", frequency=2))
+
+
+def started_bodies(project: Suite) -> list[dict[str, Any]]:
+    return [r.body for r in project.emulator.requests if r.path.endswith("run_scenarios_json/")]
+
+
+def test_reuse_takes_the_last_all_passing_result_and_posts_nothing(project: Suite) -> None:
+    write(project, PASSING)
+    pytester = project.pytester
+    pytester.runpytest(POLL).assert_outcomes(passed=2)
+    assert json_posts(project) == 1
+    again = pytester.runpytest(POLL, "--cekura-reuse=1h", "-rA")
+    again.assert_outcomes(passed=2)
+    # Validated (free) again, but nothing started: every case passed last time.
+    assert json_posts(project) == 1
+    again.stdout.fnmatch_lines(["PASSED  cekura.tests.json::Angry caller *reused result *"])
+    # A changed case is another request: it is paid for.
+    write(project, document(case("Refund ok", key="refund-ok"), case("Angry caller")))
+    pytester.runpytest(POLL, "--cekura-reuse=1h").assert_outcomes(passed=2)
+    assert json_posts(project) == 2
+
+
+def test_reuse_never_takes_a_failed_result(project: Suite) -> None:
+    write(
+        project, document(case("Refund ok", key="refund-ok"), case("Denied", key="refund-denied"))
+    )
+    pytester = project.pytester
+    pytester.runpytest(POLL).assert_outcomes(passed=1, failed=1)
+    pytester.runpytest(POLL, "--cekura-reuse=1h").assert_outcomes(passed=1, failed=1)
+    assert json_posts(project) == 2
+
+
+def test_rerun_failed_posts_only_the_failed_cases_in_the_groups_shape(project: Suite) -> None:
+    write(
+        project,
+        document(
+            case("Refund ok", key="refund-ok"),
+            case("Refund denied", key="refund-denied", frequency=2),
+            case("Angry caller"),
+        ),
+    )
+    pytester = project.pytester
+    pytester.runpytest(POLL).assert_outcomes(passed=2, failed=1)
+    first = started_bodies(project)[0]
+    result = pytester.runpytest(POLL, "--cekura-rerun-failed", "-rA")
+    result.assert_outcomes(passed=2, failed=1)
+    # The suite document with only the failed case, run as many times as it failed; same
+    # agent and channel, a name of its own (so an ambiguous failure is looked up by it).
+    rerun = started_bodies(project)[1]
+    assert [(c["key"], c["frequency"]) for c in rerun["spec"]["scenarios"]] == [
+        ("refund-denied", 2)
+    ]
+    assert (rerun["agent_id"], rerun["channel"]) == (first["agent_id"], first["channel"])
+    assert rerun["name"].endswith(" rerun")
+    # The passing cases keep their earlier runs.
+    result.stdout.fnmatch_lines(["PASSED  cekura.tests.json::refund-ok *"])
+    assert len(project.emulator.runs) == 4 + 2
+
+
+def test_baseline_and_compare_cover_cases(project: Suite, tmp_path: Any) -> None:
+    write(
+        project, document(case("Refund ok", key="refund-ok"), case("Denied", key="refund-denied"))
+    )
+    path = tmp_path / "baseline.json"
+    recorded = project.run(f"--cekura-baseline={path}")
+    recorded.assert_outcomes(passed=1, failed=1)
+    tests = json.loads(path.read_text())["tests"]
+    assert tests == {
+        "cekura.tests.json::refund-denied": {"success_rate": 0.0, "runs": 1},
+        "cekura.tests.json::refund-ok": {"success_rate": 1.0, "runs": 1},
+    }
+    # No worse than the baseline: the failing case passes under the baseline rule.
+    compared = project.run(f"--cekura-compare={path}")
+    compared.assert_outcomes(passed=2)
+    compared.stdout.fnmatch_lines(
+        [
+            "*= cekura baseline comparison =*",
+            "ok        cekura.tests.json::refund-ok: 100% -> 100% (+0 points)",
+            "ok        cekura.tests.json::refund-denied: 0% -> 0% (+0 points; baseline below*",
+        ]
+    )

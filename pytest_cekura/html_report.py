@@ -1,0 +1,388 @@
+"""``--cekura-html``: the session as one self-contained HTML page.
+
+Built from the JSON report (``report_data.json_report``, the very data ``--cekura-report``
+writes, so the two agree) plus what the JSON report leaves out for size: each run's transcript,
+recording URL and metrics (``run_detail``), and the success-rate history of the baseline file.
+
+Self-contained: the styles are inline, the charts are inline SVG, there is no script at all and
+a Content-Security-Policy forbids any (so a transcript that smuggled markup past the escaping
+still could not run code), no font or image is fetched. Recordings play from their own URL
+only when the reader presses play (``preload="none"``). Every text from Cekura or the user
+(transcripts, names, reasons, URLs) is escaped; a link or recording whose URL is not http(s)
+is shown as text, never as a link.
+
+At 500 tests the page stays usable: passed tests are collapsed cards, a checkbox (CSS only)
+hides them, and transcripts are capped (``MAX_TRANSCRIPT_LINES``, ``MAX_TEXT``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from .html_charts import Bar, distribution_chart, success_chart, trend_line
+from .html_style import CSP, CSS
+from .models import Run
+
+#: Transcript lines kept per run, and characters per line (a whole call fits in both).
+MAX_TRANSCRIPT_LINES = 400
+MAX_TEXT = 4000
+_LATENCY = re.compile("latency", re.IGNORECASE)
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_detail(run: Run) -> dict[str, Any]:
+    """What the HTML reports show of a run beyond its JSON report record: the transcript (with
+    timestamps), the recording URL and every metric. Plain JSON, so it travels from an xdist
+    worker on the test's report."""
+    lines = run.transcript_object
+    metrics = run.evaluation.metrics if run.evaluation is not None else []
+    detail: dict[str, Any] = {
+        "transcript": [
+            [line.timestamp, line.role, _cut(line.content)] for line in lines[:MAX_TRANSCRIPT_LINES]
+        ],
+        "transcript_lines": len(lines),
+        "recording": run.voice_recording_url or None,
+        "metrics": [],
+    }
+    if not lines and run.transcript:
+        detail["transcript_text"] = _cut(run.transcript, MAX_TEXT * 4)
+    for metric in metrics:
+        extra = metric.model_extra or {}
+        inner = extra.get("extra")
+        percentiles = inner.get("percentiles") if isinstance(inner, Mapping) else None
+        detail["metrics"].append(
+            {
+                "name": metric.name,
+                "type": metric.type,
+                "score": metric.score,
+                "value": _scalar(extra.get("enum")) or _scalar(extra.get("value")),
+                "explanation": [_cut(line) for line in metric.explanation],
+                "percentiles": {
+                    str(k): v
+                    for k, v in (percentiles or {}).items()
+                    if isinstance(v, int | float) and not isinstance(v, bool)
+                },
+            }
+        )
+    return detail
+
+
+def _scalar(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int | float) and str(value) else None
+
+
+def safe_url(url: Any) -> str | None:
+    """The URL if it is http(s), else None: a ``javascript:`` link must never be clickable."""
+    if not isinstance(url, str):
+        return None
+    url = url.strip()
+    return url if re.match(r"https?://", url, re.IGNORECASE) else None
+
+
+def _clock(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return ""
+    minutes, rest = divmod(float(seconds), 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _rate(test: Mapping[str, Any]) -> float | None:
+    succeeded, total = test.get("succeeded"), test.get("total")
+    return succeeded / total if isinstance(succeeded, int) and total else None
+
+
+def _anchor(index: int) -> str:
+    return f"test-{index}"
+
+
+def render(
+    report: Mapping[str, Any],
+    details: Mapping[int, Mapping[str, Any]],
+    history: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+    *,
+    title: str = "pytest-cekura",
+) -> str:
+    """The whole page. ``report``: the JSON report; ``details``: ``run_detail`` by run id;
+    ``history``: test id -> (when, success rate) per recorded session, oldest first."""
+    tests: list[Mapping[str, Any]] = list(report.get("tests", []))
+    history = history or {}
+    counts = Counter(str(test.get("outcome")) for test in tests)
+    order = ("failed", "error", "passed", "skipped")
+    totals = ", ".join(f"{counts[o]} {o}" for o in order if counts[o]) or "no Cekura test"
+    # A run shared by two tests (one request's runs, split by scenario) is counted once.
+    runs = list({run["id"]: run for test in tests for run in test.get("runs", [])}.values())
+    not_passed = sum(n for outcome, n in counts.items() if outcome != "passed")
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}: {escape(totals)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        _header(report, title, counts, order, len(runs)),
+        _charts(tests, runs, details),
+        # The filter: a checkbox before <main>, so CSS alone can hide the passed cards.
+        '<input type="checkbox" id="only-failures" class="filter">',
+        f'<label for="only-failures" class="filter">Show only the {not_passed} test(s) that '
+        "did not pass</label>",
+        '<main id="tests">',
+        # Tests that did not pass first (open), then the passed ones (collapsed); the chart
+        # keeps pytest's order and links each bar to its card.
+        *(
+            _card(index, test, details, history.get(str(test.get("nodeid")), ()))
+            for index, test in sorted(
+                enumerate(tests), key=lambda item: item[1].get("outcome") in ("passed", "skipped")
+            )
+        ),
+        "</main>",
+        "<footer>Written by pytest-cekura. Recordings play from Cekura's storage when you press "
+        "play; nothing else on this page uses the network.</footer>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _header(
+    report: Mapping[str, Any],
+    title: str,
+    counts: Counter[str],
+    order: Sequence[str],
+    runs: int,
+) -> str:
+    badges = (
+        "".join(f'<li class="{o}">{counts[o]} {o}</li>' for o in order if counts[o])
+        or "<li>no Cekura test</li>"
+    )
+    facts = [
+        ("session", report.get("session_id")),
+        ("API", report.get("api")),
+        ("started", report.get("started_at")),
+        ("duration", f"{report['duration_s']:g} s" if report.get("duration_s") else None),
+        ("runs", runs),
+    ]
+    shown = " · ".join(f"{name} {escape(str(value))}" for name, value in facts if value)
+    return (
+        f'<header><h1>{escape(title)}</h1><ul class="totals">{badges}</ul>'
+        f'<p class="meta">{shown}</p></header>'
+    )
+
+
+def latency_values(
+    runs: Sequence[Mapping[str, Any]], details: Mapping[int, Mapping[str, Any]]
+) -> tuple[list[float], str, str]:
+    """(values, unit, what) for the distribution chart: the runs' latency metric if they have
+    one (Cekura scores it in ms), else their call durations."""
+    by_name: dict[str, list[float]] = {}
+    for run in runs:
+        for metric in details.get(run["id"], {}).get("metrics", []):
+            score = metric.get("score")
+            if _LATENCY.search(str(metric.get("name"))) and isinstance(score, int | float):
+                by_name.setdefault(str(metric["name"]), []).append(float(score))
+    if by_name:
+        name, values = max(by_name.items(), key=lambda item: len(item[1]))
+        return values, "ms", f'metric "{name}"'
+    durations = [float(r["duration_s"]) for r in runs if r.get("duration_s") is not None]
+    return durations, "s", "call duration"
+
+
+def _charts(
+    tests: Sequence[Mapping[str, Any]],
+    runs: Sequence[Mapping[str, Any]],
+    details: Mapping[int, Mapping[str, Any]],
+) -> str:
+    bars = [
+        Bar(
+            label=str(test.get("nodeid")),
+            outcome=str(test.get("outcome")),
+            rate=_rate(test),
+            needed=float(test.get("min_success_rate") or 0.0),
+            anchor=_anchor(index),
+        )
+        for index, test in enumerate(tests)
+    ]
+    values, unit, what = latency_values(runs, details)
+    return (
+        '<section class="charts">'
+        "<figure><figcaption>Success rate per test (tick: the rate it needs; "
+        f"click a bar for its card)</figcaption>{success_chart(bars)}</figure>"
+        f"<figure><figcaption>Distribution of {escape(what)} over {len(values)} run(s)"
+        f"</figcaption>{distribution_chart(values, unit, what)}</figure></section>"
+    )
+
+
+def _card(
+    index: int,
+    test: Mapping[str, Any],
+    details: Mapping[int, Mapping[str, Any]],
+    trend: Sequence[tuple[str, float]],
+) -> str:
+    outcome = str(test.get("outcome"))
+    nodeid = str(test.get("nodeid"))
+    total = test.get("total")
+    runs_text = f"{test.get('succeeded')}/{total} runs" if total else "no runs"
+    opened = "" if outcome in ("passed", "skipped") else " open"
+    spark = ""
+    if trend:
+        spark = f'<span class="history">{trend_line(trend)}</span>'
+    body = [
+        f'<details class="card {escape(outcome)}" id="{_anchor(index)}"{opened}>',
+        f'<summary><span class="badge {escape(outcome)}">{escape(outcome)}</span> '
+        f'<code>{escape(nodeid)}</code> <span class="runs">{runs_text} '
+        f"({_percent(_rate(test))}, needs {_percent(test.get('min_success_rate'))})</span>"
+        f"{spark}</summary>",
+    ]
+    reason = test.get("reason") or {}
+    if reason.get("text"):
+        body.append(f'<p class="reason">decided by: {escape(str(reason["text"]))}</p>')
+    body += [f'<p class="problem">{escape(str(p))}</p>' for p in test.get("problems", [])]
+    body.append(_facts(test))
+    body += _gates(test)
+    for run in test.get("runs", []):
+        body.append(run_section(run, details.get(run["id"], {})))
+    body.append("</details>")
+    return "".join(body)
+
+
+def _facts(test: Mapping[str, Any]) -> str:
+    ids = ", ".join(str(i) for i in test.get("scenario_ids", []))
+    facts = [f"scenarios {escape(ids)}"]
+    if test.get("result_id") is not None:
+        facts.append(f"result {escape(str(test['result_id']))}")
+    if test.get("group"):
+        facts.append(f"request {escape(str(test['group']))}")
+    if test.get("reused_age") is not None:
+        facts.append(f"reused ({float(test['reused_age']):.0f} s old)")
+    if test.get("ended_early"):
+        facts.append(f"early verdict ended {escape(str(test['ended_early']))} call(s)")
+    return f'<p class="facts">{" · ".join(facts)}</p>'
+
+
+def _gates(test: Mapping[str, Any]) -> list[str]:
+    """Gated metric aggregates, when the JSON report carries them (metric gates)."""
+    gates = test.get("metric_gates") or test.get("gates") or []
+    if not isinstance(gates, list) or not gates:
+        return []
+    rows = []
+    for gate in gates:
+        if not isinstance(gate, Mapping):
+            continue
+        cells = "".join(
+            f"<td>{escape(str(gate.get(key, '')))}</td>"
+            for key in ("metric", "aggregate", "value", "threshold", "passed")
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("metric", "aggregate", "value", "gate", "passed"))
+    caption = "<caption>metric gates</caption>"
+    return [f'<table class="gates">{caption}<tr>{head}</tr>{"".join(rows)}</table>']
+
+
+def _link(url: Any, label: str) -> str:
+    safe = safe_url(url)
+    if safe is None:
+        return f"{escape(label)}: {escape(str(url))}" if url else ""
+    return f'<a href="{escape(safe)}" rel="noopener noreferrer">{escape(label)}</a>'
+
+
+def run_section(run: Mapping[str, Any], detail: Mapping[str, Any]) -> str:
+    success = {True: "success", False: "not successful", None: "not scored"}.get(
+        run.get("success"), "not scored"
+    )
+    name = f' "{run["scenario_name"]}"' if run.get("scenario_name") else ""
+    duration = f" · {run['duration_s']:g} s" if run.get("duration_s") is not None else ""
+    good = run.get("success") is True and run.get("status") == "completed"
+    head = (
+        f"run {run.get('id')} · scenario {run.get('scenario')}{name} · "
+        f"{run.get('status') or '?'}, {success}{duration}"
+    )
+    parts = [f'<section class="run {"ok" if good else "bad"}"><h3>{escape(head)}</h3>']
+    if run.get("why"):
+        parts.append(f'<p class="why">why: {escape(str(run["why"]))}</p>')
+    if run.get("error_message"):
+        parts.append(f'<p class="why">error: {escape(str(run["error_message"]))}</p>')
+    parts += _expected(run.get("expected_outcome"))
+    links = [_link(run.get("url"), "open in Cekura")]
+    if run.get("livekit_agent_name"):
+        links.append(f"dispatched to LiveKit agent {escape(str(run['livekit_agent_name']))}")
+    parts.append(f'<p class="links">{" · ".join(x for x in links if x)}</p>')
+    parts.append(recording(detail.get("recording")))
+    parts.append(metrics_table(detail.get("metrics", [])))
+    parts.append(transcript(detail, opened=not good))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _expected(outcome: Any) -> list[str]:
+    if not isinstance(outcome, Mapping):
+        return []
+    score = outcome.get("score")
+    lines = "".join(f"<li>{escape(str(line))}</li>" for line in outcome.get("explanation", []))
+    shown = "?" if score is None else f"{score:g}"
+    return [f'<div class="expected">expected outcome: {escape(shown)}/100<ul>{lines}</ul></div>']
+
+
+def recording(url: Any) -> str:
+    """An audio player for the run's recording (fetched only when played), or why not."""
+    safe = safe_url(url)
+    if safe is None:
+        return '<p class="norec">no recording</p>' if not url else _link(url, "recording")
+    src = escape(safe)
+    return (
+        f'<div class="recording"><audio controls preload="none" src="{src}"></audio> '
+        f'<a href="{src}" rel="noopener noreferrer">download</a></div>'
+    )
+
+
+def metrics_table(metrics: Sequence[Mapping[str, Any]]) -> str:
+    if not metrics:
+        return ""
+    rows = []
+    for metric in metrics:
+        score = metric.get("score")
+        value = metric.get("value")
+        shown = "?" if score is None else f"{score:g}"
+        if value and value != shown:
+            shown += f" ({value})"
+        pct = " · ".join(f"{k} {v:g}" for k, v in (metric.get("percentiles") or {}).items())
+        explanation = " ".join(str(line) for line in metric.get("explanation", []))
+        rows.append(
+            f"<tr><td>{escape(str(metric.get('name')))}</td>"
+            f"<td>{escape(str(metric.get('type')))}</td><td>{escape(shown)}</td>"
+            f"<td>{escape(pct)}</td><td>{escape(explanation)}</td></tr>"
+        )
+    head = "<tr><th>metric</th><th>type</th><th>score</th><th>percentiles</th><th>why</th></tr>"
+    return f'<table class="metrics">{head}{"".join(rows)}</table>'
+
+
+def transcript(detail: Mapping[str, Any], *, opened: bool) -> str:
+    lines = detail.get("transcript") or []
+    text = detail.get("transcript_text")
+    if not lines and not text:
+        return '<p class="notranscript">no transcript</p>'
+    attr = " open" if opened else ""
+    if not lines:
+        return (
+            f'<details class="transcript"{attr}><summary>transcript</summary>'
+            f"<pre>{escape(str(text))}</pre></details>"
+        )
+    total = detail.get("transcript_lines") or len(lines)
+    more = f" (first {len(lines)} of {total})" if total > len(lines) else ""
+    items = "".join(
+        f"<li><time>{_clock(when)}</time> <b>{escape(str(role))}</b> "
+        f"<span>{escape(str(content))}</span></li>"
+        for when, role, content in lines
+    )
+    return (
+        f'<details class="transcript"{attr}><summary>transcript, {total} line(s){more}'
+        f"</summary><ol>{items}</ol></details>"
+    )
