@@ -125,7 +125,7 @@ def _look_up(
     # Left unresolved in the ledger: the session looks the name up again when it ends, and
     # ends the calls of whatever Cekura has under it.
     if len(matches) > 1:
-        ids = ", ".join(str(r.id) for r in matches)
+        ids = ", ".join(str(rid) for rid in sorted(r.id for r in matches))
         what = f"{len(matches)} results are named {name!r} (ids {ids}), so which one is this "
         what += "request's cannot be told"
     elif answered:

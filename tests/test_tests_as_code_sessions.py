@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from conftest import Suite
+from conftest import SENTINEL_KEY, Suite
+from pytest_cekura.case_start import post_group
+from pytest_cekura.cleanup import Ledger
+from pytest_cekura.client import CekuraClient
+from pytest_cekura.emulator import Emulator
+from pytest_cekura.tests_as_code import CaseGroup, Shape
 
 CATALOGUE = """
 [[case]]
@@ -200,3 +205,77 @@ def test_baseline_and_compare_cover_cases(project: Suite, tmp_path: Any) -> None
             "ok        cekura.tests.json::refund-denied: 0% -> 0% (+0 points; baseline below*",
         ]
     )
+
+
+# -- a run_scenarios_json POST that may have reached Cekura -----------------------------------
+
+TWO = document(case("Refund ok", key="refund-ok"), case("Angry caller"))
+
+
+@pytest.mark.parametrize(
+    ("action", "extra"),
+    [("error_after", {"status": 502}), ("drop_after", {}), ("drop_after", {"drop_mode": "reset"})],
+    ids=["502-after", "dropped", "reset"],
+)
+def test_ambiguous_post_is_looked_up_by_name_and_adopted(
+    project: Suite, action: str, extra: dict[str, Any]
+) -> None:
+    project.emulator.inject("start", action, **extra)  # type: ignore[arg-type]
+    write(project, TWO)
+    project.run().assert_outcomes(passed=2)
+    assert json_posts(project) == 1  # never re-sent
+    (body,) = started_bodies(project)
+    lookups = [r for r in project.emulator.requests if r.path.endswith("/results/")]
+    assert lookups
+    assert lookups[0].query["search"] == body["name"]
+    assert len(project.emulator.runs) == 2
+
+
+def test_ambiguous_post_with_no_result_errors_naming_what_to_check(project: Suite) -> None:
+    # The connection drops before Cekura did anything: the look-up finds no such result.
+    project.emulator.inject("start", "drop_before")
+    write(project, TWO)
+    result = project.run()
+    result.assert_outcomes(errors=2)
+    assert json_posts(project) == 1
+    (body,) = started_bodies(project)
+    name = body["name"]
+    result.stdout.fnmatch_lines(
+        [
+            "*the request to start these Tests-as-Code cases (run_scenarios_json) failed after it "
+            "may have reached Cekura (*). It was not re-sent, so you are not charged twice, and "
+            f"no result named '{name}' could be found: check the results of agent 42 named "
+            f"'{name}' in Cekura's dashboard*"
+        ]
+    )
+    assert project.emulator.runs == []
+
+
+def test_ambiguous_post_with_two_results_of_its_name_adopts_neither(
+    make_emulator: Callable[[str], Emulator],
+) -> None:
+    """Two results already carry the request's name (nothing in a session makes that happen,
+    so they are made here): which one is this request's cannot be told, so neither is adopted
+    and nothing is sent again."""
+    emulator = make_emulator(CATALOGUE)
+    group = CaseGroup(
+        Shape(agent=42, channel="livekit_v2"),
+        "pytest-cekura duplicate suite 1",
+        ["cekura.tests.json::refund-ok"],
+        [{**case("Refund ok"), "key": "refund-ok"}],
+    )
+    ledger = Ledger()
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        first = client.start_suite_json(group.body())
+        second = client.start_suite_json(group.body())
+        emulator.inject("start", "drop_before")
+        posted = post_group(client, group, ledger=ledger, deadline=None, sleep=lambda _: None)
+    assert posted.result is None
+    assert posted.error is not None
+    assert (
+        f"2 results are named '{group.name}' (ids {first.id}, {second.id}), so which one is "
+        "this request's cannot be told: check the results of agent 42 named" in posted.error
+    )
+    assert emulator.count("POST", "run_scenarios_json") == 3  # the two above, then one
+    # Left for the session's clean-up to look up again and end.
+    assert ledger.in_flight(group.name)
