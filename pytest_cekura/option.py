@@ -34,7 +34,9 @@ class Option(Generic[T]):
     ``parse(value, source, context)`` gets None when no source gives a value and returns the
     default then. ``switch`` makes a flag that takes no value: ``True`` turns the setting on,
     ``False`` (e.g. ``--cekura-no-preflight``) turns a default-on setting off; its ini key is
-    a bool. On a ``Settings`` instance the attribute is the resolved ``T``.
+    a bool. ``optional_value`` lets the flag be given without a value, which then stands
+    for it (``--cekura-share-links`` is ``--cekura-share-links=7``). On a ``Settings``
+    instance the attribute is the resolved ``T``.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Option(Generic[T]):
         ini: str | None = None,
         switch: bool | None = None,
         choices: Sequence[str] | None = None,
+        optional_value: str | None = None,
     ) -> None:
         self.flag = flag
         self.help = help
@@ -57,6 +60,7 @@ class Option(Generic[T]):
         self.ini = ini or self.dest
         self.switch = switch
         self.choices = _Choices(choices) if choices is not None else None
+        self.optional_value = optional_value
         self.name = ""  # the Settings attribute, set by __set_name__
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -84,8 +88,12 @@ class Option(Generic[T]):
             group.addoption(self.flag, action=action, default=None, dest=self.dest, help=self.help)
             parser.addini(self.ini, self.help, type="bool", default=not self.switch)
         else:
+            optional = (
+                {} if self.optional_value is None else {"nargs": "?", "const": self.optional_value}
+            )
             group.addoption(
                 self.flag,
+                **optional,
                 default=None,
                 dest=self.dest,
                 metavar=self.metavar,

@@ -176,6 +176,16 @@ class Settings:
         ini="cekura_step_summary",
         switch=False,
     )
+    share_links_days = Option[int | None](
+        "--cekura-share-links",
+        "Create a shareable link to each result once its runs are done (valid DAYS days, "
+        f"default {v.DEFAULT_SHARE_DAYS}) and use it in the Markdown summary and JSON report. "
+        "Anyone with a link can read the transcripts and hear the recordings: never on a "
+        "public repository.",
+        lambda value, source, _: v.share_days(value, source),
+        metavar="DAYS",
+        optional_value=str(v.DEFAULT_SHARE_DAYS),
+    )
     early_verdict = Option[bool](
         "--cekura-early-verdict",
         "Decide a test as soon as its remaining runs cannot change the outcome, and end those "

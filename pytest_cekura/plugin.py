@@ -32,6 +32,7 @@ from .pluginstate import (
 from .pluginstate import _started as _started  # for testsuite_json.py
 from .progress import Progress
 from .providers import DEFAULT_BASE_URL
+from .share_links import register as register_share_links
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .testhooks import TIMEOUT_KEY, TIMEOUT_MARGIN, _activate, _late_error, _progress
 from .xdist import Serial, WorkerOutput
@@ -113,6 +114,7 @@ def pytest_configure(config: pytest.Config) -> None:
         _check_outputs(settings)
     state.worker_log = worker_log(config, settings, state.role)
     register_html(config)  # --cekura-html and pytest-html's extras, only when asked for
+    register_share_links(config)  # --cekura-share-links, only when asked for
     if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)

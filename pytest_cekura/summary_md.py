@@ -63,7 +63,14 @@ def reason_of(row: SummaryRow) -> str:
 def _runs(row: SummaryRow) -> str:
     if row.succeeded is None or not row.total:
         return "-"
-    return f"{row.succeeded}/{row.total}"
+    counts = f"{row.succeeded}/{row.total}"
+    # With --cekura-share-links, the counts open the result for readers without an account.
+    return f"[{counts}]({link_target(row.share_link)})" if row.share_link else counts
+
+
+def link_target(url: str) -> str:
+    """A URL safe inside ``[text](url)`` in a table cell."""
+    return url.replace(" ", "%20").replace(")", "%29").replace("|", "%7C").replace("<", "%3C")
 
 
 def _line(row: SummaryRow) -> str:
@@ -117,9 +124,18 @@ def markdown_summary(
         lines.append("")
     results = sorted({row.result_id for row in rows if row.result_id is not None})
     if results:
-        shown = ", ".join(str(r) for r in results[:MAX_RESULTS])
+        shared = {row.result_id: row.share_link for row in rows if row.share_link}
+        shown = ", ".join(
+            f"[{r}]({link_target(shared[r])})" if r in shared else str(r)
+            for r in results[:MAX_RESULTS]
+        )
         more = f" and {len(results) - MAX_RESULTS} more" if len(results) > MAX_RESULTS else ""
         lines.append(f"Cekura result(s): {shown}{more}.")
+        if shared:
+            lines.append(
+                "The result links and run counts are shareable links: anyone with one can "
+                "read the transcripts and hear the recordings until it expires."
+            )
         lines.append("")
     return "\n".join(lines)
 

@@ -147,6 +147,32 @@ def agent_name_base(value: Any, source: str) -> str | None:
     return base
 
 
+#: Days a shareable result link stays valid when ``--cekura-share-links`` gives no number
+#: (Cekura's own CI action makes 7-day links).
+DEFAULT_SHARE_DAYS = 7
+MAX_SHARE_DAYS = 365
+
+
+def share_days(value: Any, source: str) -> int | None:
+    """``--cekura-share-links[=DAYS]``: None (no links), or the days a link stays valid. The
+    ini key also takes true/false. A value that is no number is most likely a test path
+    the flag swallowed (``--cekura-share-links tests/``): the message says how to avoid that."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on"):
+        return DEFAULT_SHARE_DAYS
+    if text in ("", "false", "no", "off"):
+        return None
+    if not _WHOLE_NUMBER.fullmatch(text) or not 0 < int(text) <= MAX_SHARE_DAYS:
+        raise ConfigError(
+            f"{source}={value!r} is invalid: give the days a shareable link stays valid, 1 to "
+            f"{MAX_SHARE_DAYS} (e.g. {source}={DEFAULT_SHARE_DAYS}); written without '=' the "
+            "flag takes the next word as its value, so put test paths before it"
+        )
+    return int(text)
+
+
 def env_name(value: Any, source: str, *, default: str) -> str:
     if value is None:
         return default

@@ -34,7 +34,7 @@ def settings(
 
 
 def test_every_option_has_its_own_flag_ini_key_and_attribute() -> None:
-    assert len(OPTIONS) == 35
+    assert len(OPTIONS) == 38
     for attribute in ("flag", "ini", "dest", "name"):
         values = [getattr(opt, attribute) for opt in OPTIONS]
         assert len(set(values)) == len(values), attribute

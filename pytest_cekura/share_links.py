@@ -1,0 +1,140 @@
+"""``--cekura-share-links[=DAYS]``: a link to each of the session's results that anyone can open.
+
+Opt-in only: anyone holding such a link reads the calls' transcripts and hears their
+recordings without a Cekura account, for as long as the link is valid, so it must never be
+posted where the public can see it (a public repository's pull requests or job pages). The
+header says so whenever the option is on.
+
+After the runs are done, the reporting process (the xdist controller, or the only process)
+asks Cekura once per result for a token (``POST results/{id}/create_shareable_link_token/``
+with ``{"expire_at": now + DAYS}``, cekura-api.md 10.1) and puts the link on every summary row
+of that result, before the Markdown summary, JSON report and HTML report are written. A link
+that cannot be made is a warning line, never a failed test: the summary then links to Cekura's
+dashboard as it does without the option.
+
+Registered by ``plugin.py``'s ``pytest_configure`` only when the option is on; imported at
+start-up, so it stays light (the HTTP stack is imported only when links are made).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .pluginstate import _State, _state
+
+if TYPE_CHECKING:
+    from .report_data import SummaryRow
+    from .transport import Transport
+
+PLUGIN_NAME = "cekura-share-links"
+#: Key of ``CekuraClient.request_counts`` for these POSTs.
+SHARE_LABEL = "POST share link"
+#: What the header and the docs say about every shareable link.
+EXPOSURE = (
+    "anyone with a link can read the transcripts and hear the recordings of these calls "
+    "without a Cekura account; never use it on a public repository"
+)
+
+
+def register(config: pytest.Config) -> None:
+    """Register the hooks when ``--cekura-share-links`` is on (in every process: the header
+    and the links are the reporting process's alone)."""
+    state = _state(config)
+    if state.settings.share_links_days is None:
+        return
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(ShareLinkHooks(state), PLUGIN_NAME)
+
+
+class ShareLinkHooks:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        days = self._state.settings.share_links_days
+        return [
+            f"cekura: shareable result links, valid {days} day(s) (--cekura-share-links): "
+            + EXPOSURE
+        ]
+
+    # First, so the reports the plugin writes at session finish carry the links.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        state = self._state
+        days = state.settings.share_links_days
+        if days is None or not state.role.reports or not state.rows:
+            return
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            return  # ending the paid calls comes first, within CI's few seconds
+        expire_at = datetime.now(UTC) + timedelta(days=days)
+        links, problems = create_links(
+            lambda: state.cekura().client(), _result_ids(state.rows), expire_at
+        )
+        for problem in problems:
+            _warn(session.config, problem)
+        for nodeid, row in list(state.rows_by_test.items()):
+            link = links.get(row.result_id) if row.result_id is not None else None
+            if link is not None:
+                state.rows_by_test[nodeid] = dataclasses.replace(row, share_link=link)
+
+
+def _result_ids(rows: Iterable[SummaryRow]) -> list[int]:
+    """Each result a row names, once, in order of first appearance."""
+    return list(dict.fromkeys(row.result_id for row in rows if row.result_id is not None))
+
+
+def create_links(
+    make_client: Callable[[], Transport], result_ids: Iterable[int], expire_at: datetime
+) -> tuple[dict[int, str], list[str]]:
+    """A shareable link per result, and a warning for each one that could not be made.
+    ``make_client`` is called only when there is a result to share."""
+    from .errors import CekuraError
+
+    links: dict[int, str] = {}
+    problems: list[str] = []
+    for result_id in result_ids:
+        try:
+            links[result_id] = create_share_link(make_client(), result_id, expire_at)
+        except CekuraError as exc:
+            problems.append(
+                f"pytest-cekura warning: no shareable link for result {result_id} ({exc}); the "
+                "summary links to Cekura's dashboard instead"
+            )
+    return links, problems
+
+
+def create_share_link(client: Transport, result_id: int, expire_at: datetime | None) -> str:
+    """``create_shareable_link_token`` for one result (the v2 path, then v1); the link.
+
+    ``expire_at`` None asks for a link that never expires. Sent again on a retriable failure:
+    a second token for the same result is harmless (no calls are started)."""
+    from .errors import NotFoundError, ProtocolError
+
+    when = None if expire_at is None else expire_at.astimezone(UTC).isoformat(timespec="seconds")
+    body = {"expire_at": None if when is None else when.replace("+00:00", "Z")}
+    answer: Any = None
+    for api_version in ("v2", "v1"):
+        path = f"/test_framework/{api_version}/results/{result_id}/create_shareable_link_token/"
+        try:
+            # Transport's request method: the endpoints of client.py would go over its size.
+            answer = client._request("POST", path, json=body, idempotent=True, label=SHARE_LABEL)
+        except NotFoundError:
+            if api_version == "v1":
+                raise
+            continue
+        break
+    link = answer.get("shareable_link") if isinstance(answer, Mapping) else None
+    if not isinstance(link, str) or not link.startswith(("https://", "http://")):
+        raise ProtocolError(f"the answer holds no shareable_link: {str(answer)[:200]}")
+    return link
+
+
+def _warn(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(message, yellow=True)
