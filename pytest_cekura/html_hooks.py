@@ -91,7 +91,7 @@ class HtmlHooks:
         record = cekura.records.get(item.nodeid) if cekura is not None else None
         if not deciding or cekura is None or record is None:
             return report
-        from .html_report import run_detail
+        from .html_runs import run_detail
 
         runs = record.result.runs if record.result is not None else record.assignment.runs
         details: list[tuple[int, dict[str, Any]]] = [(run.id, run_detail(run)) for run in runs]
@@ -169,7 +169,7 @@ def _add_extras(
     """pytest-html's extras: one HTML block with each run's links, player and transcript."""
     import importlib
 
-    from .html_report import run_section
+    from .html_runs import run_section
     from .report_data import run_records
 
     runs = run_records(record, cekura.links, cekura.ended_runs)

@@ -57,6 +57,9 @@ section.run.ok h3::before { content: "✓ "; color: var(--ok); }
 section.run.bad h3::before { content: "✗ "; color: var(--bad); }
 audio { width: 100%; max-width: 480px; vertical-align: middle; }
 table { border-collapse: collapse; margin: .4rem 0; font-size: .9rem; }
+table caption { text-align: left; font-weight: 600; font-size: .9rem; }
+table.gates tr.ok td:nth-child(4) { color: var(--ok); font-weight: 600; }
+table.gates tr.bad td:nth-child(4) { color: var(--bad); font-weight: 600; }
 td, th { border: 1px solid var(--line); padding: .2rem .5rem; text-align: left;
   vertical-align: top; }
 .transcript ol { list-style: none; padding-left: 0; margin: .3rem 0; }

@@ -13,14 +13,15 @@ import pytest
 
 from conftest import PLAYBOOK, SENTINEL_KEY, Suite
 from pytest_cekura.baseline import HISTORY_MAX, load_history, write_baseline
-from pytest_cekura.html_report import render, run_detail
+from pytest_cekura.html_report import render
+from pytest_cekura.html_runs import run_detail
 from pytest_cekura.models import Run
 from pytest_cekura.report_data import SummaryRow
 
 SUITE = """
 import pytest
 
-@pytest.mark.cekura_scenario(30, frequency=2)
+@pytest.mark.cekura_scenario(30, frequency=2, gates={"Latency": "p95 <= 5000"})
 def test_refill(): pass
 
 @pytest.mark.cekura_scenario(31)
@@ -103,6 +104,12 @@ def test_html_report_shows_verdicts_cards_transcripts_players_and_charts(
     assert '<details class="card passed" id="test-0"><summary>' in passed
     assert page.index("test_agent.py::test_billing</code>") < page.index(
         "test_agent.py::test_refill</code>"
+    )
+    # Its metric gate, held, and the gated metric's aggregates over its two runs.
+    assert '<tr class="ok"><td>Latency</td><td>p95 &lt;= 5000</td><td>' in passed
+    assert "<td>held</td>" in passed
+    assert re.search(
+        r"<tr><td>Latency</td><td>2</td>(<td>\d+(\.\d)?</td>){6}<td>-</td></tr>", passed
     )
     assert '<input type="checkbox" id="only-failures" class="filter">' in page
     assert "Show only the 1 test(s) that did not pass" in page
