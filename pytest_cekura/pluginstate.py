@@ -119,6 +119,7 @@ def _new_session(
     from .connection import Connection
     from .hookspec import request_modifier
     from .outcome import Rules
+    from .poller import Poller
     from .session import CekuraSession
 
     return CekuraSession(
@@ -127,6 +128,8 @@ def _new_session(
         connection=Connection(settings, emulator=role.emulator),
         rules=Rules(settings.confidence, MappingProxyType(baseline), settings.tolerance),
         role=role,
+        # Started by the session once it has runs to follow, with the client and deadline.
+        poller=Poller(interval=settings.poll_interval),
         result_cache=_result_cache(config),
         # Built when the session is about to submit; under xdist a replacement for a worker
         # that crashed gets the deadline the first worker set, not a fresh one.

@@ -6,6 +6,7 @@ reported early, and the number of GETs depends on the number of runs, not of tes
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
@@ -69,18 +70,26 @@ class _Tracked:
 
 
 class Poller:
+    """Polls the runs it is told to ``track`` every ``interval`` seconds until ``deadline``.
+
+    The session's poller is built with the session (``pluginstate``), before the client
+    exists (making it may start the emulator) and before submission sets the deadline: both
+    are then given to ``start``.
+    """
+
     def __init__(
         self,
-        client: CekuraClient,
+        client: CekuraClient | None = None,
         *,
         interval: float,
-        deadline: float,
+        deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self._client = client
         self._interval = interval
-        self._deadline = deadline
+        self._deadline = math.inf if deadline is None else deadline
+        self._has_deadline = deadline is not None
         self._clock = clock
         self._rng = rng
         self._runs: dict[int, _Tracked] = {}
@@ -110,8 +119,20 @@ class Poller:
         if poll_now:
             self._wake.set()
 
-    def start(self) -> None:
+    def start(self, client: CekuraClient | None = None, deadline: float | None = None) -> None:
+        """Start polling (once), with the client and deadline given here or when built."""
+        if client is not None:
+            self._client = client
+        if deadline is not None:
+            self._deadline, self._has_deadline = deadline, True
+        if self._client is None or not self._has_deadline:
+            raise ValueError("Poller.start needs a client and a deadline")
         self._thread.start()
+
+    @property
+    def _api(self) -> CekuraClient:
+        assert self._client is not None, "only polled once started, which needs a client"
+        return self._client
 
     def stop(self, timeout: float = 0.5) -> None:
         """Stop polling. A bulk GET still in flight is not waited for beyond ``timeout``: its
@@ -252,7 +273,7 @@ class Poller:
                 for start in range(0, len(pending), BULK_CHUNK_SIZE)
             ]
         else:
-            chunks = self._client.bulk_chunks(pending)
+            chunks = self._api.bulk_chunks(pending)
         concurrency = 4 if _SMALL_CHUNKS else POLL_CONCURRENCY
         queue = iter(chunks)
         lock = threading.Lock()
@@ -284,7 +305,7 @@ class Poller:
             owners = {self._owners.get(run_id) for run_id in chunk}
         result_id = owners.pop() if len(owners) == 1 else None
         try:
-            batch = self._client.get_runs(chunk, result_id=result_id, deadline=self._deadline)
+            batch = self._api.get_runs(chunk, result_id=result_id, deadline=self._deadline)
         except CekuraError as exc:
             if isinstance(exc, AuthError):
                 with self._changed:

@@ -1,8 +1,8 @@
 """One pytest process's Cekura work: submission, the poller, each test's verdict, clean-up.
 
 Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSession``. The
-session is built once with its collaborators (the connection, the rules, the result cache,
-the xdist coordination) and sets up nothing else by itself; starting the runs is
+session is built once with its collaborators (the connection, the rules, the poller, the
+result cache, the xdist coordination) and sets up nothing else by itself; starting the runs is
 ``starter.py``'s, deciding a verdict ``outcome.decide``'s (pure), and this module does the
 waiting and the side effects (ending calls nobody needs).
 """
@@ -59,7 +59,8 @@ class CekuraSession:
     """Submission and verdicts for the tests of this process.
 
     ``connection`` makes the client (and starts the emulator) when a test first needs it;
-    ``rules`` judge every test (confidence, baseline, tolerance); ``result_cache`` serves
+    ``rules`` judge every test (confidence, baseline, tolerance); ``poller`` follows the
+    runs once submitted (started here, with the client and deadline); ``result_cache`` serves
     --cekura-reuse and --cekura-rerun-failed (None without pytest's cache). ``deadline``
     (``time.monotonic()``) bounds preflight, submission and the wait for the runs; without
     one it is set at submission, --cekura-timeout from then. ``role`` is this process's part
@@ -75,6 +76,7 @@ class CekuraSession:
         connection: Connection,
         rules: Rules,
         role: Serial,
+        poller: Poller,
         result_cache: ResultCache | None = None,
         deadline: float | None = None,
         modify_request: ModifyRequest | None = None,
@@ -95,6 +97,9 @@ class CekuraSession:
         self.dry_run_groups: list[Group] | None = None
         #: Set by a dry run with Tests-as-Code cases: Cekura's plan, a line per test and total.
         self.case_plan: list[str] | None = None
+        #: The poller, built with the session; it starts (and is ``_poller``) once there
+        #: are runs to follow.
+        self._unstarted_poller = poller
         self._poller: Poller | None = None
         self._ended: set[int] = set()  # calls already ended: never ask twice
         self._own_agents: dict[int, int | None] = {}  # scenario -> its agent (from preflight)
@@ -200,13 +205,13 @@ class CekuraSession:
             self.adopt(started.cases)  # the cases Cekura rejected error, the rest skip
             return
         assignments = started.assignments
-        poller = Poller(client, interval=self.settings.poll_interval, deadline=self.deadline)
+        poller = self._unstarted_poller
         for nodeid, record in self.records.items():
             self.records[nodeid] = record = replace(record, assignment=assignments[nodeid])
             if not self._lazy:
                 poller.track(record.assignment.runs)
         self._poller = poller
-        poller.start()
+        poller.start(client, self.deadline)
         self.adopt(started.cases)
 
     def _start_cases(self, priced: Priced) -> dict[str, tuple[ScenarioSpec, Assignment]]:
@@ -223,9 +228,8 @@ class CekuraSession:
         if self.deadline is None:
             self.deadline = time.monotonic() + self.settings.timeout
         if self._poller is None:
-            interval = self.settings.poll_interval
-            self._poller = Poller(self.client(), interval=interval, deadline=self.deadline)
-            self._poller.start()
+            self._poller = self._unstarted_poller
+            self._poller.start(self.client(), self.deadline)
         for nodeid, (spec, assignment) in assignments.items():
             self.records[nodeid] = TestRecord(spec, assignment=assignment)
             if not self._lazy:
