@@ -296,3 +296,9 @@ __all__ = [
     "summary_lines",
     "summary_row",
 ]
+
+
+if __name__ == "__main__":  # python -m pytest_cekura.report merge SHARD.json...
+    from .report_merge import main
+
+    raise SystemExit(main())
