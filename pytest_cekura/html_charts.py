@@ -65,13 +65,25 @@ def success_chart(bars: Sequence[Bar]) -> str:
         body.append(_text(_WIDTH / 2, _HEIGHT / 2, "no Cekura test", "middle", "axis"))
         return _svg(body, "success rate per test: no test", "chart success")
     slot = (_WIDTH - _LEFT) / len(bars)
-    gap = min(slot * 0.2, 6.0)
+    gap = min(slot * 0.2, 6.0) if slot >= 4 else 0.0  # thin bars touch: no stripes
+    bands: list[str] = []  # drawn over the bars, so a neighbour cannot hide one
     for index, bar in enumerate(bars):
         x = _LEFT + index * slot + gap / 2
         width = max(slot - gap, 0.5)
         rate = bar.rate if bar.rate is not None else 0.0
         height = max((bottom - top) * rate, 1.0)  # a 0 % bar stays visible
         colour = COLOURS.get(bar.outcome, COLOURS["skipped"])
+        if bar.outcome in ("failed", "error"):
+            # A band the full height, at least 3 units wide: one failure among 500 thin
+            # bars (often at 0 %, no bar at all) still catches the eye.
+            band = max(width, 3.0)
+            # A wide band is a light tint (a solid one would read as a 100 % bar); a thin
+            # one must be strong to be seen at all.
+            tint = "band" if width > 3.0 else "band thin"
+            bands.append(
+                f'<rect class="{tint}" x="{x + width / 2 - band / 2:.2f}" y="{top}" '
+                f'width="{band:.2f}" height="{bottom - top:.2f}" fill="{colour}"/>'
+            )
         shown = "no runs" if bar.rate is None else f"{bar.rate:.0%}"
         title = f"{bar.label}: {bar.outcome}, {shown} (needs {bar.needed:.0%})"
         needed_y = bottom - (bottom - top) * bar.needed
@@ -82,6 +94,7 @@ def success_chart(bars: Sequence[Bar]) -> str:
             f'<line class="needed" x1="{x:.2f}" y1="{needed_y:.2f}" x2="{x + width:.2f}" '
             f'y2="{needed_y:.2f}"/></a>'
         )
+    body += bands
     if len(bars) <= 8:  # room to name each test under its bar
         for index, bar in enumerate(bars):
             x = _LEFT + (index + 0.5) * slot

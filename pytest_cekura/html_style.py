@@ -32,6 +32,8 @@ svg text.mark { fill: #1565c0; font-weight: 600; paint-order: stroke; stroke: #f
   stroke-width: 3px; stroke-dasharray: none; }
 svg .grid { stroke: #eee; stroke-width: 1; }
 svg .needed { stroke: #111; stroke-width: 2; }
+svg .band { opacity: .12; } svg .band.thin { opacity: .6; }
+svg .bar, svg .band { shape-rendering: crispEdges; }
 svg .bin { fill: #64b5f6; }
 svg .mark { stroke: #1565c0; stroke-width: 2; stroke-dasharray: 4 3; }
 svg.trend { vertical-align: middle; margin-left: .5rem; }
