@@ -307,3 +307,57 @@ def test_without_an_html_report_no_hook_is_added(suite: Suite) -> None:
     )
     result = suite.run("-s")
     result.stdout.fnmatch_lines(["*cekura-html registered: False*"])
+
+
+def test_five_hundred_tests_stay_a_small_page_with_the_passed_ones_collapsed() -> None:
+    """Issue #19: usable at 500 tests. Two runs each with an eight-line transcript."""
+    lines = [
+        {"role": "Main Agent" if i % 2 else "Testing Agent", "content": "x" * 80, "timestamp": i}
+        for i in range(8)
+    ]
+    tests, details = [], {}
+    for index in range(500):
+        failed = index % 25 == 0
+        runs = []
+        for n in range(2):
+            run_id = index * 2 + n
+            run = Run.model_validate(
+                {
+                    "id": run_id,
+                    "status": "completed",
+                    "success": not failed,
+                    "voice_recording_url": f"https://example.invalid/{run_id}.wav",
+                    "transcript_object": lines,
+                    "evaluation": {
+                        "metrics": [{"name": "Latency", "type": "numeric", "score": 800}]
+                    },
+                }
+            )
+            details[run_id] = run_detail(run)
+            runs.append(
+                {
+                    "id": run_id,
+                    "scenario": 30,
+                    "status": "completed",
+                    "success": not failed,
+                    "url": "https://d.invalid/",
+                }
+            )
+        row = SummaryRow(
+            f"t.py::test_{index}",
+            (30,),
+            1.0,
+            0 if failed else 2,
+            2,
+            "failed" if failed else "passed",
+            runs=tuple(runs),
+        )
+        tests.append(row.to_json())
+    page = render({"tests": tests}, details)
+    assert len(page.encode()) < 3_000_000
+    assert page.count('<details class="card failed"') == 20
+    assert page.count('<details class="card passed"') == 480
+    assert page.count(' open><summary><span class="badge') == 20  # only the failures open
+    assert page.count('class="bar"') == 500
+    assert page.count('class="band thin"') == 20  # each failure marked in the chart
+    assert "Show only the 20 test(s) that did not pass" in page
