@@ -97,7 +97,7 @@ class HtmlHooks:
         details: list[tuple[int, dict[str, Any]]] = [(run.id, run_detail(run)) for run in runs]
         if self._path is not None:
             setattr(report, DETAIL_ATTR, details)
-        if self._extras:
+        if self._extras and details:  # a test with no runs has nothing to add
             _add_extras(report, cekura, record, dict(details))
         return report
 
