@@ -10,15 +10,15 @@ A suite file::
 
 Every entry becomes a ``CekuraSuiteItem`` carrying ``@pytest.mark.cekura_scenario(...)`` built
 from its keys, so the plugin's hooks treat it exactly like a marked Python test: the same POST
-grouping, verdicts, failure reports, JUnit properties and summary. This module checks only the
-file's shape (the keys, which it must know to build the marker); the values go to the marker
-unchanged, so a bad value errors that item at setup with the marker's own message, exactly as
-for a Python test. Entries are numbered from 1 in messages, like the emulator catalogue's.
+grouping, verdicts, failure reports, JUnit properties and summary. Only the file's shape (the
+keys, which it must know to build the marker) is checked at collection, by the pydantic model
+in ``suite_toml.py``; the values go to the marker unchanged, so a bad value errors that item at
+setup with the marker's own message, exactly as for a Python test. This module says where a
+problem is (file, line, entry); entries are numbered from 1, like the emulator catalogue's.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Generator, Mapping, Sequence
@@ -30,9 +30,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
-
-# The marker's own keyword list: an argument added to the marker is accepted here as well.
-from .markers import _KEYWORDS as MARKER_KEYWORDS
 from .markers import MARKER
 
 if TYPE_CHECKING:
@@ -44,9 +41,6 @@ SUITE_GLOB = "cekura_*.toml"
 #: The one top-level table a suite file holds: ``[[test]]``.
 TABLE = "test"
 REQUIRED_KEYS = ("name", "scenarios")
-ENTRY_KEYS = (*REQUIRED_KEYS, *MARKER_KEYWORDS)
-#: Top-level tables of an emulator catalogue, to recognise one given a suite's name.
-_CATALOGUE_TABLES = ("scenario", "agent", "test_profile")
 #: A ``[[test]]`` header line, to give each entry a line number (tomllib keeps none).
 _HEADER = re.compile(r"^[ \t]*\[\[[ \t]*test[ \t]*\]\][ \t]*(#.*)?$")
 _LAST_PATH = pytest.StashKey[Path]()
@@ -201,20 +195,15 @@ def parse_suite(
 ) -> list[SuiteEntry]:
     """Check already-parsed TOML; ``lines`` are the entries' 0-based header lines and
     ``key_lines`` the 0-based line of each entry's keys, if known."""
-    for key, value in data.items():
-        if key != TABLE:
-            raise SuiteError(f"{source}: {_top_level_problem(key, value)}")
-    raw_entries = data.get(TABLE, [])
-    if isinstance(raw_entries, dict):
-        raise SuiteError(
-            f"{source}: [{TABLE}] is a single table; write [[{TABLE}]] (double brackets) "
-            "above each entry"
-        )
-    if not isinstance(raw_entries, list):
-        raise SuiteError(
-            f"{source}: {TABLE} = {raw_entries!r} is not a list of entries; write each entry "
-            f"as a [[{TABLE}]] table"
-        )
+    from .suite_toml import first_problem  # pydantic: only once a suite file is met
+
+    problem = first_problem(data)
+    if problem is not None and problem.entry is None:
+        raise SuiteError(f"{source}: {problem.message}")
+    raw_entries: list[Any] = list(data.get(TABLE, []))
+    # Entries before the first bad one are read in order, so a name used twice among them
+    # is named first, as a reader going down the file meets it.
+    bad = problem.entry if problem is not None else None
     # Header lines are trusted only when they match the entries one to one (an entry may also
     # be written inline, as test = [{...}], and then no line is known).
     known_lines: Sequence[int | None] = (
@@ -228,7 +217,16 @@ def parse_suite(
     numbered = enumerate(zip(raw_entries, known_lines, known_keys, strict=True), start=1)
     for number, (raw, line, keys) in numbered:
         where = _Where(source, number, raw, line, keys)
-        entry = _parse_entry(where, raw, line)
+        if problem is not None and number - 1 == bad:
+            at = where.at(problem.key) if problem.key is not None else str(where)
+            raise SuiteError(f"{at}: {problem.message}")
+        entry = SuiteEntry(
+            name=raw["name"],
+            scenarios=tuple(raw["scenarios"]),
+            options={key: value for key, value in raw.items() if key not in REQUIRED_KEYS},
+            line=line,
+            key_lines=where.key_lines,
+        )
         if entry.name in first_seen:
             raise SuiteError(
                 f"{where.at('name')}: name {_quoted(entry.name)} is already used by "
@@ -238,25 +236,6 @@ def parse_suite(
         first_seen[entry.name] = where
         entries.append(entry)
     return entries
-
-
-def _top_level_problem(key: str, value: Any) -> str:
-    if key in _CATALOGUE_TABLES:
-        return (
-            f"unknown top-level table {key!r}: this looks like an emulator catalogue; "
-            f"give it a name that does not match {SUITE_GLOB} (e.g. cekura-catalogue.toml) so "
-            "pytest does not collect it as a suite"
-        )
-    if key in ENTRY_KEYS:
-        return (
-            f"key {key!r} is outside any entry; move it below a [[{TABLE}]] line "
-            f"(a key above the first [[{TABLE}]] belongs to no test)"
-        )
-    kind = "table" if isinstance(value, dict | list) else "key"
-    return (
-        f"unknown top-level {kind} {key!r}{_suggest(key, (TABLE,))}; a suite file holds "
-        f"only [[{TABLE}]] entries"
-    )
 
 
 @dataclass(frozen=True)
@@ -292,56 +271,6 @@ class _Where:
         # file:line first, the form editors and terminals turn into a link.
         at = f":{line + 1}" if line is not None else ""
         return f"{self.source}{at}: {TABLE}[{self.number}]{self._name}"
-
-
-def _parse_entry(where: _Where, raw: Any, line: int | None) -> SuiteEntry:
-    if not isinstance(raw, dict):
-        raise SuiteError(
-            f"{where}: {raw!r} is not a table of keys; write each entry as a [[{TABLE}]] table"
-        )
-    for key in raw:
-        if key not in ENTRY_KEYS:
-            raise SuiteError(
-                f"{where.at(key)}: unknown key {key!r}{_suggest(key, ENTRY_KEYS)}; "
-                f"known keys: {', '.join(ENTRY_KEYS)}"
-            )
-    if "name" not in raw:
-        raise SuiteError(
-            f"{where}: missing required key 'name'; add name = \"...\" (it becomes the test's "
-            "name, shown in reports and matched by -k)"
-        )
-    name = raw["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise SuiteError(
-            f"{where.at('name')}: name = {_toml(name)} is invalid; use a non-empty string, e.g. "
-            'name = "refill flow"'
-        )
-    if "::" in name or any(not char.isprintable() for char in name):
-        raise SuiteError(
-            f"{where.at('name')}: name = {_toml(name)} is invalid; leave out '::' and line breaks "
-            "(they would break the test id)"
-        )
-    if "scenarios" not in raw:
-        raise SuiteError(
-            f"{where}: missing required key 'scenarios'; add scenarios = [<id>, ...] with the "
-            "ids shown in Cekura's scenario list"
-        )
-    scenarios = raw["scenarios"]
-    if not isinstance(scenarios, list):
-        plain_int = isinstance(scenarios, int) and not isinstance(scenarios, bool)
-        example = f"[{scenarios}]" if plain_int else "[30, 31]"
-        raise SuiteError(
-            f"{where.at('scenarios')}: scenarios = {_toml(scenarios)} is invalid; use a list "
-            f"of scenario ids, e.g. scenarios = {example}"
-        )
-    options = {key: value for key, value in raw.items() if key not in REQUIRED_KEYS}
-    return SuiteEntry(
-        name=name,
-        scenarios=tuple(scenarios),
-        options=options,
-        line=line,
-        key_lines=where.key_lines,
-    )
 
 
 def _header_lines(text: str) -> list[int]:
@@ -380,20 +309,6 @@ def _key_pattern(key: str) -> re.Pattern[str]:
     )
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _quoted(text: str) -> str:
     # Double quotes, as the name is written in the file (repr would use single quotes).
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _toml(value: Any) -> str:
-    """A value roughly as it is written in TOML, so the user finds it in the file."""
-    if isinstance(value, str):
-        return _quoted(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)

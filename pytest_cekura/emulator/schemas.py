@@ -1,11 +1,13 @@
-"""JSON Schemas of the emulator's catalogue and fault rules, for editor completion.
+"""JSON Schemas of the emulator's catalogue and fault rules, and of ``cekura_*.toml`` suites
+(``pytest_cekura.suite_toml``), for editor completion.
 
-The published copies live in ``docs/schemas/``; regenerate them after changing a table or a
-fault action with::
+The published copies live in ``docs/schemas/``; regenerate them after changing a table, a
+fault action or a ``cekura_scenario`` keyword with::
 
     python -m pytest_cekura.emulator.schemas docs/schemas
 
-(``tests/emulator/test_emulator_schemas.py`` fails while they are out of date). TOML editors
+(``tests/emulator/test_emulator_schemas.py`` and ``tests/test_toml_suites.py`` fail while they
+are out of date). TOML editors
 that read JSON Schemas (e.g. Even Better TOML / taplo) pick one up from a first line
 ``#:schema ./docs/schemas/catalogue.schema.json``.
 """
@@ -22,6 +24,7 @@ from pydantic import TypeAdapter
 
 from pytest_cekura.emulator.catalogue_tables import CatalogueFile
 from pytest_cekura.emulator.fault_actions import AnyFault
+from pytest_cekura.suite_toml import json_schema as toml_suite_schema
 
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -41,6 +44,11 @@ def schema_documents() -> dict[str, dict[str, Any]]:
             "$schema": _DIALECT,
             **faults,
             "title": "pytest-cekura emulator fault rules (one rule or a list)",
+        },
+        "toml-suite.schema.json": {
+            "$schema": _DIALECT,
+            **toml_suite_schema(),
+            "title": "pytest-cekura TOML suite (cekura_*.toml)",
         },
     }
 
