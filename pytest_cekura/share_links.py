@@ -19,6 +19,7 @@ start-up, so it stays light (the HTTP stack is imported only when links are made
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "cekura-share-links"
 #: Key of ``CekuraClient.request_counts`` for these POSTs.
 SHARE_LABEL = "POST share link"
+#: Seconds all links together may take (retries included): they come before the session ends
+#: calls left unfinished, and a slow Cekura must not hold that up.
+SHARE_BUDGET = 20.0
 #: What the header and the docs say about every shareable link.
 EXPOSURE = (
     "anyone with a link can read the transcripts and hear the recordings of these calls "
@@ -89,7 +93,10 @@ def _result_ids(rows: Iterable[SummaryRow]) -> list[int]:
 
 
 def create_links(
-    make_client: Callable[[], Transport], result_ids: Iterable[int], expire_at: datetime
+    make_client: Callable[[], Transport],
+    result_ids: Iterable[int],
+    expire_at: datetime,
+    budget: float = SHARE_BUDGET,
 ) -> tuple[dict[int, str], list[str]]:
     """A shareable link per result, and a warning for each one that could not be made.
     ``make_client`` is called only when there is a result to share."""
@@ -97,9 +104,19 @@ def create_links(
 
     links: dict[int, str] = {}
     problems: list[str] = []
-    for result_id in result_ids:
+    deadline = time.monotonic() + budget
+    pending = list(result_ids)
+    for index, result_id in enumerate(pending):
+        if time.monotonic() >= deadline:
+            skipped = ", ".join(map(str, pending[index:]))
+            problems.append(
+                f"pytest-cekura warning: no shareable link for result(s) {skipped}: the "
+                f"{budget:g} s allowed for links ran out; the summary links to Cekura's "
+                "dashboard instead"
+            )
+            break
         try:
-            links[result_id] = create_share_link(make_client(), result_id, expire_at)
+            links[result_id] = create_share_link(make_client(), result_id, expire_at, deadline)
         except CekuraError as exc:
             problems.append(
                 f"pytest-cekura warning: no shareable link for result {result_id} ({exc}); the "
@@ -108,11 +125,17 @@ def create_links(
     return links, problems
 
 
-def create_share_link(client: Transport, result_id: int, expire_at: datetime | None) -> str:
+def create_share_link(
+    client: Transport,
+    result_id: int,
+    expire_at: datetime | None,
+    deadline: float | None = None,
+) -> str:
     """``create_shareable_link_token`` for one result (the v2 path, then v1); the link.
 
-    ``expire_at`` None asks for a link that never expires. Sent again on a retriable failure:
-    a second token for the same result is harmless (no calls are started)."""
+    ``expire_at`` None asks for a link that never expires. Sent again on a retriable failure
+    (no retry waits past ``deadline``, a ``time.monotonic`` value): a second token for the
+    same result is harmless (no calls are started)."""
     from .errors import NotFoundError, ProtocolError
 
     when = None if expire_at is None else expire_at.astimezone(UTC).isoformat(timespec="seconds")
@@ -122,7 +145,9 @@ def create_share_link(client: Transport, result_id: int, expire_at: datetime | N
         path = f"/test_framework/{api_version}/results/{result_id}/create_shareable_link_token/"
         try:
             # Transport's request method: the endpoints of client.py would go over its size.
-            answer = client._request("POST", path, json=body, idempotent=True, label=SHARE_LABEL)
+            answer = client._request(
+                "POST", path, json=body, idempotent=True, label=SHARE_LABEL, deadline=deadline
+            )
         except NotFoundError:
             if api_version == "v1":
                 raise

@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from conftest import Suite
+from conftest import SENTINEL_KEY, Suite
+from pytest_cekura.client import CekuraClient
+from pytest_cekura.emulator import Emulator
 from pytest_cekura.emulator.records import RequestRecord
+from pytest_cekura.share_links import create_links
 
 # Two request shapes, so two results: one link each.
 SUITE = """
@@ -135,3 +138,18 @@ def test_under_xdist_the_controller_makes_each_link_once(
     result.assert_outcomes(passed=1, failed=1)
     assert len(share_posts(share_suite)) == 2
     assert summary.read_text().count("](https://dashboard.cekura.ai/share/results/") == 4
+
+
+def test_links_stop_at_their_time_budget(emulator: Emulator) -> None:
+    # Links are made before the session ends unfinished calls: a slow Cekura must not hold
+    # that up, so past the budget the remaining results get no link (and one warning).
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        body = {"scenarios": [{"scenario": 30}], "agent": 1}
+        first, second = (client.start_runs("livekit", body).id for _ in range(2))
+        emulator.inject("result", "slow", delay_s=0.6, times=1)
+        expire_at = datetime.now(UTC) + timedelta(days=1)
+        links, problems = create_links(lambda: client, [first, second], expire_at, budget=0.3)
+    assert list(links) == [first]
+    [problem] = problems
+    assert f"no shareable link for result(s) {second}: the 0.3 s allowed" in problem
+    assert len([r for r in emulator.requests if "shareable" in r.path]) == 1
