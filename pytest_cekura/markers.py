@@ -158,10 +158,13 @@ def parse_marker(
     for name in _REQUEST_OPTIONS:
         if kwargs.get(name) is not None and name not in takes:
             raise _error(
-                f"{name}= is not accepted by provider={provider!r}; "
-                f"providers that take it: {', '.join(_taking(name))}"
+                f"{name}= is not accepted by provider={provider!r}; providers that take it: "
+                f"{', '.join(_taking(name))} (its endpoint has no such field and Cekura would "
+                "drop it without a word: remove it, or choose one of those providers)"
             )
-    agent = _optional_id("agent", kwargs.get("agent", defaults.agent), "an agent")
+    # The session's agent (--cekura-agent) only where the endpoint takes one.
+    default_agent = defaults.agent if "agent" in takes else None
+    agent = _optional_id("agent", kwargs.get("agent", default_agent), "an agent")
     scenario_fields = _fields("scenario_fields", kwargs.get("scenario_fields"))
     if "publish_data_message" in kwargs:
         scenario_fields["publish_data_message"] = _json("publish_data_message", kwargs)
@@ -199,7 +202,14 @@ def parse_marker(
 
 
 #: Marker arguments that become top-level request fields only some providers accept.
-_REQUEST_OPTIONS = ("concurrency_limit", "mock_tool_names", "livekit_data")
+_REQUEST_OPTIONS = (
+    "agent",
+    "test_profile",
+    "personality",
+    "concurrency_limit",
+    "mock_tool_names",
+    "livekit_data",
+)
 
 
 def _taking(name: str) -> list[str]:

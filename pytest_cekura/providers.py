@@ -28,10 +28,14 @@ class Provider:
     takes_frequency: bool = True
     #: Fields the endpoint requires in each scenario element (objects) or at the top (ids).
     required_fields: tuple[str, ...] = ()
-    #: Optional top-level fields of the marker the endpoint's schema accepts
-    #: (``concurrency_limit``, ``mock_tool_names``, ``livekit_data``); the contract's
-    #: request schemas are the source.
+    #: Optional fields of the marker the endpoint's schema accepts (``agent``,
+    #: ``test_profile``, ``personality``, ``concurrency_limit``, ``mock_tool_names``,
+    #: ``livekit_data``); the contract's request schemas are the source. A marker giving
+    #: another is refused at collection: the live service would drop it silently.
     options: frozenset[str] = frozenset()
+    #: The schema has ``name``: the result carries the request's unique name, so a POST that
+    #: may have reached Cekura is looked up by it. Without it, it cannot be (docs/reliability.md).
+    takes_name: bool = True
     #: Sends one personality or test profile as ``personality_id`` / ``test_profile_id``,
     #: the form the LiveKit v2 schema gives for a single value (cekura-api.md 10.2); the
     #: others get the list forms, which every schema that takes either form has.
@@ -44,6 +48,11 @@ def _provider(name: str, path: str, family: Literal["objects", "ids"], **kw: Any
 
 _LIMIT_AND_MOCKS = frozenset({"concurrency_limit", "mock_tool_names"})
 _MOCKS = frozenset({"mock_tool_names"})
+_AGENT = frozenset({"agent"})
+#: The agent, test profile and personality overrides.
+_OVERRIDES = frozenset({"agent", "test_profile", "personality"})
+#: Every option an endpoint with the full ``SchemaPostRunScenarios`` body takes.
+_ALL = _LIMIT_AND_MOCKS | _OVERRIDES
 
 
 #: Every run-starting endpoint of the reference, by the name the marker's ``provider=`` takes.
@@ -55,7 +64,7 @@ PROVIDERS: Mapping[str, Provider] = {
             "livekit",
             "scenarios-external/run_scenarios_livekit_v2",
             "objects",
-            options=_LIMIT_AND_MOCKS | {"livekit_data"},
+            options=_ALL | {"livekit_data"},
             single_overrides=True,
         ),
         _provider(
@@ -64,9 +73,14 @@ PROVIDERS: Mapping[str, Provider] = {
             "objects",
             takes_frequency=False,
             required_fields=("livekit_room_url", "access_token"),
+            options=_OVERRIDES,
         ),
+        # SchemaPostRunScenariosPipecatV2 has no agent: the runs take their scenarios' own.
         _provider(
-            "pipecat", "scenarios/run_scenarios_pipecat_v2", "objects", options=_LIMIT_AND_MOCKS
+            "pipecat",
+            "scenarios/run_scenarios_pipecat_v2",
+            "objects",
+            options=_ALL - _AGENT,
         ),
         _provider(
             "pipecat_v1",
@@ -74,41 +88,45 @@ PROVIDERS: Mapping[str, Provider] = {
             "objects",
             takes_frequency=False,
             required_fields=("pipecat_room_url",),
-            options=_MOCKS,
+            options=_MOCKS | _AGENT,
+            takes_name=False,
         ),
         _provider(
             "websocket",
             "scenarios/run_scenarios_with_websockets",
             "objects",
             required_fields=("websocket_url",),
-            options=_MOCKS,
+            options=_MOCKS | _AGENT,
+            takes_name=False,
         ),
-        _provider("voice", "scenarios/run_scenarios", "ids", options=_LIMIT_AND_MOCKS),
-        _provider("text", "scenarios/run_scenarios_text", "ids", options=_LIMIT_AND_MOCKS),
+        _provider("voice", "scenarios/run_scenarios", "ids", options=_ALL),
+        _provider("text", "scenarios/run_scenarios_text", "ids", options=_ALL),
         _provider(
             "vapi",
             "scenarios/run_scenarios_vapi_webrtc",
             "ids",
             required_fields=("vapi_assistant_id",),
-            options=_LIMIT_AND_MOCKS,
+            # RunScenariosVapiWebRTCRequest / ...RetellWebRTCRequest: no profile, no personality.
+            options=_LIMIT_AND_MOCKS | _AGENT,
         ),
         _provider(
             "retell",
             "scenarios-external/run_scenarios_retell_webrtc",
             "ids",
-            options=_LIMIT_AND_MOCKS,
+            options=_LIMIT_AND_MOCKS | _AGENT,
         ),
         _provider(
             "elevenlabs",
             "scenarios-external/run_scenarios_elevenlabs",
             "ids",
-            options=_LIMIT_AND_MOCKS,
+            options=_ALL,
         ),
-        _provider("sip", "scenarios-external/run_scenarios_sip", "ids", options=_LIMIT_AND_MOCKS),
-        _provider("email", "scenarios/run_scenarios_email", "ids"),
-        _provider("chirp", "scenarios/run_scenarios_chirp", "ids", options=_LIMIT_AND_MOCKS),
+        _provider("sip", "scenarios-external/run_scenarios_sip", "ids", options=_ALL),
+        # RunScenariosEmail: agent_id, agent_email, frequency and scenarios only.
         _provider(
-            "agora", "scenarios-external/run_scenarios_agora", "ids", options=_LIMIT_AND_MOCKS
+            "email", "scenarios/run_scenarios_email", "ids", options=_AGENT, takes_name=False
         ),
+        _provider("chirp", "scenarios/run_scenarios_chirp", "ids", options=_ALL),
+        _provider("agora", "scenarios-external/run_scenarios_agora", "ids", options=_ALL),
     )
 }

@@ -109,7 +109,8 @@ def request_body(group: Group) -> dict[str, Any]:
     """The documented body for the group's provider (cekura-api.md section 2)."""
     key = group.key
     provider = PROVIDERS[key.provider]
-    body: dict[str, Any] = {"name": group.name}
+    # An endpoint without ``name`` would drop it: the result could not be found by it anyway.
+    body: dict[str, Any] = {"name": group.name} if provider.takes_name else {}
     if provider.family == "objects":
         fields = key.scenario_fields
         # v1 room-URL runners take no frequency: each element is one run, so repeat it.
@@ -216,6 +217,12 @@ def post_resolved(
         if ledger is not None:
             ledger.settled(group.name)
         return outcome
+    if not PROVIDERS[group.key.provider].takes_name:
+        # The request carried no name (its endpoint has none): nothing to look the result up
+        # by, and a second POST could pay twice. Only the dashboard can tell.
+        if ledger is not None:
+            ledger.settled(group.name)
+        return Submission(group, error=_nameless_error(group, outcome, result_agent))
     agent = result_agent if result_agent is not None else _scenario_agent(client, group)
     found, failure = _look_up(client, group.name, agent, sleep)
     if found is None:
@@ -417,6 +424,19 @@ def by_scenario(runs: Iterable[Run]) -> dict[int, tuple[Run, ...]]:
 
 def _maybe_started(group: Group, exc: Exception) -> Submission:
     return Submission(group, error=str(exc), ambiguous=True)
+
+
+def _nameless_error(group: Group, outcome: Submission, agent: int | None) -> str:
+    """An ambiguous failure of a POST whose endpoint takes no ``name``: it cannot be found."""
+    whose = f"agent {agent}'s" if agent is not None else "the scenarios' agent's"
+    return (
+        f"the request to start runs failed after it may have reached Cekura ({outcome.error}). "
+        "It was not re-sent, so you are not charged twice, and it cannot be looked up: "
+        f"provider {group.key.provider!r}'s endpoint takes no result name. Check {whose} "
+        "newest results in Cekura's dashboard for runs of scenarios "
+        f"{', '.join(map(str, group.scenario_ids))} started now, and end them if they are "
+        "still going."
+    )
 
 
 def _ambiguous_error(group: Group, outcome: Submission, failure: CekuraError | None) -> str:
