@@ -40,6 +40,30 @@ def test_refill_for_known_customer(cekura_result: CekuraResult) -> None:
     assert run.test_profile_data["information"]["rx_number"] == "RX-5521"
 
 
+@pytest.mark.cekura_scenario(
+    30,
+    frequency=3,
+    gates={
+        "Latency": "p95 <= 1200",
+        "Instruction Following": "pass_rate >= 0.8",
+        "Sentiment": {"in": ["positive", "neutral"]},
+    },
+)
+def test_refill_within_budgets(cekura_result: CekuraResult) -> None:
+    """Metric gates: the calls must succeed and their metrics stay in bounds. It shares
+    test_refill_flow's request (gates are not sent), so it costs no extra call."""
+    latency = cekura_result.metric("Latency")
+    assert latency.count == 3
+    assert latency.p95 is not None and latency.p95 <= 1200
+
+
+@pytest.mark.demo_failure
+@pytest.mark.cekura_scenario(34, frequency=3, gates={"Latency": "p95 <= 1200"})
+def test_insurance_lookup_is_quick() -> None:
+    """Fails on purpose (see --run-demo-failures): every call succeeds, but the latency p95
+    breaks the gate; the report names the slowest runs with their links."""
+
+
 @pytest.mark.demo_failure
 @pytest.mark.cekura_scenario(33, frequency=2)
 def test_cancel_after_pickup() -> None:

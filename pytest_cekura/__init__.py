@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         TransportError,
     )
     from .markers import ScenarioSpec
+    from .metrics import MetricValue, MetricValues, UnknownMetricError
     from .models import CekuraResult, ExpectedOutcome, Metric, Result, Run, TranscriptLine
     from .secret import Secret
 
@@ -41,6 +42,9 @@ _HOMES = {
     "ServerError": "errors",
     "TransportError": "errors",
     "ScenarioSpec": "markers",
+    "MetricValue": "metrics",
+    "MetricValues": "metrics",
+    "UnknownMetricError": "metrics",
     "CekuraResult": "models",
     "ExpectedOutcome": "models",
     "Metric": "models",
@@ -59,6 +63,8 @@ __all__ = [
     "ConfigError",
     "ExpectedOutcome",
     "Metric",
+    "MetricValue",
+    "MetricValues",
     "NotFoundError",
     "ProtocolError",
     "RateLimitedError",
@@ -70,6 +76,7 @@ __all__ = [
     "ServerError",
     "TranscriptLine",
     "TransportError",
+    "UnknownMetricError",
 ]
 
 

@@ -129,7 +129,7 @@ class GateResult:
             seen = ", ".join(f"{v} ({n} run(s))" for v, n in (self.unexpected or {}).items())
             return f"{gate.metric} had {seen}{over}, breaking the gate {gate.condition}"
         verb = "meets" if self.passed else "breaks"
-        measured = f"{gate.metric} {gate.aggregate} {_number(self.actual)}{over}"
+        measured = f"{gate.metric} {gate.aggregate} {format_value(self.actual)}{over}"
         return f"{measured} {verb} the gate {gate.condition}"
 
     def to_json(self) -> dict[str, Any]:
@@ -143,7 +143,8 @@ class GateResult:
         }
 
 
-def _number(value: float | None) -> str:
+def format_value(value: float | None) -> str:
+    """An aggregate as reports show it: ``1650.3``, ``1200``, ``0.8``; ``?`` for None."""
     if value is None:
         return "?"
     return f"{value:.4g}" if abs(value) < 1 else f"{value:.1f}".removesuffix(".0")
@@ -272,8 +273,8 @@ def _check(gate: Gate, runs: Sequence[Run]) -> GateResult:
             gate,
             False,
             problem=(
-                f"{gate.metric} is a {values.kind} metric (type {values.type!r}), and "
-                f"{gate.condition!r} gates a {wanted} one; gate it with "
+                f"{gate.metric} is {_a(values.kind)} metric (type {values.type!r}), and "
+                f"{gate.condition!r} gates {_a(wanted)} one; gate it with "
                 f"{' / '.join(takes)}"
             ),
             values=values,
@@ -291,6 +292,10 @@ def _check(gate: Gate, runs: Sequence[Run]) -> GateResult:
     passed = _compare(gate.op, actual, gate.threshold)
     worst = values.worst(WORST_RUNS, high_is_bad=gate.op in ("<", "<="))
     return GateResult(gate, passed, actual=actual, values=values, worst=worst)
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _compare(op: str, actual: float, threshold: float) -> bool:
@@ -321,6 +326,7 @@ __all__ = [
     "GateResult",
     "GateSyntaxError",
     "check_gates",
+    "format_value",
     "gated_metrics",
     "metric_names",
     "parse_condition",

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from .client import START_LABEL
+from .gates import format_value
 from .markers import ScenarioSpec
 from .models import Run
 from .outcome import Outcome, Rule, RunIssue, Verdict
@@ -68,7 +69,7 @@ def _gate_lines(record: TestRecord, links: Links) -> list[str]:
             continue
         lines.append(f"     worst runs ({result.gate.metric}):")
         for value in result.worst:
-            shown = value.value if value.value is not None else value.score
+            shown = value.value if value.value is not None else format_value(value.score)
             run = by_id.get(value.run_id)
             link = f" · {links.for_record(record, run)}" if run is not None else ""
             lines.append(
@@ -254,7 +255,7 @@ def _gated_aggregates(row: SummaryRow) -> str:
             parts.append(f"{gate['metric']} {seen} ({gate['condition']})")
             continue
         actual = gate["actual"]
-        shown = "-" if actual is None else f"{actual:.4g}"
+        shown = "-" if actual is None else format_value(actual)
         parts.append(
             f"{gate['metric']} {gate['aggregate']} {shown} ({gate['op']} {gate['threshold']:g})"
         )

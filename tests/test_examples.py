@@ -24,15 +24,15 @@ def run_examples(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 def test_examples_pass_on_the_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator")
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=9, deselected=2)
+    result.assert_outcomes(passed=10, deselected=3)
     result.stdout.fnmatch_lines(
-        ["*= cekura =*", "cekura: 9 test(s) (9 passed) over 17 run(s); API requests: 7 POST *"]
+        ["*= cekura =*", "cekura: 10 test(s) (10 passed) over 17 run(s); API requests: 7 POST *"]
     )
 
 
 def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "--run-demo-failures")
-    result.assert_outcomes(passed=9, failed=1, errors=1)
+    result.assert_outcomes(passed=10, failed=2, errors=1)
     result.stdout.fnmatch_lines(
         [
             "*Cekura: 0 of 2 runs succeeded (0%); this test needs 100%.",
@@ -41,11 +41,20 @@ def test_demo_failures_show_their_reports(pytester: pytest.Pytester) -> None:
         ]
     )
     result.stdout.fnmatch_lines(["*scenario 39 does not exist in your Cekura project*"])
+    # A metric gate broken while every call succeeded, with the slowest runs and their links.
+    result.stdout.fnmatch_lines(
+        [
+            "*Cekura: 3 of 3 runs succeeded (100%), but it broke the metric gate "
+            "Latency: p95 <= 1200.",
+            "  !! Latency p95 * over 3 run(s) breaks the gate p95 <= 1200",
+            "       run * · scenario 34 · Latency * · http://127.0.0.1:*/_emulator/dashboard/*",
+        ]
+    )
 
 
 def test_dry_run_needs_neither_key_nor_emulator(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-dry-run")
-    result.assert_outcomes(skipped=9, deselected=2)
+    result.assert_outcomes(skipped=10, deselected=3)
     result.stdout.fnmatch_lines(["cekura dry run: would start 17 call(s) in 7 request(s);*"])
 
 
@@ -65,14 +74,14 @@ def test_ci_reports(pytester: pytest.Pytester, tmp_path: Path) -> None:
 
 def test_parallel(pytester: pytest.Pytester) -> None:
     result = run_examples(pytester, "--cekura-emulator", "-n", "2")
-    result.assert_outcomes(passed=9)
+    result.assert_outcomes(passed=10)
     result.stdout.fnmatch_lines(
-        ["cekura: 9 test(s) (9 passed) over 17 run(s); API requests: 7 POST *"]
+        ["cekura: 10 test(s) (10 passed) over 17 run(s); API requests: 7 POST *"]
     )
 
 
 def test_agent_worker(pytester: pytest.Pytester) -> None:
     worker = shlex.join([sys.executable, str(EXAMPLES / "fake_agent_worker.py")])
     result = run_examples(pytester, "--cekura-emulator", f"--cekura-agent-cmd={worker}")
-    result.assert_outcomes(passed=9, deselected=2)
+    result.assert_outcomes(passed=10, deselected=3)
     result.stdout.fnmatch_lines(["cekura: agent worker output goes to *"])

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import Suite
+from pytest_cekura.gates import format_value
 from pytest_cekura.metrics import percentile
 
 CATALOGUE = """
@@ -53,7 +54,7 @@ values = ["positive", "neutral"]
 [[scenario]]
 id = 50
 name = "A long call"
-duration_s = 1500
+duration_s = 500
 """
 
 
@@ -104,7 +105,8 @@ def test_calls_succeed_but_latency_p95_breaks_its_gate(gated: Suite, tmp_path: P
     assert test["reason"]["rule"] == "metric_gate"
     assert test["reason"]["metric"] == "Latency"
     assert test["reason"]["gate"] == "p95 <= 1200"
-    shown = f"{p95:.1f}".removesuffix(".0")
+    shown = format_value(p95)
+    slowest = format_value(worst["metrics"]["Latency"])
     result.stdout.fnmatch_lines(
         [
             "*Cekura: 4 of 4 runs succeeded (100%), but it broke the metric gate "
@@ -114,10 +116,10 @@ def test_calls_succeed_but_latency_p95_breaks_its_gate(gated: Suite, tmp_path: P
             "metric gates:",
             f"  !! Latency p95 {shown} over 4 run(s) breaks the gate p95 <= 1200",
             "     worst runs (Latency):",
-            f"       run {worst['id']} · scenario 40 · Latency {worst['metrics']['Latency']:g} · "
+            f"       run {worst['id']} · scenario 40 · Latency {slowest} · "
             f"https://dashboard.cekura.ai/1/results/*?call_id={worst['id']}",
             f"FAILED  *::test_refill_is_quick · scenarios 40 · runs 4/4 (100%), broke the metric "
-            f"gate Latency: p95 <= 1200 (metric gate) · Latency p95 {p95:.4g} (<= 1200)",
+            f"gate Latency: p95 <= 1200 (metric gate) · Latency p95 {shown} (<= 1200)",
         ]
     )
     props = _properties(junit)
@@ -168,28 +170,23 @@ def test_binary_pass_rate_and_enum_gates(gated: Suite, tmp_path: Path) -> None:
             "Sentiment: in positive, neutral.",
             "  !! Greeting pass_rate 0 over 3 run(s) breaks the gate pass_rate >= 0.8",
             "     worst runs (Greeting):",
-            "       run * · scenario 41 · Greeting 0.0 · *",
+            "       run * · scenario 41 · Greeting 0 · *",
             "  !! Sentiment had negative (3 run(s)) over 3 run(s), breaking the gate "
             "in positive, neutral",
             "  ok Latency max * over 3 run(s) meets the gate max <= 1500",
         ]
     )
-    summary = [line for line in result.outlines if line.startswith("PASSED  ")]
-    assert (
-        summary[0].endswith(
-            "(pass_rate >= 0.8) · Sentiment "
-            + ", ".join(
-                f"{value} {n}" for value, n in polite["metrics"]["Sentiment"]["counts"].items()
-            )
-            + " (in positive, neutral)"
-            + f" · Latency max {polite['metrics']['Latency']['max']:.4g} "
-            f"(<= 1500) · Latency mean {polite['metrics']['Latency']['mean']:.4g} (< 1300)"
-        )
-        or "Greeting pass_rate 1 (>= 0.8)" in summary[0]
+    (line,) = [line for line in result.outlines if line.startswith("PASSED  ")]
+    counts = ", ".join(f"{v} {n}" for v, n in polite["metrics"]["Sentiment"]["counts"].items())
+    latency = polite["metrics"]["Latency"]
+    assert line.endswith(
+        f"needs 100% · Greeting pass_rate 1 (>= 0.8) · Sentiment {counts} (in positive, neutral)"
+        f" · Latency max {format_value(latency['max'])} (<= 1500)"
+        f" · Latency mean {format_value(latency['mean'])} (< 1300)"
     )
 
 
-def test_a_gate_on_a_metric_no_run_has_errors_naming_those_that_exist(gated: Suite) -> None:
+def test_a_gate_that_cannot_be_checked_errors_naming_the_metrics_that_exist(gated: Suite) -> None:
     gated.pytester.makepyfile(
         """
         import pytest
@@ -197,25 +194,6 @@ def test_a_gate_on_a_metric_no_run_has_errors_naming_those_that_exist(gated: Sui
         @pytest.mark.cekura_scenario(42, gates={"Latncy": "p95 <= 1200"})
         def test_typo():
             pass
-        """
-    )
-    result = gated.run()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*Cekura: 1 of 1 runs succeeded, but a metric gate could not be checked (see below).",
-            "decided by: metric gate rule: gate 'Latncy: p95 <= 1200' could not be checked: no "
-            "run has a metric named 'Latncy' (did you mean 'Latency'?); the runs' metrics are: "
-            "Instruction Following, Latency, Greeting, Sentiment",
-            "ERROR   *::test_typo · *metric gate Latncy: p95 <= 1200 not checkable*",
-        ]
-    )
-
-
-def test_a_gate_of_the_wrong_kind_errors(gated: Suite) -> None:
-    gated.pytester.makepyfile(
-        """
-        import pytest
 
         @pytest.mark.cekura_scenario(42, gates={"Sentiment": "p95 <= 2"})
         def test_kind():
@@ -223,55 +201,61 @@ def test_a_gate_of_the_wrong_kind_errors(gated: Suite) -> None:
         """
     )
     result = gated.run()
-    result.assert_outcomes(errors=1)
+    result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
-            "*could not be checked: Sentiment is a enum metric (type 'enum'), and 'p95 <= 2' "
+            "*Cekura: 1 of 1 runs succeeded, but a metric gate could not be checked (see below).",
+            "decided by: metric gate rule: gate 'Latncy: p95 <= 1200' could not be checked: no "
+            "run has a metric named 'Latncy' (did you mean 'Latency'?); the runs' metrics are: "
+            "Instruction Following, Latency, Greeting, Sentiment",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*could not be checked: Sentiment is an enum metric (type 'enum'), and 'p95 <= 2' "
             "gates a numeric one; gate it with in <values>",
+            "ERROR   *::test_typo · *metric gate Latncy: p95 <= 1200 not checkable*",
         ]
     )
 
 
-@pytest.mark.parametrize(
-    ("gates", "message"),
-    [
-        (
-            '{"Latency": "p95 =< 1200"}',
-            "gates['Latency'] = 'p95 =< 1200' is invalid; use \"<aggregate> <op> <number>\"",
-        ),
-        (
-            '{"Latency": "p99 <= 1200"}',
-            "gates['Latency'] = 'p99 <= 1200' has unknown aggregate 'p99'; use one of: mean, "
-            "min, p50, p90, p95, max, pass_rate",
-        ),
-        (
-            '{"Greeting": "pass_rate >= 80"}',
-            "gates['Greeting'] = 'pass_rate >= 80' is invalid; pass_rate is a fraction from "
-            "0.0 to 1.0 (e.g. 0.8 for 80%)",
-        ),
-        ('["Latency"]', "gates=['Latency'] is invalid; use a dict of metric names to conditions"),
-        (
-            '{"Sentiment": {"in": "positive"}}',
-            "gates['Sentiment'] = {'in': 'positive'} is invalid; list the allowed values",
-        ),
-    ],
-)
-def test_bad_gate_errors_that_test_at_collection_and_starts_nothing_for_it(
-    gated: Suite, gates: str, message: str
-) -> None:
-    gated.pytester.makepyfile(
-        f"""
-        import pytest
+#: Bad gates, and the message each gets (after "@pytest.mark.cekura_scenario: ").
+BAD_GATES = [
+    (
+        '{"Latency": "p95 =< 1200"}',
+        "gates['Latency'] = 'p95 =< 1200' is invalid; use \"<aggregate> <op> <number>\"",
+    ),
+    (
+        '{"Latency": "p99 <= 1200"}',
+        "gates['Latency'] = 'p99 <= 1200' has unknown aggregate 'p99'; use one of: mean, "
+        "min, p50, p90, p95, max, pass_rate",
+    ),
+    (
+        '{"Greeting": "pass_rate >= 80"}',
+        "gates['Greeting'] = 'pass_rate >= 80' is invalid; pass_rate is a fraction from "
+        "0.0 to 1.0 (e.g. 0.8 for 80%)",
+    ),
+    ('["Latency"]', "gates=['Latency'] is invalid; use a dict of metric names to conditions"),
+    (
+        '{"Sentiment": {"in": "positive"}}',
+        "gates['Sentiment'] = {'in': 'positive'} is invalid; list the allowed values",
+    ),
+    ('{"Latency": "p95 <= fast"}', "gates['Latency'] = 'p95 <= fast' compares with 'fast',"),
+]
 
-        @pytest.mark.cekura_scenario(42, gates={gates})
-        def test_bad():
-            pass
-        """
+
+def test_a_bad_gate_errors_its_test_at_collection_and_starts_nothing_for_it(gated: Suite) -> None:
+    tests = "\n".join(
+        f"@pytest.mark.cekura_scenario(42, gates={gates})\ndef test_bad_{n}(): pass\n"
+        for n, (gates, _) in enumerate(BAD_GATES)
     )
+    gated.pytester.makepyfile(f"import pytest\n\n{tests}")
     result = gated.run()
-    result.assert_outcomes(errors=1)
-    # Brackets would be character classes to fnmatch: compare the text itself.
-    assert f"\n@pytest.mark.cekura_scenario: {message}" in result.stdout.str()
+    result.assert_outcomes(errors=len(BAD_GATES))
+    out = result.stdout.str()
+    for _, message in BAD_GATES:
+        # Brackets would be character classes to fnmatch: compare the text itself.
+        assert f"\n@pytest.mark.cekura_scenario: {message}" in out
     assert gated.posts() == 0
 
 
