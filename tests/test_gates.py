@@ -367,3 +367,25 @@ def test_gates_in_a_toml_suite(gated: Suite) -> None:
     result = gated.run()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*broke the metric gate Latency: max <= 1200*"])
+
+
+def test_gates_under_xdist(gated: Suite, tmp_path: Path) -> None:
+    """Each worker judges its tests' gates; the controller's summary and report carry them."""
+    gated.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("i", range(2))
+        @pytest.mark.cekura_scenario(40, 42, gates={"Latency": "max <= 1200"})
+        def test_gated(i):
+            pass
+        """
+    )
+    report = tmp_path / "cekura.json"
+    result = gated.run("-n", "2", f"--cekura-report={report}", subprocess=True)
+    result.assert_outcomes(failed=2)
+    assert gated.posts() == 1
+    tests = json.loads(report.read_text())["tests"]
+    assert [t["gates"][0]["passed"] for t in tests] == [False, False]
+    assert all(t["metrics"]["Latency"]["max"] >= 1300 for t in tests)
+    result.stdout.fnmatch_lines(["FAILED  *::test_gated* · *Latency max * (<= 1200)"] * 2)
