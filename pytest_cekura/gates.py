@@ -27,12 +27,10 @@ from .errors import ConfigError
 from .metrics import (
     AGGREGATES,
     BINARY_AGGREGATES,
-    NUMERIC_AGGREGATES,
     MetricValue,
     MetricValues,
     UnknownMetricError,
     aggregates_of,
-    metric_names,
     metric_values,
 )
 from .models import Run
@@ -319,7 +317,6 @@ def gated_metrics(results: Sequence[GateResult]) -> dict[str, dict[str, Any]]:
 
 
 __all__ = [
-    "NUMERIC_AGGREGATES",
     "OPERATORS",
     "WORST_RUNS",
     "Gate",
@@ -327,8 +324,8 @@ __all__ = [
     "GateSyntaxError",
     "check_gates",
     "format_value",
+    "gate_setting",
     "gated_metrics",
-    "metric_names",
     "parse_condition",
     "parse_gate_lines",
     "parse_gates",
