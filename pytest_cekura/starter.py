@@ -17,8 +17,10 @@ from .cleanup import Ledger
 from .client import CekuraClient
 from .connection import sleep
 from .errors import AuthError, ConfigError
+from .gates import check_gates
 from .hookspec import ModifyRequest
 from .markers import GroupKey, ScenarioSpec
+from .models import Run
 from .options import ENV_API_KEY, ENV_API_URL, Settings
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .records import Assignment
@@ -174,9 +176,10 @@ class Starter:
         self._warnings = check_agents(client, kept.values(), found.own_agents)
         return kept, excluded
 
-    def _from_earlier(self, group: Group) -> Submission | None:
-        """Build on this group's last result: reuse it if every run succeeded
-        (--cekura-reuse), or rerun only its failed runs (--cekura-rerun-failed)."""
+    def _from_earlier(self, group: Group, gated: Sequence[ScenarioSpec] = ()) -> Submission | None:
+        """Build on this group's last result: reuse it if every run succeeded and held the
+        metric gates of the ``gated`` tests that use it (--cekura-reuse), or rerun only its
+        failed runs (--cekura-rerun-failed)."""
         settings = self._settings
         client = self._client
         wanted = settings.reuse_seconds is not None or settings.rerun_failed
@@ -191,6 +194,9 @@ class Starter:
             return None  # not a whole result of this exact shape: pay for a fresh one
         runs = [snapshot.run() for snapshot in snapshots]
         if all(run.succeeded for run in runs):
+            if _breaks_gates(gated, runs):
+                # After a fix (say, to latency) the calls must run again, as for failed runs.
+                return None
             return Submission(
                 group,
                 result_id=remembered.result_id,
@@ -226,8 +232,9 @@ class Starter:
         def task(group: Group) -> Callable[[], Submission]:
             # Cekura files a result under the request's agent, else the first scenario's own.
             agent = group.key.agent or self._own_agents.get(group.scenario_ids[0])
+            gated = [s for s in specs.values() if s.gates and s.group_key == group.key]
             return lambda: (
-                self._from_earlier(group)
+                self._from_earlier(group, gated)
                 or submit_group(
                     client,
                     group,
@@ -355,6 +362,15 @@ def unreachable(client: CekuraClient, error: str) -> str:
     # "GET /path failed (ConnectError: ...)": the path adds nothing to the message.
     reason = error.partition(" failed (")[2].removesuffix(")") or error
     return UNREACHABLE.format(url=client.base_url, error=reason)
+
+
+def _breaks_gates(specs: Sequence[ScenarioSpec], runs: Sequence[Run]) -> bool:
+    """Some test's metric gates are broken by its runs among ``runs``."""
+    for spec in specs:
+        own = [run for run in runs if run.scenario in spec.scenario_ids]
+        if any(result.broken for result in check_gates(spec.gates, own)):
+            return True
+    return False
 
 
 def _assign(submission: Submission, spec: ScenarioSpec) -> Assignment:

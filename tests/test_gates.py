@@ -389,3 +389,29 @@ def test_gates_under_xdist(gated: Suite, tmp_path: Path) -> None:
     assert [t["gates"][0]["passed"] for t in tests] == [False, False]
     assert all(t["metrics"]["Latency"]["max"] >= 1300 for t in tests)
     result.stdout.fnmatch_lines(["FAILED  *::test_gated* · *Latency max * (<= 1200)"] * 2)
+
+
+def test_reuse_takes_no_result_that_broke_a_gate(gated: Suite) -> None:
+    """--cekura-reuse skips the calls that passed, but a result whose runs succeeded while
+    breaking a test's gate is paid for again: after a fix the calls must run again."""
+    gated.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(40, gates={"Latency": "max <= 1200"})
+        def test_slow():
+            pass
+
+        @pytest.mark.cekura_scenario(42, frequency=2, gates={"Latency": "max <= 1200"})
+        def test_quick():
+            pass
+        """
+    )
+    # Reuse needs pytest's cache: not gated.run, which turns it off.
+    poll = "--cekura-poll-interval=0.02"
+    gated.pytester.runpytest(poll).assert_outcomes(passed=1, failed=1)
+    assert gated.posts() == 2
+    result = gated.pytester.runpytest(poll, "--cekura-reuse=1h")
+    result.assert_outcomes(passed=1, failed=1)
+    assert gated.posts() == 3  # scenario 40's calls again; 42's result reused
+    result.stdout.fnmatch_lines(["PASSED  *::test_quick · * · reused result *"])
