@@ -4,7 +4,7 @@ Pytest-free on purpose: ``plugin.py`` translates hooks into calls on ``CekuraSes
 session is built once with its collaborators (the connection, the rules, the poller, the
 result cache, the xdist coordination) and sets up nothing else by itself; starting the runs is
 ``starter.py``'s, deciding a verdict ``outcome.decide``'s (pure), and this module does the
-waiting and the side effects (ending calls nobody needs).
+waiting and picks the calls nobody needs any more, which ``call_ender.CallEnder`` ends.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .cleanup import (
-    CLEANUP_BUDGET,
-    CleanupReport,
-    Created,
-    Ledger,
-    end_calls,
-    run_bounded,
-)
+from .call_ender import CallEnder
+from .cleanup import Created, Ledger
 from .client import CekuraClient
 from .connection import Connection
-from .errors import AuthError, CekuraError
+from .errors import AuthError
 from .hookspec import ModifyRequest
 from .markers import ScenarioSpec
 from .models import CekuraResult, Run
@@ -41,10 +35,6 @@ from .xdist import Serial
 
 if TYPE_CHECKING:
     from .testsuite_json import CaseSpec
-
-#: Upper bound on the time spent ending calls (the session's clean-up has its own budget,
-#: ``cleanup.CLEANUP_BUDGET``), so Ctrl-C stays responsive.
-CANCEL_BUDGET = CLEANUP_BUDGET
 
 
 class WaitCutShort(Exception):  # noqa: N818  (not an error of Cekura's: a bounded wait ended)
@@ -101,20 +91,31 @@ class CekuraSession:
         #: are runs to follow.
         self._unstarted_poller = poller
         self._poller: Poller | None = None
-        self._ended: set[int] = set()  # calls already ended: never ask twice
         self._own_agents: dict[int, int | None] = {}  # scenario -> its agent (from preflight)
         #: LiveKit settings the agents do not show (runs were started anyway).
         self.preflight_warnings: list[str] = []
         #: Every result this session created, from the moment Cekura answered.
         self.ledger = Ledger(role.ledger_sink())
-        #: What the clean-up at session end had to say (calls ended, or left going).
-        self.cleanup_lines: list[str] = []
-        #: Calls this session ended before they finished (early verdicts, clean-up), and the
-        #: results whose calls it ended: reports show those runs as ended, not "running".
-        self.ended_runs: set[int] = set()
-        self.ended_results: set[int] = set()
+        #: Ends calls, each at most once, and remembers what it ended for the reports.
+        self._ender = CallEnder(connection, self.ledger)
 
     # -- what the reports read ---------------------------------------------------------------
+
+    @property
+    def cleanup_lines(self) -> list[str]:
+        """What the clean-up at session end had to say (calls ended, or left going)."""
+        return self._ender.lines
+
+    @property
+    def ended_runs(self) -> set[int]:
+        """Calls this session ended before they finished (early verdicts, clean-up): reports
+        show those runs as ended, not "running"."""
+        return self._ender.ended_runs
+
+    @property
+    def ended_results(self) -> set[int]:
+        """The results whose calls this session ended."""
+        return self._ender.ended_results
 
     def client(self) -> CekuraClient:
         """The session's client, made (and the emulator started) on the first call."""
@@ -262,7 +263,7 @@ class CekuraSession:
         # Calls a test decided early need no more (unless another test still waits on them).
         idle = self._idle(nodeid, states) if _early(self.settings, record) else []
         verdict = self._decide(nodeid, record, states, ended_early=len(idle))
-        self._cancel(idle)
+        self._ender.cancel(idle)
         record = replace(
             record, verdict=verdict, result=_result(record, states), ended_early=len(idle)
         )
@@ -339,29 +340,8 @@ class CekuraSession:
 
     def end_unfinished(self, run_ids: Sequence[int], created: Created | None = None) -> None:
         """End every call among ``run_ids`` and of the results ``created`` by an xdist
-        worker that may have died (best effort, bounded): a result with a call going is
-        ended in one request; a POST it never saw answered is looked up by name."""
-        created = created or Created()
-        results = created.results
-        owner = {run_id: rid for rid, runs in results.items() for run_id in runs}
-        every = sorted({*run_ids, *owner})
-        if not every and not created.names:
-            return
-        try:
-            going = [run.id for run in self.client().get_all_runs(every) if not run.call_over]
-        except CekuraError:
-            # Cannot tell what is still going: end every result we know of.
-            going = every
-        by_result: dict[int, list[int]] = {}
-        loose = []
-        for run_id in going:
-            if run_id in owner:
-                by_result.setdefault(owner[run_id], []).append(run_id)
-            else:
-                loose.append(run_id)
-        # A created result whose runs nobody listed may still have calls: end it too.
-        by_result.update({rid: [] for rid, runs in results.items() if not runs})
-        self._end_calls(by_result, loose, created.names, patient=True)
+        worker that may have died (``CallEnder.end_unfinished``)."""
+        self._ender.end_unfinished(self.client, run_ids, created)
 
     def _idle(self, nodeid: str, states: Sequence[RunState]) -> list[int]:
         """The calls still going of a test now decided that no other test still needs."""
@@ -405,7 +385,7 @@ class CekuraSession:
         if self._lazy and poller is not None:
             # An xdist worker that got the manifest: other workers may still need runs of
             # these results; each worker ends the runs it waited for, the controller the rest.
-            self._end_calls({}, sorted(outstanding), {})
+            self._ender.end({}, sorted(outstanding), {})
             return
         assigned = {run.id for record in self.records.values() for run in record.assignment.runs}
         results: dict[int, list[int]] = {}
@@ -415,53 +395,13 @@ class CekuraSession:
                 continue
             # Runs nobody waited for (not assigned to a test) may be going too.
             still = [r for r in run_ids if r in outstanding or r not in assigned]
-            still = [r for r in still if r not in self._ended]
+            still = [r for r in still if not self._ender.asked(r)]
             if still:
                 results[rid] = still
         covered = {run_id for run_ids in results.values() for run_id in run_ids}
         owned = {run_id for run_ids in going.values() for run_id in run_ids}
         loose = sorted(outstanding - covered - owned)
-        self._end_calls(results, loose, names)
-
-    def _end_calls(
-        self,
-        results: Mapping[int, Sequence[int]],
-        runs: Sequence[int],
-        names: Mapping[str, int | None],
-        *,
-        patient: bool = False,
-    ) -> CleanupReport:
-        """End these calls within the clean-up budget; note what was (not) ended."""
-        runs = [run_id for run_id in runs if run_id not in self._ended]
-        client = self.connection.connected
-        if (not results and not runs and not names) or client is None:
-            return CleanupReport()
-        self._ended.update(runs)
-        self._ended.update(run_id for run_ids in results.values() for run_id in run_ids)
-        report = end_calls(
-            client, results, runs=runs, names=names, ledger=self.ledger, patient=patient
-        )
-        self.cleanup_lines += report.lines()
-        left = {
-            *report.left_runs,
-            *(r for rid in report.left_results for r in results.get(rid, ())),
-        }
-        self.ended_runs.update({*runs, *(r for ids in results.values() for r in ids)} - left)
-        self.ended_results.update(report.ended_results)
-        return report
-
-    def _cancel(self, run_ids: list[int]) -> None:
-        """End these calls (the early verdict's), each on its own: other runs of the same
-        result may still be needed. Daemon threads, bounded; Ctrl-C is not swallowed."""
-        run_ids = [run_id for run_id in run_ids if run_id not in self._ended]
-        client = self.connection.connected
-        if not run_ids or client is None:
-            return
-        self._ended.update(run_ids)
-        jobs = [lambda run_id=run_id: client.end_call(run_id) for run_id in run_ids]
-        self.ended_runs.update(run_ids)
-        if run_bounded(jobs, 8, time.monotonic() + CANCEL_BUDGET) is None:
-            raise KeyboardInterrupt
+        self._ender.end(results, loose, names)
 
 
 def _early(settings: Settings, record: TestRecord) -> bool:
