@@ -202,14 +202,8 @@ def parse_marker(
 
 
 #: Marker arguments that become top-level request fields only some providers accept.
-_REQUEST_OPTIONS = (
-    "agent",
-    "test_profile",
-    "personality",
-    "concurrency_limit",
-    "mock_tool_names",
-    "livekit_data",
-)
+_REQUEST_OPTIONS: tuple[str, ...] = ("agent", "test_profile", "personality", "concurrency_limit")
+_REQUEST_OPTIONS += ("mock_tool_names", "livekit_data")
 
 
 def _taking(name: str) -> list[str]:

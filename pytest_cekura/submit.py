@@ -218,8 +218,7 @@ def post_resolved(
             ledger.settled(group.name)
         return outcome
     if not PROVIDERS[group.key.provider].takes_name:
-        # The request carried no name (its endpoint has none): nothing to look the result up
-        # by, and a second POST could pay twice. Only the dashboard can tell.
+        # No name was sent (the endpoint has none): nothing to look up by; only the dashboard.
         if ledger is not None:
             ledger.settled(group.name)
         return Submission(group, error=_nameless_error(group, outcome, result_agent))
@@ -428,14 +427,13 @@ def _maybe_started(group: Group, exc: Exception) -> Submission:
 
 def _nameless_error(group: Group, outcome: Submission, agent: int | None) -> str:
     """An ambiguous failure of a POST whose endpoint takes no ``name``: it cannot be found."""
-    whose = f"agent {agent}'s" if agent is not None else "the scenarios' agent's"
+    whose, ids = f"agent {agent}'s" if agent else "the agents'", map(str, group.scenario_ids)
     return (
         f"the request to start runs failed after it may have reached Cekura ({outcome.error}). "
-        "It was not re-sent, so you are not charged twice, and it cannot be looked up: "
-        f"provider {group.key.provider!r}'s endpoint takes no result name. Check {whose} "
-        "newest results in Cekura's dashboard for runs of scenarios "
-        f"{', '.join(map(str, group.scenario_ids))} started now, and end them if they are "
-        "still going."
+        "It was not re-sent, so you are not charged twice, and it cannot be looked up: provider "
+        f"{group.key.provider!r}'s endpoint takes no result name. Check {whose} newest results "
+        f"in Cekura's dashboard for runs of scenarios {', '.join(ids)} started now, and end "
+        "them if they are still going."
     )
 
 
