@@ -19,9 +19,12 @@ start-up, so it stays light (the HTTP stack is imported only when links are made
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -52,19 +55,49 @@ def register(config: pytest.Config) -> None:
     if state.settings.share_links_days is None:
         return
     if not config.pluginmanager.has_plugin(PLUGIN_NAME):
-        config.pluginmanager.register(ShareLinkHooks(state), PLUGIN_NAME)
+        public = public_repository(os.environ)
+        config.pluginmanager.register(ShareLinkHooks(state, public), PLUGIN_NAME)
+
+
+def public_repository(env: Mapping[str, str]) -> str | None:
+    """The repository the CI job runs for, named, when the CI system says it is public
+    (GitHub Actions: the event's ``repository.visibility``/``private``; GitLab CI:
+    ``CI_PROJECT_VISIBILITY``); None when it is not, or nothing says."""
+    if env.get("CI_PROJECT_VISIBILITY", "").lower() == "public":
+        return f"GitLab project {env.get('CI_PROJECT_PATH') or '(unnamed)'}"
+    if env.get("GITHUB_ACTIONS", "").lower() != "true" or not env.get("GITHUB_EVENT_PATH"):
+        return None
+    try:
+        event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+        repository = event["repository"]
+        public = repository.get("visibility") == "public" or repository.get("private") is False
+        name = str(repository.get("full_name") or env.get("GITHUB_REPOSITORY") or "(unnamed)")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # an event file we cannot read says nothing either way
+    return f"GitHub repository {name}" if public else None
 
 
 class ShareLinkHooks:
-    def __init__(self, state: _State) -> None:
+    def __init__(self, state: _State, public: str | None = None) -> None:
         self._state = state
+        #: Set when the CI system says the repository is public: then no link is made.
+        self._public = public
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        if self._public is not None:
+            return [self._refusal()]
         days = self._state.settings.share_links_days
         return [
             f"cekura: shareable result links, valid {days} day(s) (--cekura-share-links): "
             + EXPOSURE
         ]
+
+    def _refusal(self) -> str:
+        return (
+            f"cekura: --cekura-share-links makes no links: the {self._public} is public, so "
+            "anyone could open them from its job summaries and comments and read the calls' "
+            "transcripts and hear their recordings"
+        )
 
     # First, so the reports the plugin writes at session finish carry the links.
     @pytest.hookimpl(tryfirst=True)
@@ -75,6 +108,9 @@ class ShareLinkHooks:
             return
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             return  # ending the paid calls comes first, within CI's few seconds
+        if self._public is not None:
+            _warn(session.config, "pytest-" + self._refusal())
+            return
         expire_at = datetime.now(UTC) + timedelta(days=days)
         links, problems = create_links(
             lambda: state.cekura().client(), _result_ids(state.rows), expire_at

@@ -14,7 +14,7 @@ from conftest import SENTINEL_KEY, Suite
 from pytest_cekura.client import CekuraClient
 from pytest_cekura.emulator import Emulator
 from pytest_cekura.emulator.records import RequestRecord
-from pytest_cekura.share_links import create_links
+from pytest_cekura.share_links import create_links, public_repository
 
 # Two request shapes, so two results: one link each.
 SUITE = """
@@ -29,7 +29,9 @@ def test_bad(): pass
 
 
 @pytest.fixture
-def share_suite(make_suite: Callable[[str], Suite]) -> Suite:
+def share_suite(make_suite: Callable[[str], Suite], monkeypatch: pytest.MonkeyPatch) -> Suite:
+    # Run on a public GitLab project's CI, the plugin would (rightly) make no links.
+    monkeypatch.delenv("CI_PROJECT_VISIBILITY", raising=False)
     suite = make_suite('[[scenario]]\nid = 31\noutcome = "fail"\n')
     suite.pytester.makepyfile(SUITE)
     return suite
@@ -153,3 +155,43 @@ def test_links_stop_at_their_time_budget(emulator: Emulator) -> None:
     [problem] = problems
     assert f"no shareable link for result(s) {second}: the 0.3 s allowed" in problem
     assert len([r for r in emulator.requests if "shareable" in r.path]) == 1
+
+
+def github_event(tmp_path: Path, **repository: object) -> dict[str, str]:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"repository": {"full_name": "acme/agent", **repository}}))
+    return {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_PATH": str(event)}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"CI_PROJECT_VISIBILITY": "public", "CI_PROJECT_PATH": "acme/agent"}, "GitLab project"),
+        ({}, "GitHub repository"),  # the event file below says public
+    ],
+    ids=["gitlab", "github"],
+)
+def test_on_a_public_repository_no_link_is_made(
+    share_suite: Suite,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    named: str,
+) -> None:
+    for name, value in (env or github_event(tmp_path, private=False)).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    result = share_suite.run("--cekura-share-links")
+    result.assert_outcomes(passed=1, failed=1)
+    refusal = f"*--cekura-share-links makes no links: the {named} acme/agent is public*"
+    result.stdout.fnmatch_lines([f"cekura: {refusal}", f"pytest-cekura: {refusal}"])
+    assert share_posts(share_suite) == []
+
+
+def test_what_says_a_repository_is_public(tmp_path: Path) -> None:
+    assert public_repository(github_event(tmp_path, visibility="public")) is not None
+    assert public_repository(github_event(tmp_path, private=True, visibility="private")) is None
+    assert public_repository({"CI_PROJECT_VISIBILITY": "internal"}) is None
+    broken = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}
+    assert public_repository(broken) is None  # nothing says: the user's opt-in stands
+    assert public_repository({}) is None
