@@ -23,6 +23,7 @@ from .markers import GroupKey, ScenarioSpec
 from .models import Run
 from .options import ENV_API_KEY, ENV_API_URL, Settings
 from .preflight import check_agents, check_scenarios, missing_scenario_message
+from .providers import PROVIDERS
 from .records import Assignment
 from .reuse import ResultCache
 from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, submit_group
@@ -60,6 +61,14 @@ NO_ANSWER = (
     "Cekura did not answer the request to start this group's runs within the session's time "
     "limit (--cekura-timeout {timeout:g}s). It was not re-sent, so you are not charged twice; "
     "a result named {name!r} is looked for when the session ends, and its calls ended."
+)
+#: As NO_ANSWER, for an endpoint without ``name`` (its result cannot be looked up).
+NO_ANSWER_NAMELESS = (
+    "Cekura did not answer the request to start this group's runs within the session's time "
+    "limit (--cekura-timeout {timeout:g}s). It was not re-sent, so you are not charged twice; "
+    "an answer arriving before the session ends still has its calls ended, but provider "
+    "{provider!r}'s endpoint takes no result name, so it cannot be looked up: check Cekura's "
+    "dashboard for runs started now."
 )
 T = TypeVar("T")
 
@@ -288,9 +297,10 @@ class Starter:
             raise outcome
         if outcome is None:
             if self._ledger.in_flight(group.name):
-                return Submission(
-                    group, error=NO_ANSWER.format(timeout=timeout, name=group.name), ambiguous=True
-                )
+                provider = group.key.provider
+                text = NO_ANSWER if PROVIDERS[provider].takes_name else NO_ANSWER_NAMELESS
+                error = text.format(timeout=timeout, name=group.name, provider=provider)
+                return Submission(group, error=error, ambiguous=True)
             return Submission(group, error=NOT_SENT.format(timeout=timeout))
         # Anything else is one group's failure: its tests error, the other groups go on, and
         # the ledger still ends whatever it started.

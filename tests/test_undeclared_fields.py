@@ -122,3 +122,30 @@ def test_no_name_is_sent_where_the_schema_has_none(suite: Suite, provider: str) 
     suite.run().assert_outcomes(passed=1)
     (post,) = [r for r in suite.emulator.requests if r.method == "POST"]
     assert "name" not in post.body
+
+
+def test_a_nameless_post_unanswered_at_the_deadline_says_it_cannot_be_looked_up(
+    suite: Suite,
+) -> None:
+    # Answered after 3 s, past the session's 1.5 s: the clean-up still gets the answer.
+    suite.emulator.inject("start", "slow", delay_s=3.0)
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30, provider="email", agent=1)
+        def test_email(): pass
+        """
+    )
+    result = suite.run("--cekura-timeout=1.5")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Cekura did not answer the request to start this group's runs within the session's "
+            "time limit (--cekura-timeout 1.5s). It was not re-sent, so you are not charged "
+            "twice; an answer arriving before the session ends still has its calls ended, but "
+            "provider 'email''s endpoint takes no result name, so it cannot be looked up*"
+        ]
+    )
+    assert suite.posts() == 1
+    assert not [r for r in suite.emulator.requests if r.path.endswith("/results/")]
