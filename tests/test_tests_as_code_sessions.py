@@ -279,3 +279,13 @@ def test_ambiguous_post_with_two_results_of_its_name_adopts_neither(
     assert emulator.count("POST", "run_scenarios_json") == 3  # the two above, then one
     # Left for the session's clean-up to look up again and end.
     assert ledger.in_flight(group.name)
+
+
+def test_dry_run_with_dashboard_scenarios_still_errors_a_rejected_case(project: Suite) -> None:
+    write(project, FOUR)
+    project.pytester.makepyfile(test_inline=INLINE)
+    result = project.run("--cekura-dry-run")
+    # The marked test and every valid case are skipped; the unknown metric errors.
+    result.assert_outcomes(skipped=5, errors=1)
+    result.stdout.fnmatch_lines(["*Cekura rejected this case (validate_scenarios_json)*"])
+    assert project.emulator.count("POST", "run_scenarios") == 0
