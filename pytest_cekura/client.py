@@ -4,6 +4,7 @@ timeouts, retries, error mapping) is ``transport.py``."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -13,10 +14,18 @@ import httpx
 from pydantic import ValidationError
 
 from .errors import ApiError, CekuraError, NotFoundError, ProtocolError
-from .models import AgentSettings, Result, RunSnapshot, Scenario
+from .models import AgentSettings, Result, Scenario
 from .providers import DEFAULT_BASE_URL, PROVIDERS
-from .responses import RunBatch, ScenarioPage, first_error, parse_result, parse_runs
+from .responses import (
+    RunBatch,
+    ScenarioPage,
+    bulk_batch,
+    first_error,
+    merged_batches,
+    parse_result,
+)
 from .secret import Secret
+from .snapshot import RunSnapshot
 from .transport import (
     API_KEY_HEADER,
     DEFAULT_TIMEOUT,
@@ -32,13 +41,13 @@ V2 = "/test_framework/v2"
 #: The bulk endpoint's id limit is undocumented. 50 ids is the pre-paging chunk (and what
 #: ``get_runs`` always accepts); bigger chunks are cut by URL length instead (below).
 BULK_CHUNK_SIZE = 50
-#: The longest ``run_ids`` value, URL-encoded, one bulk GET sends (200 five-digit ids): the
-#: request line stays well under the 4 KB that common servers accept (gunicorn's default
-#: limit is 4094 bytes). Not longer, although the URL would allow twice as many: each answer
-#: is parsed whole, so chunks in flight x their size is the poller's peak memory, and at
-#: 10,000 runs twice the ids cost 25 MB more for no faster cycle (docs/performance.md).
+#: The longest ``run_ids`` value, URL-encoded, one bulk GET sends (about 430 five-digit ids):
+#: the request line stays under the 4 KB that common servers accept (gunicorn's default
+#: limit is 4094 bytes), the largest chunk the API can be expected to take; fewer GETs mean
+#: fewer round trips a cycle. Answers are decoded one at a time (``Transport._request``), so
+#: a bigger chunk costs no more memory for the answers in flight (docs/performance.md).
 #: Halved for the session on a 414 or 431 answer.
-BULK_QUERY_BUDGET = 1600
+BULK_QUERY_BUDGET = 3500
 #: ``page_size`` asked of list endpoints; the server answers smaller pages when it caps the
 #: size (DRF clamps to its maximum), and the caller pages on from the size it got.
 LIST_PAGE_SIZE = 1000
@@ -183,6 +192,21 @@ class CekuraClient(Transport):
     ) -> RunBatch:
         """ "List Runs with IDs" for up to ``BULK_CHUNK_SIZE`` ids: ``GET v2/runs/bulk/`` with
         ``run_ids`` comma-separated, scoped to ``result_id`` when every id belongs to it."""
+        return self.fetch_runs(run_ids, result_id=result_id, deadline=deadline)()
+
+    def fetch_runs(
+        self,
+        run_ids: Sequence[int],
+        *,
+        result_id: int | None = None,
+        deadline: float | None = None,
+    ) -> Callable[[], RunBatch]:
+        """``get_runs`` in two steps: the GET now, the decoding when the function returned is
+        called (a ``ProtocolError`` for an answer that is not a list of runs is raised then).
+
+        The poller fetches chunks on several threads and decodes every answer on its own:
+        glibc's malloc gives each thread that allocates its own heap, and fetcher threads
+        that each decoded answers kept a heap of garbage each (40 MB at 10,000 runs)."""
         cost = _bulk_cost(run_ids)
         if len(run_ids) > BULK_CHUNK_SIZE and cost > BULK_QUERY_BUDGET:
             raise ValueError(
@@ -190,35 +214,31 @@ class CekuraClient(Transport):
                 f"characters of them, got {len(run_ids)} ids; split them with bulk_chunks()"
             )
         if len(run_ids) <= BULK_CHUNK_SIZE or cost <= self.bulk_budget:
-            return self._get_runs_split(run_ids, result_id=result_id, deadline=deadline)
+            return self._fetch_runs_split(run_ids, result_id=result_id, deadline=deadline)
         # Cut before the budget shrank (a 414 on another chunk in flight): cut it again.
-        runs: list[RunSnapshot] = []
-        invalid: dict[int, str] = {}
-        for chunk in self.bulk_chunks(run_ids):
-            batch = self._get_runs_split(chunk, result_id=result_id, deadline=deadline)
-            runs += batch.runs
-            invalid.update(batch.invalid)
-        return RunBatch(runs, invalid)
+        parts = [
+            self._fetch_runs_split(chunk, result_id=result_id, deadline=deadline)
+            for chunk in self.bulk_chunks(run_ids)
+        ]
+        return functools.partial(merged_batches, parts)
 
-    def _get_runs_split(
+    def _fetch_runs_split(
         self, run_ids: Sequence[int], *, result_id: int | None, deadline: float | None
-    ) -> RunBatch:
+    ) -> Callable[[], RunBatch]:
         try:
-            return self._get_runs(run_ids, result_id=result_id, deadline=deadline)
+            return self._fetch_runs(run_ids, result_id=result_id, deadline=deadline)
         except ApiError as exc:
             if exc.status_code not in {414, 431} or len(run_ids) <= 1:
                 raise
         # The server's request line is shorter than we thought: halve the chunks from now on.
         with self._lock:
             self._bulk_budget = max(1, min(self._bulk_budget, _bulk_cost(run_ids)) // 2)
-        runs: list[RunSnapshot] = []
-        invalid: dict[int, str] = {}
         middle = len(run_ids) // 2
-        for half in (run_ids[:middle], run_ids[middle:]):
-            batch = self._get_runs_split(half, result_id=result_id, deadline=deadline)
-            runs += batch.runs
-            invalid.update(batch.invalid)
-        return RunBatch(runs, invalid)
+        parts = [
+            self._fetch_runs_split(half, result_id=result_id, deadline=deadline)
+            for half in (run_ids[:middle], run_ids[middle:])
+        ]
+        return functools.partial(merged_batches, parts)
 
     @property
     def bulk_budget(self) -> int:
@@ -244,26 +264,24 @@ class CekuraClient(Transport):
             chunks.append(chunk)
         return chunks
 
-    def _get_runs(
+    def _fetch_runs(
         self, run_ids: Sequence[int], *, result_id: int | None, deadline: float | None
-    ) -> RunBatch:
+    ) -> Callable[[], RunBatch]:
         ids = ",".join(str(i) for i in run_ids)
         v2_params = {"run_ids": ids}
         if result_id is not None:
             v2_params["result_id"] = str(result_id)
         # The deprecated v1 path: its docs name the parameter run_ids, the official SDK
         # sends ids, so the fallback sends both (and no scope, which v1 does not document).
-        data, _ = self._get_v2_or_v1(
+        answer, _ = self._get_v2_or_v1(
             "runs/bulk/",
             "runs/bulk/",
             v2_params=v2_params,
             v1_params={"run_ids": ids, "ids": ids},
             deadline=deadline,
+            later=True,
         )
-        entries = data.get("results") if isinstance(data, Mapping) else data
-        if not isinstance(entries, list):
-            raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
-        return parse_runs(entries)
+        return functools.partial(bulk_batch, answer)
 
     def get_all_runs(self, run_ids: Sequence[int]) -> list[RunSnapshot]:
         """Every readable run among ``run_ids``, fetched in chunks (``bulk_chunks``); parse
@@ -282,6 +300,7 @@ class CekuraClient(Transport):
         v2_params: Mapping[str, str] | None = None,
         v1_params: Mapping[str, str] | None = None,
         deadline: float | None = None,
+        later: bool = False,
     ) -> tuple[Any, str]:
         """GET ``tail`` under v2; on a 404 there, under v1. When v1 then answers, the
         deployment has no such v2 endpoint: v1 is used from then on, and a notice says so.
@@ -291,11 +310,12 @@ class CekuraClient(Transport):
         if not v1_only:
             path = f"{V2}/{tail}"
             try:
-                return self._request("GET", path, params=v2_params, deadline=deadline), path
+                data = self._request("GET", path, params=v2_params, deadline=deadline, later=later)
+                return data, path
             except NotFoundError:
                 pass
         path = f"{V1}/{tail}"
-        data = self._request("GET", path, params=v1_params, deadline=deadline)
+        data = self._request("GET", path, params=v1_params, deadline=deadline, later=later)
         if not v1_only:
             with self._lock:
                 if endpoint not in self._v1_only:

@@ -6,29 +6,64 @@ reported early, and the number of GETs depends on the number of runs, not of tes
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import queue
 import random
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from .client import BULK_CHUNK_SIZE, CekuraClient
+from .client import BULK_CHUNK_SIZE, CekuraClient, RunBatch
 from .errors import ApiError, AuthError, CekuraError
-from .models import Run, RunSnapshot
+from .models import Run
+from .snapshot import RunSnapshot
 
 #: How long the main thread blocks at a time, so signals (Ctrl-C, pytest-timeout) land promptly.
 WAIT_SLICE = 0.25
 #: Up to 10 % off each interval, so many CI jobs don't poll in lock-step. Only ever shorter:
 #: a finished run is then seen at most one interval (plus a poll) after it ends.
 JITTER = 0.1
-#: Bulk GETs in flight at once during a poll cycle: 10,000 runs are about 50 chunks, so a
-#: cycle is seven round trips. Retry-After pauses them all (``CekuraClient``).
+#: Bulk GETs in flight (or fetched and not yet decoded) at once during a poll cycle: 10,000
+#: runs are about 24 chunks, so a cycle is three round trips. Retry-After pauses them all
+#: (``CekuraClient``).
 POLL_CONCURRENCY = 8
 #: Private, for the benchmarks only: True polls as before paging (chunks of
 #: ``BULK_CHUNK_SIZE`` ids, four in flight), so a benchmark can measure both in one run.
 _SMALL_CHUNKS = False
+
+
+#: glibc's ``mallopt`` parameter number for the mmap threshold, and the value set: its
+#: default starting value, 128 KB.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 128 * 1024
+
+
+def fix_mmap_threshold() -> bool:
+    """Keep glibc's mmap threshold at its default 128 KB instead of letting it rise; True if
+    set. Bulk answers are single buffers of 0.5-1 MB. glibc serves a block that size with
+    its own mmap, returned to the system when freed, but it raises the threshold to the
+    size of each such block freed, so later answers come from the heap of the thread that
+    read them and stay in the process when freed: 30 to 50 MB at 10,000 runs, the peak RSS
+    target missed (docs/performance.md). Not done where glibc is absent, nor when the user
+    set the threshold (``MALLOC_MMAP_THRESHOLD_``, ``GLIBC_TUNABLES``)."""
+    if sys.platform != "linux" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    if "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", ""):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl has no such function)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
 
 
 @dataclass(frozen=True)
@@ -127,6 +162,7 @@ class Poller:
             self._deadline, self._has_deadline = deadline, True
         if self._client is None or not self._has_deadline:
             raise ValueError("Poller.start needs a client and a deadline")
+        fix_mmap_threshold()
         self._thread.start()
 
     @property
@@ -256,7 +292,7 @@ class Poller:
 
         Bulk, not the run list filtered on the unfinished statuses: the list's pages are
         capped (at 100 runs in the emulator, as DRF usually is; Cekura documents no cap)
-        where a bulk GET takes 200 ids or more, and a run that finishes while the list is read
+        where a bulk GET takes about 430 ids, and a run that finishes while the list is read
         shifts the later pages under the reader, so a run could be skipped. A bulk GET
         names each run, so every outstanding run is asked for exactly once a cycle, and a
         run's final state arrives in full with the poll that first sees it final (it is not
@@ -275,16 +311,29 @@ class Poller:
         else:
             chunks = self._api.bulk_chunks(pending)
         concurrency = 4 if _SMALL_CHUNKS else POLL_CONCURRENCY
-        queue = iter(chunks)
+        to_fetch = iter(chunks)
         lock = threading.Lock()
+        # Fetcher threads only wait on the network; this thread decodes every answer. glibc
+        # gives each thread that allocates its own heap: 8 threads decoding answers of 400
+        # runs kept 8 heaps of garbage, 40 MB at 10,000 runs (docs/performance.md). At most
+        # ``concurrency`` answers are fetched and not yet decoded: decoding is the slower
+        # step, and answers waiting for it held 20 MB of bytes.
+        answers: queue.SimpleQueue[tuple[list[int], Callable[[], RunBatch] | None] | None]
+        answers = queue.SimpleQueue()
+        slots = threading.Semaphore(concurrency)
 
         def fetch() -> None:
-            while not self._stop.is_set():
-                with lock:
-                    chunk = next(queue, None)
-                if chunk is None:
-                    return
-                self._poll_chunk(chunk)
+            try:
+                while not self._stop.is_set():
+                    slots.acquire()
+                    with lock:
+                        chunk = next(to_fetch, None)
+                    if chunk is None:
+                        slots.release()
+                        return
+                    answers.put((chunk, self._fetch_chunk(chunk)))
+            finally:
+                answers.put(None)  # this fetcher is done
 
         # Daemon threads, not an executor: a GET stuck on a slow server must not hold up the
         # end of the session (executor threads are joined at interpreter exit).
@@ -294,34 +343,53 @@ class Poller:
         ]
         for thread in fetchers:
             thread.start()
-        for thread in fetchers:
-            thread.join()
+        going = len(fetchers)
+        while going:
+            answer = answers.get()
+            if answer is None:
+                going -= 1
+            else:
+                if answer[1] is not None:
+                    self._decode_chunk(answer[0], answer[1])
+                slots.release()
         with self._changed:
             self._cycles += 1
             self._changed.notify_all()
 
-    def _poll_chunk(self, chunk: list[int]) -> None:
+    def _fetch_chunk(self, chunk: list[int]) -> Callable[[], RunBatch] | None:
+        """One bulk GET (on a fetcher thread): its answer, to decode; None if it failed (the
+        error is recorded for its runs)."""
         with self._changed:
             owners = {self._owners.get(run_id) for run_id in chunk}
         result_id = owners.pop() if len(owners) == 1 else None
         try:
-            batch = self._api.get_runs(chunk, result_id=result_id, deadline=self._deadline)
+            return self._api.fetch_runs(chunk, result_id=result_id, deadline=self._deadline)
         except CekuraError as exc:
-            if isinstance(exc, AuthError):
-                with self._changed:
-                    self.rejected = self.rejected or exc
-                self._stop.set()
-                self._wake.set()
-            if isinstance(exc, ApiError) and exc.retry_after:
-                with self._changed:
-                    self._resume_at = max(self._resume_at, self._clock() + exc.retry_after)
-            self._record_error(chunk, str(exc))
-            return
+            self._failed(chunk, exc)
         except Exception:
-            if self._stop.is_set():
-                return  # the session closed the client under this request: nothing to report
-            raise
+            if not self._stop.is_set():
+                raise
+            # The session closed the client under this request: nothing to report.
+        return None
+
+    def _decode_chunk(self, chunk: list[int], answer: Callable[[], RunBatch]) -> None:
+        try:
+            batch = answer()
+        except CekuraError as exc:  # an answer that is not a list of runs
+            self._failed(chunk, exc)
+            return
         self._update(chunk, batch.runs, batch.invalid)
+
+    def _failed(self, chunk: list[int], exc: CekuraError) -> None:
+        if isinstance(exc, AuthError):
+            with self._changed:
+                self.rejected = self.rejected or exc
+            self._stop.set()
+            self._wake.set()
+        if isinstance(exc, ApiError) and exc.retry_after:
+            with self._changed:
+                self._resume_at = max(self._resume_at, self._clock() + exc.retry_after)
+        self._record_error(chunk, str(exc))
 
     def _update(
         self, asked: Iterable[int], runs: Iterable[RunSnapshot], invalid: Mapping[int, str]

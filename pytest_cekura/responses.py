@@ -1,17 +1,19 @@
 """Cekura's answers decoded for ``CekuraClient``: a page of scenarios, a bulk batch of runs
-(the entries that parse, and why the others did not), and a model parsed or a
+(the entries that parse, and why the others did not; decoded when the caller asks, see
+``CekuraClient.fetch_runs``), and a model parsed or a
 ``ProtocolError`` naming the first field that did not fit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from .errors import ProtocolError
-from .models import Result, RunSnapshot, Scenario
+from .models import Result, Scenario
+from .snapshot import RunSnapshot
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,27 @@ def parse_runs(entries: Iterable[Any]) -> RunBatch:
             if isinstance(run_id, int):
                 batch.invalid[run_id] = first_error(exc)
     return batch
+
+
+def bulk_batch(answer: Callable[[], Any]) -> RunBatch:
+    """A bulk answer, decoded now (``answer``), as snapshots: its JSON is dropped as this
+    returns, so only the snapshots stay."""
+    data = answer()
+    entries = data.get("results") if isinstance(data, Mapping) else data
+    if not isinstance(entries, list):
+        raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
+    return parse_runs(entries)
+
+
+def merged_batches(parts: Iterable[Callable[[], RunBatch]]) -> RunBatch:
+    """The batches of a bulk request that was split in parts, decoded and put together."""
+    runs: list[RunSnapshot] = []
+    invalid: dict[int, str] = {}
+    for part in parts:
+        batch = part()
+        runs += batch.runs
+        invalid.update(batch.invalid)
+    return RunBatch(runs, invalid)
 
 
 def first_error(exc: ValidationError) -> str:

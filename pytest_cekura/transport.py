@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import random
 import threading
 import time
@@ -159,7 +160,10 @@ class Transport:
         idempotent: bool | None = None,
         deadline: float | None = None,
         label: str | None = None,
+        later: bool = False,
     ) -> Any:
+        """The answer's JSON; with ``later``, a function that decodes it when called (on
+        another thread, say: see ``CekuraClient.fetch_runs``)."""
         idempotent = method == "GET" if idempotent is None else idempotent
         attempt = 0
         honoured = float("-inf")  # the pause this request has already waited out
@@ -185,6 +189,8 @@ class Transport:
                     raise error from None
             else:
                 if response.status_code < 400:
+                    if later:
+                        return functools.partial(_json_body, response, method, path)
                     return _json_body(response, method, path)
                 status_error = _status_error(response, method, path, self._key)
                 delay = backoff_delay(attempt, self._retry, self._rng)

@@ -10,10 +10,10 @@ from pytest_cekura.models import (
     CekuraResult,
     Result,
     Run,
-    RunSnapshot,
     normalise_success_rate,
     parse_duration,
 )
+from pytest_cekura.snapshot import RunSnapshot
 
 
 @pytest.mark.parametrize(

@@ -4,20 +4,30 @@ Retry-After pauses every request in flight. Counted in the emulator's request lo
 
 from __future__ import annotations
 
+import json
 import math
+import platform
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from pydantic import ValidationError
 
 from conftest import SENTINEL_KEY, Suite
-from pytest_cekura.client import LIST_PAGE_SIZE, CekuraClient
-from pytest_cekura.emulator import Emulator
+from pytest_cekura import poller as poller_module
+from pytest_cekura.client import LIST_PAGE_SIZE, CekuraClient, RunBatch
+from pytest_cekura.emulator import Emulator, load_catalogue
 from pytest_cekura.emulator.server import MAX_PAGE_SIZE
+from pytest_cekura.models import Run
 from pytest_cekura.poller import Poller
 from pytest_cekura.preflight import check_scenarios
+from pytest_cekura.snapshot import RunSnapshot
 
 #: The emulator's own page cap, which the plugin does not know in advance.
 PAGE = MAX_PAGE_SIZE
@@ -173,8 +183,9 @@ def test_a_poll_cycle_asks_for_every_outstanding_run_exactly_once_in_pages(
             time.sleep(0.05)
         assert cycles > 2
         assert sum(finished_per_cycle) == 1000
-        # 200 five-digit ids a chunk: 1,000 runs are five GETs, not twenty.
-        assert len(client.bulk_chunks(list(range(90001, 91001)))) == 5
+        # About 430 five-digit ids a chunk (a request line under 4 KB): 1,000 runs are three
+        # GETs, not twenty.
+        assert len(client.bulk_chunks(list(range(90001, 91001)))) == 3
         states = poller.states([run.id for run in result.runs])
         assert all(state.done and state.poll_error is None for state in states.values())
         assert poller._counts()["done"] == 1000
@@ -233,3 +244,157 @@ def test_a_scenario_list_page_reports_the_size_the_server_used(
         past = client.list_scenarios(page=9, page_size=first.size)
     assert (first.count, first.size, len(first.scenarios)) == (150, page_size, page_size)
     assert (past.count, past.size, past.scenarios) == (0, 0, [])
+
+
+# --- memory and CPU at 10,000 runs (issue #20, target 5 kept) ------------------------------
+
+
+def test_a_run_still_going_is_kept_as_its_scalar_fields_and_a_finished_one_whole() -> None:
+    # The poller reads every run still going at every interval; keeping Cekura's whole
+    # object for each was most of its memory at 10,000 runs. Its scalar fields stay (a report
+    # at the deadline shows them); its transcript so far and unknown fields do not.
+    going = {
+        "id": 8,
+        "status": "running",
+        "scenario": 30,
+        "scenario_name": "Refill",
+        "result_id": 5000,
+        "executed_at": "2026-12-01T06:00:00.000000Z",
+        "transcript": "Main Agent: Hello",
+        "transcript_object": [{"role": "Main Agent", "content": "Hello", "timestamp": 1.0}],
+        "new_field": {"big": "x" * 1000},
+    }
+    snapshot = RunSnapshot.parse(going)
+    assert isinstance(snapshot.detail, tuple)
+    run = snapshot.run()
+    assert (run.id, run.status, run.scenario, run.scenario_name, run.result_id) == (
+        8,
+        "running",
+        30,
+        "Refill",
+        5000,
+    )
+    assert run.executed_at == "2026-12-01T06:00:00.000000Z"
+    assert (run.transcript, run.transcript_object, run.model_extra) == (None, [], {})
+    # Finished: compressed, and given back as sent, unknown fields included.
+    done = {**going, "status": "completed", "success": True}
+    finished = RunSnapshot.parse(done)
+    assert isinstance(finished.detail, bytes)
+    assert len(finished.detail) < len(json.dumps(done))
+    assert finished.run() == Run.model_validate(done)
+    assert finished.run().model_extra == {"new_field": {"big": "x" * 1000}}
+
+
+def test_entries_typed_as_cekura_types_them_read_as_the_lenient_models_read_them() -> None:
+    # Bulk entries as Cekura types them skip pydantic; anything else takes the lenient path,
+    # with the same results.
+    typed = RunSnapshot.parse({"id": 1, "status": "completed", "success": True, "result_id": 7})
+    loose = RunSnapshot.parse(
+        {"id": "1", "status": " COMPLETED ", "success": "true", "result_id": "7"}
+    )
+    assert (typed.id, typed.status, typed.success, typed.result_id) == (1, "completed", True, 7)
+    assert (loose.id, loose.status, loose.success, loose.result_id) == (1, "completed", True, 7)
+    with pytest.raises(ValidationError):
+        RunSnapshot.parse({"id": "not an id", "status": "running"})
+    # Runs share one set of the fields sent instead of one each; copies get their own.
+    runs = [Run.model_validate({"id": i, "status": "pending"}) for i in (1, 2)]
+    assert runs[0].model_fields_set is runs[1].model_fields_set
+    assert runs[0].model_copy(update={"id": 3}).model_fields_set is not runs[0].model_fields_set
+
+
+def test_answers_are_fetched_on_several_threads_and_decoded_on_the_polling_one(
+    make_emulator: Callable[[str], Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # glibc gives each allocating thread a heap of its own: fetchers that decoded answers
+    # kept one heap of garbage each. Fetchers only wait on the network; the thread running
+    # the cycle decodes, and no more answers wait to be decoded than fetchers run.
+    emulator = make_emulator(catalogue(range(1, 101), duration=lambda sid: 10_000))
+    monkeypatch.setattr(poller_module, "POLL_CONCURRENCY", 3)
+    with CekuraClient(emulator.url, SENTINEL_KEY) as client:
+        result = client.start_runs(
+            "livekit", {"scenarios": [{"scenario": s} for s in range(1, 101)], "frequency": 20}
+        )
+        fetched_on: set[str] = set()
+        decoded_on: set[str] = set()
+        waiting = [0]
+        most_waiting = [0]
+        lock = threading.Lock()
+        fetch = client.fetch_runs
+
+        def spying_fetch(*args: Any, **kwargs: Any) -> Callable[[], RunBatch]:
+            answer = fetch(*args, **kwargs)
+            with lock:
+                fetched_on.add(threading.current_thread().name)
+                waiting[0] += 1
+                most_waiting[0] = max(most_waiting[0], waiting[0])
+
+            def decode() -> RunBatch:
+                with lock:
+                    decoded_on.add(threading.current_thread().name)
+                    waiting[0] -= 1
+                time.sleep(0.01)  # a slow decoder: answers would pile up without a bound
+                return answer()
+
+            return decode
+
+        monkeypatch.setattr(client, "fetch_runs", spying_fetch)
+        poller = Poller(client, interval=0.05, deadline=time.monotonic() + 30)
+        poller.track(result.runs)
+        chunks = len(client.bulk_chunks(sorted(run.id for run in result.runs)))
+        assert chunks >= 5
+        poller.poll_once()
+        states = poller.states([run.id for run in result.runs])
+    assert all(state.poll_error is None for state in states.values())
+    assert decoded_on == {threading.current_thread().name}
+    assert fetched_on
+    assert threading.current_thread().name not in fetched_on
+    assert most_waiting[0] <= 3
+
+
+def test_the_emulators_bulk_answer_is_the_same_text_from_kept_runs_and_follows_each_phase(
+    tmp_path: Path,
+) -> None:
+    # The emulator keeps each run's JSON text until its phase changes (a poll of 10,000
+    # runs was 85 us a run of its CPU); the answer is byte for byte what it built before.
+    now = [1000.0]
+    path = tmp_path / "catalogue.toml"
+    path.write_text(catalogue(range(1, 4), duration=lambda sid: 60 * sid))
+    with (
+        Emulator(
+            load_catalogue(path), api_key=SENTINEL_KEY, time_scale=1.0, clock=lambda: now[0]
+        ) as emulator,
+        CekuraClient(emulator.url, SENTINEL_KEY) as client,
+    ):
+        result = client.start_runs(
+            "livekit", {"scenarios": [{"scenario": s} for s in range(1, 4)], "frequency": 2}
+        )
+        ids = [run.id for run in result.runs]
+        store = emulator._store
+        seen = []
+        for moment in (1000.0, 1000.0, 1030.0, 1090.0, 1300.0, 1300.0):
+            now[0] = moment
+            text = store.runs_json(ids)
+            assert text == json.dumps(store.runs(ids), ensure_ascii=False).encode()
+            answer = httpx.get(
+                f"{emulator.url}/test_framework/v2/runs/bulk/",
+                params={"run_ids": ",".join(map(str, ids))},
+                headers={"X-CEKURA-API-KEY": SENTINEL_KEY},
+            )
+            assert answer.content == text
+            seen.append([run["status"] for run in json.loads(text)])
+    assert seen[0] == seen[1]
+    assert seen[0] != seen[2] != seen[3]
+    assert all(status == "completed" for status in seen[-1])
+
+
+def test_the_mmap_threshold_is_kept_where_glibc_lets_it_be_unless_the_user_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert not poller_module.fix_mmap_threshold()
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")
+    assert not poller_module.fix_mmap_threshold()
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert poller_module.fix_mmap_threshold() is glibc

@@ -51,8 +51,33 @@ class Views:
         self._runs = runs
         self._time_scale = time_scale
         self._success_rate_format = success_rate_format
-        self._iso = iso
+        # Memoised: every run of a POST shares its creation time and a run's start time is
+        # shown at every poll; formatting them was half the cost of a run still going.
+        self._iso = _memo(iso)
         self._phase = phase
+        #: Agent names by id: the catalogue's agents never change once loaded.
+        self._agent_names: dict[int, str] = {}
+        #: Each run's JSON text, with the record and phase it was made from (``run_json``).
+        self._texts: dict[int, tuple[RunRecord, Phase, bytes]] = {}
+
+    def run_json(self, run: RunRecord, now: float) -> bytes:
+        """``run_view`` as the JSON text ``json_response`` would write, kept until the run's
+        phase changes: a poller asks for every run still going at every interval, and a
+        run changes a few times in its life (its view depends only on its record, which
+        changes only through its phase, and on its result and catalogue entries, which
+        never change)."""
+        scenario = self._catalogue.scenario(run.scenario_id)
+        phase = self._phase(run, scenario, now)
+        kept = self._texts.get(run.run_id)
+        if kept is not None and kept[0] is run and kept[1] == phase:
+            return kept[2]
+        text = json.dumps(self.run_view_at(run, scenario, phase), ensure_ascii=False).encode()
+        self._texts[run.run_id] = (run, phase, text)
+        return text
+
+    def forget(self) -> None:
+        """Drop the kept texts (the store forgot its runs)."""
+        self._texts.clear()
 
     def run_view(self, run: RunRecord, now: float) -> dict[str, Any]:
         scenario = self._catalogue.scenario(run.scenario_id)
@@ -70,7 +95,7 @@ class Views:
             "scenario_name": scenario.name,
             "scenario_type": "instruction",
             "agent": run.agent,
-            "agent_name": self._catalogue.agent(run.agent).name,
+            "agent_name": self._agent_name(run.agent),
             "agent_number": None,
             "run_type": None,
             "personality": run.personality_id,
@@ -149,6 +174,12 @@ class Views:
             expected_outcome=content.expected_outcome(scenario, verdict),
             evaluation={"metrics": content.metrics(scenario, run.run_id, verdict)},
         )
+
+    def _agent_name(self, agent_id: int) -> str:
+        name = self._agent_names.get(agent_id)
+        if name is None:
+            name = self._agent_names[agent_id] = self._catalogue.agent(agent_id).name
+        return name
 
     def _emulated_seconds_talked(self, phase: Phase) -> float:
         if phase.started_at is None or phase.ended_at is None or self._time_scale <= 0:
@@ -276,6 +307,25 @@ class Views:
             "line_held_from": self._iso(taken),
             "line_held_until": None if freed is None else self._iso(freed),
         }
+
+
+#: Timestamps a ``_memo`` keeps before it starts over (a few MB at most).
+_MEMO_LIMIT = 100_000
+
+
+def _memo(iso: Callable[[float], str]) -> Callable[[float], str]:
+    """``iso`` with its answers kept (called under the store's lock, so one thread at a time)."""
+    cache: dict[float, str] = {}
+
+    def memo(moment: float) -> str:
+        found = cache.get(moment)
+        if found is None:
+            if len(cache) >= _MEMO_LIMIT:
+                cache.clear()
+            found = cache[moment] = iso(moment)
+        return found
+
+    return memo
 
 
 def _run_settings(settings: NewResult | None) -> dict[str, Any] | None:

@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from pytest_cekura.models import AgentSettings, Result, Run, RunSnapshot
+from pytest_cekura.models import AgentSettings, Result, Run
+from pytest_cekura.snapshot import RunSnapshot
 
 from .spec import Contract, Direction, contract, load_raw, resolve
 
