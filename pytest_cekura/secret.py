@@ -51,6 +51,11 @@ def redact(text: str, secret: Secret | None) -> str:
     return text
 
 
+def contains(text: str, secret: Secret | None) -> bool:
+    """True when ``text`` holds the secret in any form :func:`redact` hides."""
+    return redact(text, secret) != text
+
+
 #: Shorter base64 fragments than this are not redacted: they would match ordinary text.
 _MIN_FRAGMENT = 8
 

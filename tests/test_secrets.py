@@ -332,3 +332,43 @@ def echoing_server(forms: list[str]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--cekura-url", "{url}/{key}"),
+        ("--cekura-url", "{url}/?api_key={quoted}"),
+        ("--cekura-dashboard-url", "https://app.example/{key}/results/{{result_id}}"),
+    ],
+    ids=["url-path", "url-query-encoded", "dashboard-template"],
+)
+def test_key_inside_an_option_value_is_refused_before_anything_is_sent(
+    suite: Suite, tmp_path: Path, option: str, value: str
+) -> None:
+    """Found by a stranger's review: a key pasted into the URL's path (or a dashboard
+    template) was printed in the -v header, the JSON report's "api" and the HTML report."""
+    given = value.format(url=suite.emulator.url, key=SENTINEL_KEY, quoted=quote(SENTINEL_KEY))
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_a(): pass
+        """
+    )
+    report, html = tmp_path / "report.json", tmp_path / "report.html"
+    result = suite.run(
+        "-v", f"{option}={given}", f"--cekura-report={report}", f"--cekura-html={html}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    expected = (
+        f"ERROR: pytest-cekura: {option} contains the value of CEKURA_API_KEY: remove it; "
+        "Cekura authenticates with the CEKURA_API_KEY environment variable alone"
+    )
+    assert result.stderr.str().count("ERROR: ") == 1
+    assert expected in result.stderr.str()
+    assert suite.emulator.requests == []
+    for name, text in outputs_of(result, report, html).items():
+        assert SENTINEL_KEY not in text, f"the API key leaked into {name}"
+        assert quote(SENTINEL_KEY) not in text, f"the API key leaked into {name}"
