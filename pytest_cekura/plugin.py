@@ -112,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if state.role.reports:  # only this process writes them, at the very end
         _check_outputs(settings)
+        _check_distinct_outputs(config, settings)
     state.worker_log = worker_log(config, settings, state.role)
     register_html(config)  # --cekura-html and pytest-html's extras, only when asked for
     register_share_links(config)  # --cekura-share-links, only when asked for
@@ -138,6 +139,30 @@ def _check_outputs(settings: Settings) -> None:
                 check_writable(path, source)
             except ConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
+
+
+def _check_distinct_outputs(config: pytest.Config, settings: Settings) -> None:
+    """Two reports given one path overwrite each other at the end, silently (the last one
+    written wins): refuse it before anything is started."""
+    outputs = [
+        (settings.report_path, "--cekura-report / cekura_report"),
+        (settings.html_path, "--cekura-html / cekura_html"),
+        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
+        (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
+        (getattr(config.option, "xmlpath", None), "--junitxml"),
+        (getattr(config.option, "htmlpath", None), "--html (pytest-html)"),
+    ]
+    seen: dict[Path, str] = {}
+    for path, source in outputs:
+        if not path:
+            continue
+        where = Path(path).expanduser().resolve()
+        if where in seen:
+            raise pytest.UsageError(
+                f"pytest-cekura: {seen[where]} and {source} both write {str(where)!r}; "
+                "give each report its own file"
+            )
+        seen[where] = source
 
 
 def _interrupt_on_sigterm(role: Serial) -> Any:
