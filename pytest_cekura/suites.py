@@ -119,7 +119,7 @@ class CekuraSuiteItem(pytest.Item):
         detail = message.removeprefix(_MARKER_ERROR)
         if detail == message:
             return None  # a verdict, not a bad value
-        named = re.match(r"(\w+)[= ]", detail)
+        named = re.match(r"(\w+)[= \[]", detail)  # "gates['Latency'] = ..." names gates too
         key = "scenarios" if re.match(r"(no )?scenario id", detail) else named and named[1]
         line = self.entry.key_lines.get(key) if key else None
         return f"{self.nodeid.split('::')[0]}:{line + 1}: {message}" if line is not None else None
