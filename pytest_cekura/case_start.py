@@ -27,6 +27,7 @@ from .errors import (
     RateLimitedError,
     TransportError,
 )
+from .hookspec import ModifyRequest
 from .markers import ScenarioSpec
 from .models import Result, Run
 from .options import Settings
@@ -189,6 +190,8 @@ class Earlier:
     rerun_failed: bool
     #: Either option was given: look for an earlier result (else only remember this one).
     wanted: bool = True
+    #: The ``pytest_cekura_modify_request`` hook, for a --cekura-rerun-failed request.
+    modify: ModifyRequest | None = None
 
 
 def cache_key(group: CaseGroup, api_url: str) -> str:
@@ -267,6 +270,9 @@ def _from_earlier(
     ):
         return None  # not a whole result of exactly these cases: pay for a fresh one
     if all(run.succeeded for run in runs):
+        if _breaks_gates(group, runs):
+            # After a fix (say, to latency) the calls must run again, as for failed runs.
+            return None
         age = earlier.cache.age(remembered)
         return map_runs(group, remembered.result_id, runs, reused_age=age)
     # A failed result is never reused as it is: after fixing the agent, the calls that
@@ -279,7 +285,11 @@ def _from_earlier(
         if not run.succeeded:
             lost[run.scenario_name or ""] = lost.get(run.scenario_name or "", 0) + 1
     again = _rerun_group(group, lost)
-    posted = post_group(client, again, ledger=ledger, deadline=deadline, sleep=sleep)
+    hook_error = again.modified(earlier.modify)  # a request of its own: the hook sees it
+    if hook_error is not None:
+        posted = Posted(error=hook_error)
+    else:
+        posted = post_group(client, again, ledger=ledger, deadline=deadline, sleep=sleep)
     kept_ids = frozenset(run.id for run in kept)
     if posted.result is None:
         # The cases whose runs all passed keep them; the others error, nothing re-sent.
@@ -316,7 +326,18 @@ def _rerun_group(group: CaseGroup, lost: Mapping[str, int]) -> CaseGroup:
             nodeids.append(nodeid)
             cases.append({**case, "frequency": count})
             plans[nodeid] = {**group.plans.get(nodeid, {}), "frequency": count}
-    return CaseGroup(group.shape, f"{group.name} rerun", nodeids, cases, plans)
+    return CaseGroup(group.shape, f"{group.name} rerun", nodeids, cases, plans, group.gates)
+
+
+def _breaks_gates(group: CaseGroup, runs: Sequence[Run]) -> bool:
+    """Some case's metric gates are broken by its runs among ``runs``."""
+    from .gates import check_gates
+
+    for nodeid, case in zip(group.nodeids, group.cases, strict=True):
+        own = [run for run in runs if run.scenario_name == case["name"]]
+        if any(result.broken for result in check_gates(group.gates.get(nodeid, ()), own)):
+            return True
+    return False
 
 
 def start_cases(
@@ -348,14 +369,17 @@ def start_priced(
     *,
     deadline: float | None,
     session_id: str,
+    modify: ModifyRequest | None = None,
 ) -> CaseAssignments:
     """``start_cases`` with the session's settings: reuse and rerun-failed as for marked
-    tests; a rejected key is the session's ``ConfigError``."""
+    tests; a rejected key is the session's ``ConfigError``. ``modify`` is the
+    ``pytest_cekura_modify_request`` hook for rerun requests (``price_cases`` gave it the
+    others' bodies before validation)."""
     earlier = None
     if cache is not None:  # every new result is remembered, for a later session to reuse
         wanted = settings.reuse_seconds is not None or settings.rerun_failed
         max_age = settings.reuse_seconds if settings.reuse_seconds is not None else math.inf
-        earlier = Earlier(cache, max_age, settings.rerun_failed, wanted)
+        earlier = Earlier(cache, max_age, settings.rerun_failed, wanted, modify)
     try:
         return start_cases(
             client, priced, ledger=ledger, deadline=deadline, sleep=sleep, earlier=earlier

@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ from .xdist import role as xdist_role
 
 if TYPE_CHECKING:
     from .client import CekuraClient
+    from .gates import Gate
     from .models import CekuraResult
     from .testsuite_json import CaseSpec
 
@@ -203,7 +205,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = _state(session.config)
     settings = state.settings
     specs = _selected_specs(session.items, settings.marker_defaults())
-    cases = _selected_cases(session.items)
+    cases = _selected_cases(session.items, settings.marker_defaults().gates)
     if any(MARKER_ERROR_KEY in item.stash for item in session.items) or specs or cases:
         _activate(session.config)
     if not (specs or cases) or _submits_nothing(session):
@@ -255,8 +257,9 @@ def _selected_specs(items: list[pytest.Item], defaults: MarkerDefaults) -> dict[
     return specs
 
 
-def _selected_cases(items: list[pytest.Item]) -> dict[str, CaseSpec]:
-    """Tests-as-Code cases to submit: those without a problem found at collection."""
+def _selected_cases(items: list[pytest.Item], gates: tuple[Gate, ...]) -> dict[str, CaseSpec]:
+    """Tests-as-Code cases to submit: those without a problem found at collection. ``gates``
+    (the session's) apply to a file's cases; a marker's own replace them metric by metric."""
     from .testsuite_json import CekuraCaseItem, case_from_marker
 
     cases = {}
@@ -265,10 +268,10 @@ def _selected_cases(items: list[pytest.Item]) -> dict[str, CaseSpec]:
             continue
         if isinstance(item, CekuraCaseItem):
             if not item.spec.problems:
-                cases[item.nodeid] = item.spec
+                cases[item.nodeid] = replace(item.spec, gates=gates)
             continue
         try:
-            case = case_from_marker(item)  # @pytest.mark.cekura_case, checked like the other
+            case = case_from_marker(item, gates)  # @pytest.mark.cekura_case, checked like the other
         except ConfigError as exc:
             item.stash[MARKER_ERROR_KEY] = str(exc)
             continue

@@ -30,7 +30,7 @@ from .report import Links
 from .reuse import ResultCache
 from .starter import Started, Starter, check_budget
 from .submit import Group, plan_groups
-from .tests_as_code import Priced, price_cases
+from .tests_as_code import Priced, price_cases, with_gates
 from .xdist import Serial
 
 if TYPE_CHECKING:
@@ -185,8 +185,11 @@ class CekuraSession:
         )
 
         def start() -> Started:
+            modify = self._modify_request
             priced = (
-                price_cases(self.client, self.settings, self.session_id, cases) if cases else None
+                price_cases(self.client, self.settings, self.session_id, cases, modify)
+                if cases
+                else None
             )
             started = starter.start(specs) if specs and not dry_run else Started({})
             self._own_agents = started.own_agents
@@ -202,6 +205,8 @@ class CekuraSession:
         # Every worker learns preflight's warnings, whichever of them submitted.
         self.preflight_warnings = list(started.warnings)
         self.case_plan = started.case_plan if dry_run else None
+        # Gates are pytest's, not the manifest's: each worker applies its own cases' gates.
+        started.cases = with_gates(started.cases, cases or {})
         if dry_run:
             self.adopt(started.cases)  # the cases Cekura rejected error, the rest skip
             return
@@ -219,7 +224,9 @@ class CekuraSession:
         from .case_start import start_priced
 
         args = (self.client(), priced, self.settings, self._result_cache, self.ledger)
-        return start_priced(*args, deadline=self.deadline, session_id=self.session_id)
+        return start_priced(
+            *args, deadline=self.deadline, session_id=self.session_id, modify=self._modify_request
+        )
 
     def adopt(self, assignments: Mapping[str, tuple[ScenarioSpec, Assignment]]) -> None:
         """Judge and poll tests whose runs were started elsewhere (Tests-as-Code cases,

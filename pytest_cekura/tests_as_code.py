@@ -24,18 +24,21 @@ field; ``metrics`` lists combine), so cases from several files can share one sui
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError, AuthError, CekuraError, ConfigError
+from .hookspec import HookError, ModifyRequest
 from .markers import ScenarioSpec
 from .options import ENV_API_KEY
 from .records import Assignment
 
 if TYPE_CHECKING:
     from .client import CekuraClient
+    from .gates import Gate
     from .options import Settings
     from .testsuite_json import CaseSpec
 
@@ -69,8 +72,17 @@ class CaseGroup:
     cases: list[dict[str, Any]] = field(default_factory=list)
     #: The service's plan entry of each case, by node id, once validated.
     plans: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Each case's metric gates, by node id (not sent: judged with the verdict, and a
+    #: reused result must have held them).
+    gates: dict[str, tuple[Gate, ...]] = field(default_factory=dict)
+    #: The body as the ``pytest_cekura_modify_request`` hook left it (``modified``); its
+    #: ``spec.scenarios`` is ``cases``, so a case left out after validation is left out of it.
+    request: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
+        if self.request is not None:
+            spec = {**self.request["spec"], "scenarios": self.cases}
+            return {**self.request, "spec": spec}
         spec = {"version": "1", "suite": {"name": self.name}, "scenarios": self.cases}
         body: dict[str, Any] = {
             "agent_id": self.shape.agent,
@@ -92,7 +104,42 @@ class CaseGroup:
             self.name,
             [self.nodeids[i] for i in kept],
             [self.cases[i] for i in kept],
+            gates=self.gates,
+            request=self.request,
         )
+
+    def modified(self, modify: ModifyRequest | None) -> str | None:
+        """Give the body to the ``pytest_cekura_modify_request`` hook, before it is validated
+        and priced (so what is priced is what is sent); the error for the group's tests, if
+        the hook raised or left a body that cannot be sent."""
+        if modify is None:
+            return None
+        body = copy.deepcopy(self.body())  # the hook's changes stay in this request
+        try:
+            modify(provider_of(self), body)
+            json.dumps(body, allow_nan=False)
+        except HookError as exc:
+            return f"{exc}. Nothing was started."
+        except (TypeError, ValueError) as exc:
+            return (
+                "the pytest_cekura_modify_request hook left a request that cannot be sent as "
+                f"JSON: {exc}. Nothing was started."
+            )
+        spec = body.get("spec")
+        cases = spec.get("scenarios") if isinstance(spec, dict) else None
+        keys = (
+            [c.get("key") for c in cases if isinstance(c, dict)] if isinstance(cases, list) else []
+        )
+        if not isinstance(cases, list) or keys != [c["key"] for c in self.cases]:
+            # The plan and the runs come back per case: the tests are mapped to them in order.
+            return (
+                'the pytest_cekura_modify_request hook changed which cases "spec.scenarios" '
+                'holds or their "key"s: change the cases\' fields in place, keep each one and '
+                "its key (the plan and the runs are mapped back to the tests by them). "
+                "Nothing was started."
+            )
+        self.request, self.cases = body, cases
+        return None
 
 
 def generated_case(spec: CaseSpec) -> dict[str, Any]:
@@ -139,6 +186,7 @@ def plan_groups(
             case["name"], case["key"] = f"{base_name} ({n})", f"{base_key} ({n})"
         group.nodeids.append(nodeid)
         group.cases.append(case)
+        group.gates[nodeid] = spec.gates
     return list(groups.values())
 
 
@@ -246,9 +294,13 @@ def price_cases(
     settings: Settings,
     session_id: str,
     cases: Mapping[str, CaseSpec],
+    modify: ModifyRequest | None = None,
 ) -> Priced:
     """Validate and price every generated suite (free); ``ConfigError`` for the session when
-    the total is over ``--cekura-max-cost`` or the key is rejected. Starts nothing."""
+    the total is over ``--cekura-max-cost`` or the key is rejected. Starts nothing.
+
+    ``modify`` (the ``pytest_cekura_modify_request`` hook) gets each group's body first, so
+    the request validated and priced is the one sent (or reused: ``case_start.cache_key``)."""
     outcome = Outcome()
     groups = plan_groups(cases, settings, session_id)
     runnable: list[CaseGroup] = []
@@ -262,6 +314,11 @@ def price_cases(
                         "cekura_agent ini key or CEKURA_AGENT_ID"
                     ),
                 )
+            continue
+        hook_error = group.modified(modify)
+        if hook_error is not None:
+            for nodeid in group.nodeids:
+                outcome.assignments[nodeid] = (_spec(group), _problem(hook_error))
             continue
         try:
             valid = validate(client(), group, outcome)
@@ -321,6 +378,17 @@ def case_spec(provider: str, agent: int | None, assignment: Assignment) -> Scena
         provider=provider,
         agent=agent,
     )
+
+
+def with_gates(
+    assignments: Mapping[str, tuple[ScenarioSpec, Assignment]], cases: Mapping[str, CaseSpec]
+) -> dict[str, tuple[ScenarioSpec, Assignment]]:
+    """Each case's spec with its metric gates. They are pytest's, known on every xdist worker
+    (each collects the cases), so the manifest need not carry them."""
+    return {
+        nodeid: (replace(spec, gates=cases[nodeid].gates) if nodeid in cases else spec, a)
+        for nodeid, (spec, a) in assignments.items()
+    }
 
 
 def assignments_to_json(

@@ -27,6 +27,7 @@ import pytest
 from .errors import ConfigError
 
 if TYPE_CHECKING:
+    from .gates import Gate
     from .session import CekuraSession
 
 PLUGIN_NAME = "cekura-tests-as-code"
@@ -55,6 +56,10 @@ class CaseSpec:
     index: int = 0
     #: Problems found at collection, by location; a case with any is never sent.
     problems: Mapping[str, list[str]] = field(default_factory=dict)
+    #: Metric gates (the marker's ``gates=`` over the session's): not sent, judged with the
+    #: verdict as for ``cekura_scenario``. A suite document has no place for them (it is
+    #: Cekura's format, sent as written), so a file's cases take the session's.
+    gates: tuple[Gate, ...] = ()
 
     def problem_text(self) -> str:
         return "\n".join(
@@ -75,11 +80,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", CASE_MARKER_DOC)
 
 
-def case_from_marker(item: pytest.Item) -> CaseSpec | None:
+def case_from_marker(item: pytest.Item, default_gates: tuple[Gate, ...] = ()) -> CaseSpec | None:
     """The ``cekura_case`` marker of ``item`` as a case; ``ConfigError`` naming the field.
 
     The keywords are the fields of one case of the file format; ``name`` defaults to the
-    test's name and ``key`` to the node id, so two tests never share a key.
+    test's name and ``key`` to the node id, so two tests never share a key. ``gates=`` is
+    pytest's, not a case field: it is read as ``cekura_scenario``'s (over ``default_gates``,
+    the session's) and never sent.
     """
     mark = item.get_closest_marker(CASE_MARKER)
     if mark is None:
@@ -101,7 +108,9 @@ def case_from_marker(item: pytest.Item) -> CaseSpec | None:
 
     from . import suite_document
 
-    case = {"name": item.name[: suite_document.MAX_NAME], **mark.kwargs}
+    kwargs = dict(mark.kwargs)
+    gates = _gates(kwargs.pop("gates", None), default_gates, prefix)
+    case = {"name": item.name[: suite_document.MAX_NAME], **kwargs}
     try:
         model = suite_document.Case.model_validate(case)
     except ValidationError as failed:
@@ -113,7 +122,16 @@ def case_from_marker(item: pytest.Item) -> CaseSpec | None:
         )
         raise ConfigError(f"{prefix}: {text}") from None
     key = model.key if model.key is not None else item.nodeid
-    return CaseSpec(key=key, case={**case, "key": key}, source=item.nodeid)
+    return CaseSpec(key=key, case={**case, "key": key}, source=item.nodeid, gates=gates)
+
+
+def _gates(value: Any, defaults: tuple[Gate, ...], prefix: str) -> tuple[Gate, ...]:
+    from .gates import GateSyntaxError, parse_gates
+
+    try:
+        return parse_gates(value, defaults)
+    except GateSyntaxError as exc:  # worded as cekura_scenario's, under this marker's name
+        raise ConfigError(f"{prefix}: {exc}") from None
 
 
 def is_suite_file(path: Path) -> bool:
