@@ -76,7 +76,25 @@ def load_shard(path: Path) -> Shard:
             f"{path}: report format_version {version!r}, this pytest-cekura merges version "
             f"{REPORT_VERSION}: run every shard and the merge with the same pytest-cekura"
         )
+    _check_entries(path, data)
     return Shard(path, data)
+
+
+def _check_entries(path: Path, data: dict[str, Any]) -> None:
+    """A damaged or hand-edited report is one clear error (exit 2), not a traceback whose
+    exit status 1 would read as "a Cekura test failed"."""
+    fix = "give the files written by --cekura-report, unedited"
+    for index, test in enumerate(data["tests"]):
+        try:
+            rows_of({"tests": [test]})
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MergeError(
+                f"{path}: tests[{index}] is not a test's entry ({exc}): {fix}"
+            ) from None
+    try:
+        {str(k): int(v) for k, v in (data.get("requests") or {}).items()}
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise MergeError(f"{path}: 'requests' is not a map of counts ({exc}): {fix}") from None
 
 
 def merge(shards: Sequence[Shard]) -> dict[str, Any]:

@@ -3,7 +3,22 @@ naming the file or option and the fix, and nothing is paid for."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from conftest import Suite
+from pytest_cekura import report_merge
+
+TEST = """
+import pytest
+
+@pytest.mark.cekura_scenario(30)
+def test_a(): pass
+"""
 
 
 def test_a_bad_gate_in_a_toml_suite_points_at_its_line(suite: Suite) -> None:
@@ -21,3 +36,35 @@ def test_a_bad_gate_in_a_toml_suite_points_at_its_line(suite: Suite) -> None:
         "'p95 <= nope' compares with 'nope', which is not a number; use "
     ) in result.stdout.str()
     assert suite.posts() == 0
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda r: r["tests"][0].pop("outcome"), "tests[0] is not a test's entry ("),
+        (lambda r: r["tests"].append("x"), "tests[1] is not a test's entry ("),
+        (lambda r: r.update(requests={"GET": "many"}), "'requests' is not a map of counts ("),
+    ],
+    ids=["entry-without-outcome", "entry-not-an-object", "request-count-not-a-number"],
+)
+def test_merging_a_damaged_shard_report_is_exit_2_naming_it(
+    suite: Suite,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, Any]], object],
+    expected: str,
+) -> None:
+    """A damaged shard report crashed the merge with a traceback and exit status 1, which
+    reads as "a Cekura test failed"; it is exit 2 ("cannot merge") with one line."""
+    suite.pytester.makepyfile(TEST)
+    shard = tmp_path / "shard.json"
+    suite.run(f"--cekura-report={shard}").assert_outcomes(passed=1)
+    report = json.loads(shard.read_text())
+    damage(report)
+    shard.write_text(json.dumps(report))
+    capsys.readouterr()
+    assert report_merge.main(["merge", str(shard)]) == report_merge.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"pytest-cekura merge: {shard}: {expected}"), err
+    assert err.rstrip().endswith("give the files written by --cekura-report, unedited")
+    assert "Traceback" not in err
