@@ -32,6 +32,9 @@ def pytest_cekura_modify_request(
     shape, and one per ``--cekura-rerun-failed`` request), never for a dry run, a reused
     result or ``--collect-only``. ``provider`` is the marker's provider (``"livekit"``,
     ``"vapi"``, ...); ``body`` is the JSON object about to be sent (cekura-api.md section 2).
+    Tests-as-Code requests (``run_scenarios_json``: ``spec`` holds the suite document) get it
+    before they are validated and priced, so also in a dry run and before a reuse; their cases
+    must keep their ``key``s and order.
     The body never holds the API key (it travels in a header the hook does not see).
 
     Change ``body`` in place and return None. Its ``"name"`` must stay as it is: it is how
