@@ -24,6 +24,20 @@ metrics = [{ name = "Latency", min = 1300, max = 1900 }]
 [[case]]
 key = "quick"
 duration_s = 1
+
+[[case]]
+key = "slow-file"
+duration_s = 1
+metrics = [{ name = "Latency", min = 1300, max = 1900 }]
+
+[[case]]
+key = "quick-file"
+duration_s = 1
+
+[[case]]
+key = "denied"
+outcome = "fail"
+duration_s = 1
 """
 
 INLINE = """
@@ -190,3 +204,39 @@ def test_a_result_that_broke_a_case_gate_is_not_reused(project: Suite) -> None:
     # Without the gate the same result is taken as it is.
     run("--cekura-poll-interval=0.02", "--cekura-reuse=1h").assert_outcomes(passed=1)
     assert len(posts(project.emulator, "run_scenarios_json")) == 2
+
+
+def test_gates_judge_cases_on_every_xdist_worker(project: Suite) -> None:
+    # The manifest carries the runs, not the gates: each worker applies its own cases' gates.
+    project.pytester.path.joinpath("cekura.tests.json").write_text(
+        document("slow-file", "quick-file")
+    )
+    project.pytester.makepyfile(INLINE)
+    result = project.run("-n", "2", "--cekura-gates=Latency: p95 <= 1200", subprocess=True)
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*FAILED*cekura.tests.json::slow-file*broke the metric gate Latency: p95 <= 1200*",
+            "*FAILED*test_slow*broke the metric gate Latency: p95 <= 1200*",
+        ]
+    )
+    assert len(posts(project.emulator, "run_scenarios_json")) == 1
+
+
+def test_modify_request_is_called_for_a_rerun_failed_request(project: Suite) -> None:
+    project.pytester.makeconftest(
+        """
+        def pytest_cekura_modify_request(body):
+            body["concurrency_limit"] = 2
+            body["spec"]["scenarios"][0]["tags"] = [body["name"][-5:]]
+        """
+    )
+    project.pytester.path.joinpath("cekura.tests.json").write_text(document("quick", "denied"))
+    run = project.pytester.runpytest  # with pytest's cache, where results are kept
+    run("--cekura-poll-interval=0.02").assert_outcomes(passed=1, failed=1)
+    run("--cekura-poll-interval=0.02", "--cekura-rerun-failed").assert_outcomes(passed=1, failed=1)
+    _, rerun = posts(project.emulator, "run_scenarios_json")
+    assert [c["key"] for c in rerun["spec"]["scenarios"]] == ["denied"]
+    assert rerun["name"].endswith(" suite 1 rerun")
+    assert rerun["concurrency_limit"] == 2
+    assert rerun["spec"]["scenarios"][0]["tags"] == ["rerun"]
