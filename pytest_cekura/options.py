@@ -282,7 +282,7 @@ class Settings:
         "--cekura-agent-cmd",
         "Start your agent worker with this command before any run is started, wait until it "
         "is ready, and stop it at the end, e.g. 'python agent.py dev'.",
-        lambda value, source, _: v.nonempty_text(value, source),
+        lambda value, source, _: v.command(value, source),
         metavar="COMMAND",
     )
     agent_ready = Option[str | None](

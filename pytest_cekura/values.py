@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,6 +237,20 @@ def nonempty_text(value: Any, source: str) -> str | None:
     text = str(value).strip()
     if not text:
         raise ConfigError(f"{source} is empty: give a command, or leave the option out")
+    return text
+
+
+def command(value: Any, source: str) -> str | None:
+    """A worker command: not empty, and split as a shell would (its quotes closed)."""
+    text = nonempty_text(value, source)
+    if text is not None:
+        try:
+            shlex.split(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}={text!r} cannot be parsed ({exc}); check its quotes, "
+                'e.g. --cekura-agent-cmd "python agent.py dev"'
+            ) from None
     return text
 
 

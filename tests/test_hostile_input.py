@@ -68,3 +68,16 @@ def test_merging_a_damaged_shard_report_is_exit_2_naming_it(
     assert err.startswith(f"pytest-cekura merge: {shard}: {expected}"), err
     assert err.rstrip().endswith("give the files written by --cekura-report, unedited")
     assert "Traceback" not in err
+
+
+def test_an_agent_command_with_an_open_quote_is_one_usage_error(suite: Suite) -> None:
+    """It was an INTERNALERROR traceback from shlex, after collection."""
+    suite.pytester.makepyfile(TEST)
+    result = suite.run("--cekura-agent-cmd", '"python agent.py dev')
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == (
+        "ERROR: --cekura-agent-cmd='\"python agent.py dev' cannot be parsed (No closing "
+        'quotation); check its quotes, e.g. --cekura-agent-cmd "python agent.py dev"'
+    )
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert suite.emulator.requests == []
