@@ -71,8 +71,9 @@ class CaseSpec:
 
 CASE_MARKER = "cekura_case"
 CASE_MARKER_DOC = (
-    f"{CASE_MARKER}(name=..., instructions=..., expected_outcome=..., metrics=[...], ...): "
-    "a Tests-as-Code case written next to the test (pytest-cekura; docs/tests-as-code.md)"
+    f"{CASE_MARKER}(name=..., instructions=..., expected_outcome=..., metrics=[...], ..., "
+    "gates=None): a Tests-as-Code case written next to the test, judged by its runs and metric "
+    "gates (pytest-cekura; docs/tests-as-code.md)"
 )
 
 
