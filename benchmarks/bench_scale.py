@@ -4,8 +4,8 @@ the pytest process <= 150 MB, total time dominated by the runs, no quadratic ste
 Sessions of 1,000 runs (200 scenarios x 5) and 10,000 runs (2,000 x 5), one test per
 scenario, with runs of 60-300 emulated seconds at time scale 0.05 (the longest takes 15 s) and
 a 0.25 s poll interval: the same interval-to-run ratio as Cekura's default 5 s interval with
-5-minute calls. Peak RSS comes from ``os.wait4``'s rusage for the pytest process alone; CPU
-time from the same rusage.
+5-minute calls. Peak RSS is the pytest process's own high-water mark (``VmHWM``, see
+``_common.run_pytest``); CPU time comes from ``os.wait4``'s rusage for that process alone.
 
 Baselines, measured in the same run: the same number of tests *without* a marker under
 ``-p no:cekura`` (what pytest itself needs for that many tests), and the physical limit (the
