@@ -6,11 +6,12 @@ rest load when the first Cekura test is selected, so a suite with no Cekura test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -309,9 +310,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             # The same exit status as the key rejected at submission: a session-level stop.
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         settings = state.settings
-        try:
+        # Each file on its own: one that cannot be written (a broken $GITHUB_STEP_SUMMARY is
+        # never checked at start) must not keep the others, the baseline above all, unwritten.
+        with _or_warn(session.config):
             if settings.report_path is not None:
                 _write_report(state, settings.report_path)
+        with _or_warn(session.config):
             if state.rows or settings.summary_md_path is not None:
                 import os
 
@@ -324,17 +328,24 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
                     env=os.environ,
                     dispatch_name=settings.livekit_agent_name,
                 )
+        with _or_warn(session.config):
             if settings.baseline_path is not None:
                 from .baseline import baseline_failing_warning, write_baseline
 
                 failing = write_baseline(settings.baseline_path, state.rows)
                 if failing:
                     _warn(session.config, baseline_failing_warning(failing))
-        except OSError as exc:
-            # Checked at start, yet gone now (disk full, folder removed): the outcomes and
-            # the summary still matter more than the file.
-            _warn(session.config, f"pytest-cekura: could not write {exc.filename}: {exc.strerror}")
     role.finish()
+
+
+@contextlib.contextmanager
+def _or_warn(config: pytest.Config) -> Iterator[None]:
+    """A report file checked at start, yet not writable now (disk full, folder removed): the
+    outcomes and the other files still matter more than that file."""
+    try:
+        yield
+    except OSError as exc:
+        _warn(config, f"pytest-cekura: could not write {exc.filename}: {exc.strerror}")
 
 
 def _worker_output_of(state: _State, late_error: str | None) -> WorkerOutput:

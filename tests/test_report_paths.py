@@ -61,3 +61,23 @@ def test_distinct_report_paths_are_all_written(suite: Suite, tmp_path: Path) -> 
     )
     result.assert_outcomes(passed=1)
     assert [path.name for path in paths if path.stat().st_size] == [p.name for p in paths]
+
+
+def test_an_unwritable_step_summary_does_not_keep_the_baseline_unwritten(
+    suite: Suite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$GITHUB_STEP_SUMMARY is not checked at start; writing it failed inside the block that
+    wrote the baseline after it, so the baseline was silently not recorded."""
+    missing = tmp_path / "gone" / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(missing))
+    suite.pytester.makepyfile(TEST)
+    baseline, report = tmp_path / "baseline.json", tmp_path / "report.json"
+    result = suite.run(f"--cekura-baseline={baseline}", f"--cekura-report={report}")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [f"*pytest-cekura: could not write {missing}: No such file or directory*"]
+    )
+    assert "test_a" in baseline.read_text()
+    assert "test_a" in report.read_text()
