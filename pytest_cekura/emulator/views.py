@@ -62,17 +62,21 @@ class Views:
 
     def run_json(self, run: RunRecord, now: float) -> bytes:
         """``run_view`` as the JSON text ``json_response`` would write, kept until the run's
-        phase changes: a poller asks for every run still going at every interval, and a
-        run changes a few times in its life (its view depends only on its record, which
-        changes only through its phase, and on its result and catalogue entries, which
-        never change)."""
+        phase changes (a finished run's is not kept): a poller asks for every run still
+        going at every interval, and a run changes a few times in its life (its view
+        depends only on its record, which changes only through its phase, and on its result
+        and catalogue entries, which never change)."""
         scenario = self._catalogue.scenario(run.scenario_id)
         phase = self._phase(run, scenario, now)
         kept = self._texts.get(run.run_id)
         if kept is not None and kept[0] is run and kept[1] == phase:
             return kept[2]
         text = json.dumps(self.run_view_at(run, scenario, phase), ensure_ascii=False).encode()
-        self._texts[run.run_id] = (run, phase, text)
+        if phase.verdict is not None:
+            # Final: a poller asks for it once, so its text (transcript and all) is not kept.
+            self._texts.pop(run.run_id, None)
+        else:
+            self._texts[run.run_id] = (run, phase, text)
         return text
 
     def forget(self) -> None:
