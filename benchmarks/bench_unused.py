@@ -47,7 +47,14 @@ def phases(run: PytestRun) -> dict[str, float]:
     }
 
 
-IMPORTS = ("pytest_cekura.plugin", "pytest_cekura.client", "httpx", "pytest_cekura.models")
+IMPORTS = (
+    "pytest_cekura.plugin",
+    "pytest_cekura.client",
+    "httpx",
+    "pytest_cekura.models",
+    "pydantic",
+    "pytest_cekura.gates",
+)
 
 
 def import_times(repeats: int) -> dict[str, float]:

@@ -8,29 +8,23 @@ import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
 from .errors import ApiError, CekuraError, NotFoundError, ProtocolError
-from .models import AgentSettings, Result, Scenario
+from .lookups import LIST_PAGE_SIZE, Lookups
+from .models import AgentSettings, Result
 from .providers import DEFAULT_BASE_URL, PROVIDERS
-from .responses import (
-    RunBatch,
-    ScenarioPage,
-    bulk_batch,
-    first_error,
-    merged_batches,
-    parse_result,
-)
+from .responses import RunBatch, ScenarioPage, bulk_batch, merged_batches, parse_result
 from .secret import Secret
 from .snapshot import RunSnapshot
 from .transport import (
     API_KEY_HEADER,
     DEFAULT_TIMEOUT,
     RetryPolicy,
-    Transport,
     backoff_delay,
     parse_retry_after,
 )
@@ -48,19 +42,17 @@ BULK_CHUNK_SIZE = 50
 #: a bigger chunk costs no more memory for the answers in flight (docs/performance.md).
 #: Halved for the session on a 414 or 431 answer.
 BULK_QUERY_BUDGET = 3500
-#: ``page_size`` asked of list endpoints; the server answers smaller pages when it caps the
-#: size (DRF clamps to its maximum), and the caller pages on from the size it got.
-LIST_PAGE_SIZE = 1000
 #: Keys of ``CekuraClient.request_counts`` for the POSTs, which differ in cost and meaning.
 START_LABEL = "POST start runs"
-PREFLIGHT_LABEL = "GET preflight"
 RERUN_LABEL = "POST rerun"
 END_CALL_LABEL = "POST end call"
 END_CALLS_LABEL = "POST end calls"
+SHARE_LINK_LABEL = "POST share link"
 
 
-class CekuraClient(Transport):
-    """A small synchronous client for the parts of Cekura's API a test runner needs.
+class CekuraClient(Lookups):
+    """A small synchronous client for the parts of Cekura's API a test runner needs (the
+    scenario and agent reads are ``lookups.py``'s).
 
     Thread-safe: the poller thread and the main thread share one instance.
     """
@@ -326,89 +318,6 @@ class CekuraClient(Transport):
                     )
         return data, path
 
-    def get_scenario(self, scenario_id: int) -> Scenario:
-        path = f"/test_framework/v1/scenarios/{scenario_id}/"
-        data = self._request("GET", path, label=PREFLIGHT_LABEL)
-        try:
-            return Scenario.model_validate(data)
-        except ValidationError as exc:
-            raise ProtocolError(
-                f"GET {path}: unexpected response shape: {first_error(exc)}"
-            ) from None
-
-    def list_scenarios(
-        self,
-        *,
-        page: int = 1,
-        page_size: int = LIST_PAGE_SIZE,
-        agent_id: int | None = None,
-        project_id: int | None = None,
-    ) -> ScenarioPage:
-        """One page of ``GET v1/scenarios/``, filtered by agent and/or project. A 404 on the
-        first page means the list is not served (``NotFoundError``: look scenarios up one by
-        one); past the last page it is DRF's "Invalid page.", answered as an empty page.
-        Entries that do not parse are left out (look those ids up one by one)."""
-        params = {"page": str(page), "page_size": str(page_size)}
-        if agent_id is not None:
-            params["agent_id"] = str(agent_id)
-        if project_id is not None:
-            params["project_id"] = str(project_id)
-        path = f"{V1}/scenarios/"
-        try:
-            data = self._request("GET", path, params=params, label=PREFLIGHT_LABEL)
-        except NotFoundError:
-            if page == 1:
-                raise
-            return ScenarioPage([], 0, 0)
-        entries = data.get("results") if isinstance(data, Mapping) else None
-        if not isinstance(entries, list):
-            raise ProtocolError(f"GET {path}: expected a page of scenarios, got {data!r:.200}")
-        count = data.get("count")
-        scenarios = []
-        for entry in entries:
-            with contextlib.suppress(ValidationError):
-                scenarios.append(Scenario.model_validate(entry))
-        total = count if isinstance(count, int) and count >= len(entries) else len(entries)
-        return ScenarioPage(scenarios, total, len(entries))
-
-    def get_agent(self, agent_id: int) -> AgentSettings:
-        """The agent's non-secret settings. The v1 path first (its object shows the LiveKit
-        ``*_configured`` flags), then v2. Remembered for the session (see ``project_of``)."""
-        for api_version in ("v1", "v2"):
-            path = f"/test_framework/{api_version}/aiagents/{agent_id}/"
-            try:
-                data = self._request("GET", path, label=PREFLIGHT_LABEL)
-            except NotFoundError:
-                if api_version == "v2":
-                    raise
-                continue
-            # Keep only non-secret fields: never the answer itself (cekura-api.md 6b).
-            agent = AgentSettings.from_api(agent_id, data)
-            with self._lock:
-                self._agents[agent_id] = agent
-            return agent
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def known_project(self, agent_id: int) -> int | None:
-        """The agent's project if this session has looked the agent up; never a request."""
-        with self._lock:
-            agent = self._agents.get(agent_id)
-        return agent.project if agent is not None else None
-
-    def project_of(self, agent_id: int) -> int | None:
-        """The Cekura project of an agent (dashboard links need it), looked up at most once
-        per agent per session; None when it cannot be read."""
-        with self._lock:
-            if agent_id in self._agents:
-                agent = self._agents[agent_id]
-                return agent.project if agent is not None else None
-        try:
-            return self.get_agent(agent_id).project
-        except CekuraError:
-            with self._lock:
-                self._agents.setdefault(agent_id, None)  # a link is not worth asking twice
-            return None
-
     def end_call(self, run_id: int) -> None:
         """Ask Cekura to end a call in progress; a run that no longer exists is ignored."""
         with contextlib.suppress(NotFoundError):
@@ -433,6 +342,37 @@ class CekuraClient(Transport):
                 continue
             return True
         return False
+
+    def create_share_link(
+        self, result_id: int, expire_at: datetime | None, *, deadline: float | None = None
+    ) -> str:
+        """``POST results/{id}/create_shareable_link_token/`` (the v2 path, then v1; cekura-api.md
+        10.1): a link to the result that anyone can open, valid until ``expire_at`` (None: it
+        never expires). It starts nothing, so it is sent again on a retriable failure (a second
+        token is harmless); no retry waits past ``deadline``."""
+        when = None if expire_at is None else expire_at.astimezone(UTC).isoformat("T", "seconds")
+        body = {"expire_at": None if when is None else when.replace("+00:00", "Z")}
+        answer: Any = None
+        for api_version in ("v2", "v1"):
+            path = f"/test_framework/{api_version}/results/{result_id}/create_shareable_link_token/"
+            try:
+                answer = self._request(
+                    "POST",
+                    path,
+                    json=body,
+                    idempotent=True,
+                    label=SHARE_LINK_LABEL,
+                    deadline=deadline,
+                )
+            except NotFoundError:
+                if api_version == "v1":
+                    raise
+                continue
+            break
+        link = answer.get("shareable_link") if isinstance(answer, Mapping) else None
+        if not isinstance(link, str) or not link.startswith(("https://", "http://")):
+            raise ProtocolError(f"the answer holds no shareable_link: {str(answer)[:200]}")
+        return link
 
 
 def _bulk_cost(run_ids: Iterable[int]) -> int:

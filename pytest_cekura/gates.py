@@ -21,7 +21,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .metrics import (
@@ -33,7 +33,9 @@ from .metrics import (
     aggregates_of,
     metric_values,
 )
-from .models import Run
+
+if TYPE_CHECKING:  # markers and options parse gates at start-up: no pydantic until runs exist
+    from .models import Run
 
 #: Comparison operators a gate may use, longest first (so ``<=`` is not read as ``<``).
 OPERATORS: dict[str, Callable[[float, float], bool]] = {

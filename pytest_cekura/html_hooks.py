@@ -1,10 +1,11 @@
 """The HTML reports, on pytest's side: ``--cekura-html`` and pytest-html's extras.
 
-``register`` (from ``pytest_configure``) adds ``HtmlHooks`` only when ``--cekura-html`` is
-given or pytest-html is writing a report (``--html``), so a session without either pays
-nothing. Each Cekura test's deciding report carries its runs' details (transcript, recording,
-metrics: ``html_report.run_detail``), as the summary row travels: under pytest-xdist from the
-worker that ran the test to the controller, which alone writes the file, once, at the end.
+``plugin.py`` imports this module and calls ``register`` (from ``pytest_configure``) only when
+``--cekura-html`` is given or pytest-html is writing a report (``--html``), so a session
+without either pays nothing. Each Cekura test's deciding report carries its runs' details
+(transcript, recording, metrics: ``html_report.run_detail``), as the summary row travels:
+under pytest-xdist from the worker that ran the test to the controller, which alone writes
+the file, once, at the end.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The session's local agent worker (``--cekura-agent-cmd``): the LiveKit agent name it
 registers under, where its output goes, and starting it once per test run.
 
-Imported at start-up by ``plugin.py``, so it stays light: the worker process code
+Imported by ``plugin.py`` only when ``--cekura-agent-cmd`` is given; the worker process code
 (``worker.py``) loads only when a worker is started.
 """
 

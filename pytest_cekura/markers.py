@@ -6,11 +6,14 @@ import difflib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .gates import Gate, GateSyntaxError, parse_gates
+from .livekit_data import LivekitDataError, livekit_data
 from .providers import PROVIDERS
+
+if TYPE_CHECKING:
+    from .gates import Gate
 
 MARKER = "cekura_scenario"
 MARKER_DOC = (
@@ -24,10 +27,6 @@ MARKER_DOC = (
 MAX_FREQUENCY = 100  # the API's documented range for ``frequency`` is 1-100
 #: The API's integers are 64-bit signed: a larger id cannot name anything in Cekura.
 MAX_ID = 2**63 - 1
-#: Keys of ``livekit_data`` (cekura-api.md 10.2). Credentials are refused: they are never
-#: accepted per request, only stored on the agent or project.
-LIVEKIT_DATA_KEYS = ("agent_name", "url", "config")
-_LIVEKIT_SECRETS = frozenset({"api_key", "api_secret", "livekit_api_key", "livekit_api_secret"})
 
 
 @dataclass(frozen=True)
@@ -307,6 +306,8 @@ def _concurrency(value: Any) -> int | None:
 
 
 def _gates(value: Any, defaults: tuple[Gate, ...]) -> tuple[Gate, ...]:
+    from .gates import GateSyntaxError, parse_gates  # with the first marker, not at start-up
+
     try:
         return parse_gates(value, defaults)
     except GateSyntaxError as exc:
@@ -333,72 +334,10 @@ def _tool_names(value: Any) -> tuple[str, ...] | None:
 
 
 def _livekit_data(value: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    if value is None:
-        value = {}
-    elif not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise _error(
-            f"livekit_data={value!r} is invalid; use a dict with any of the keys "
-            f"{', '.join(LIVEKIT_DATA_KEYS)}"
-        )
-    secrets = sorted(_LIVEKIT_SECRETS & set(value))
-    if secrets:
-        # The value is not shown: it is a credential.
-        raise _error(
-            f"livekit_data may not contain {', '.join(secrets)}: Cekura never accepts LiveKit "
-            "credentials in a request; store them on the agent (or project) in Cekura's "
-            "dashboard"
-        )
-    unknown = [k for k in value if k not in LIVEKIT_DATA_KEYS]
-    if unknown:
-        raise _error(
-            f"livekit_data has unknown key {unknown[0]!r}; use only {', '.join(LIVEKIT_DATA_KEYS)}"
-        )
-    # The marker's keys override the session's one by one; None drops a session default.
-    merged = {**defaults, **value}
-    data = {k: merged[k] for k in LIVEKIT_DATA_KEYS if merged.get(k) is not None}
-    for key in ("agent_name", "url"):
-        if key in data:
-            text = data[key]
-            if not isinstance(text, str) or not text.strip() or not text.isprintable():
-                raise _error(
-                    f"livekit_data {key}={text!r} is invalid; use a non-empty string on one "
-                    "line, or leave it out"
-                )
-    if "url" in data:
-        problem = livekit_url_problem(data["url"])
-        if problem:
-            # A URL with a password in it is not repeated.
-            shown = "(not shown)" if "credentials" in problem else repr(data["url"])
-            raise _error(f"livekit_data url={shown} {problem}")
-    if "config" in data:
-        if not isinstance(data["config"], Mapping):
-            raise _error(
-                f"livekit_data config={data['config']!r} is invalid; use a dict: it replaces "
-                "the agent's saved LiveKit Config (the room metadata) for these runs"
-            )
-        data["config"] = _json("livekit_data config", {"livekit_data config": data["config"]})
-    return data
-
-
-def livekit_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a LiveKit server URL, or None. Credentials in it are refused."""
-    from urllib.parse import urlsplit
-
     try:
-        parts = urlsplit(url.strip())
-        host = parts.hostname
-        parts.port  # noqa: B018  (raises ValueError on a bad port)
-    except ValueError:
-        host = None
-    else:
-        if parts.username is not None or parts.password is not None:
-            return (
-                "contains credentials; give the server URL alone (wss://host), the LiveKit "
-                "key and secret belong on the agent in Cekura"
-            )
-    if host is None or parts.scheme not in {"ws", "wss", "http", "https"}:
-        return "is not a valid URL; use the LiveKit server URL, e.g. wss://my-project.livekit.cloud"
-    return None
+        return livekit_data(value, defaults)
+    except LivekitDataError as exc:
+        raise _error(str(exc)) from None
 
 
 def _json(name: str, kwargs: Mapping[str, Any]) -> Any:

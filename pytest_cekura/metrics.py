@@ -24,9 +24,10 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .models import Metric, Run
+if TYPE_CHECKING:  # pydantic's models load with the first Cekura test, not with the plugin
+    from .models import Metric, Run
 
 MetricKind = Literal["numeric", "binary", "enum"]
 #: Aggregates of a numeric metric over a test's runs, in the order reports show them.

@@ -21,7 +21,6 @@ import pytest
 
 from . import values as v
 from .errors import ConfigError
-from .gates import Gate, gate_setting
 from .markers import MAX_ID, MarkerDefaults
 from .option import Option as Option  # re-exported: tests and callers import it here
 from .order import ORDERS
@@ -200,12 +199,12 @@ class Settings:
         lambda value, source, _: v.fraction(value, source, default=None, open_interval=True),
         metavar="LEVEL",
     )
-    gates = Option[tuple[Gate, ...]](
+    gates = Option[v.Gates](
         "--cekura-gates",
         "Metric gates for every Cekura test, e.g. \"Latency: p95 <= 1200; Greeting: pass_rate "
         '>= 0.8" (one per line in the ini file); a marker\'s gates= replaces them metric by '
         "metric.",
-        lambda value, source, _: gate_setting(value, source),
+        lambda value, source, _: v.gates(value, source),
         metavar="GATES",
     )
     reuse_seconds = Option[float | None](

@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
-from .html_hooks import register as register_html
-from .local_worker import own_worker_name, start_worker, worker_log
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
 from .pluginstate import (
@@ -34,7 +32,6 @@ from .pluginstate import (
 from .pluginstate import _started as _started  # for testsuite_json.py
 from .progress import Progress
 from .providers import DEFAULT_BASE_URL
-from .share_links import register as register_share_links
 from .suites import pytest_collect_file  # noqa: F401  (a hook: collects cekura_*.toml)
 from .testhooks import TIMEOUT_KEY, TIMEOUT_MARGIN, _activate, _late_error, _progress
 from .xdist import Serial, WorkerOutput
@@ -90,7 +87,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     _register_tests_as_code(config)
     try:
-        settings = own_worker_name(config, Settings.from_config(config))
+        settings = Settings.from_config(config)
+        if settings.agent_cmd is not None:  # the local worker's code only when there is one
+            from .local_worker import own_worker_name
+
+            settings = own_worker_name(config, settings)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(config, settings)
@@ -116,9 +117,19 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.role.reports:  # only this process writes them, at the very end
         _check_outputs(settings)
         _check_distinct_outputs(config, settings)
-    state.worker_log = worker_log(config, settings, state.role)
-    register_html(config)  # --cekura-html and pytest-html's extras, only when asked for
-    register_share_links(config)  # --cekura-share-links, only when asked for
+    # What serves only an option is imported only when the option is given.
+    if settings.agent_cmd is not None:
+        from .local_worker import worker_log
+
+        state.worker_log = worker_log(config, settings, state.role)
+    if settings.html_path is not None or getattr(config.option, "htmlpath", None):
+        from .html_hooks import register as register_html
+
+        register_html(config)  # --cekura-html, or pytest-html's --html: the extras
+    if settings.share_links_days is not None:
+        from .share_links import register as register_share_links
+
+        register_share_links(config)
     if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)
@@ -211,7 +222,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         _activate(session.config)
     if not (specs or cases) or _submits_nothing(session):
         return
-    if not settings.dry_run and state.role.reports:
+    if not settings.dry_run and state.role.reports and settings.agent_cmd is not None:
+        from .local_worker import start_worker
+
         start_worker(state)
     progress = None
     try:

@@ -12,8 +12,8 @@ of that result, before the Markdown summary, JSON report and HTML report are wri
 that cannot be made is a warning line, never a failed test: the summary then links to Cekura's
 dashboard as it does without the option.
 
-Registered by ``plugin.py``'s ``pytest_configure`` only when the option is on; imported at
-start-up, so it stays light (the HTTP stack is imported only when links are made).
+Imported and registered by ``plugin.py``'s ``pytest_configure`` only when the option is on
+(the HTTP stack is imported only when links are made).
 """
 
 from __future__ import annotations
@@ -25,19 +25,17 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .pluginstate import _State, _state
 
 if TYPE_CHECKING:
+    from .client import CekuraClient
     from .report_data import SummaryRow
-    from .transport import Transport
 
 PLUGIN_NAME = "cekura-share-links"
-#: Key of ``CekuraClient.request_counts`` for these POSTs.
-SHARE_LABEL = "POST share link"
 #: Seconds all links together may take (retries included): they come before the session ends
 #: calls left unfinished, and a slow Cekura must not hold that up.
 SHARE_BUDGET = 20.0
@@ -129,7 +127,7 @@ def _result_ids(rows: Iterable[SummaryRow]) -> list[int]:
 
 
 def create_links(
-    make_client: Callable[[], Transport],
+    make_client: Callable[[], CekuraClient],
     result_ids: Iterable[int],
     expire_at: datetime,
     budget: float = SHARE_BUDGET,
@@ -152,47 +150,14 @@ def create_links(
             )
             break
         try:
-            links[result_id] = create_share_link(make_client(), result_id, expire_at, deadline)
+            client = make_client()
+            links[result_id] = client.create_share_link(result_id, expire_at, deadline=deadline)
         except CekuraError as exc:
             problems.append(
                 f"pytest-cekura warning: no shareable link for result {result_id} ({exc}); the "
                 "summary links to Cekura's dashboard instead"
             )
     return links, problems
-
-
-def create_share_link(
-    client: Transport,
-    result_id: int,
-    expire_at: datetime | None,
-    deadline: float | None = None,
-) -> str:
-    """``create_shareable_link_token`` for one result (the v2 path, then v1); the link.
-
-    ``expire_at`` None asks for a link that never expires. Sent again on a retriable failure
-    (no retry waits past ``deadline``, a ``time.monotonic`` value): a second token for the
-    same result is harmless (no calls are started)."""
-    from .errors import NotFoundError, ProtocolError
-
-    when = None if expire_at is None else expire_at.astimezone(UTC).isoformat(timespec="seconds")
-    body = {"expire_at": None if when is None else when.replace("+00:00", "Z")}
-    answer: Any = None
-    for api_version in ("v2", "v1"):
-        path = f"/test_framework/{api_version}/results/{result_id}/create_shareable_link_token/"
-        try:
-            # Transport's request method: the endpoints of client.py would go over its size.
-            answer = client._request(
-                "POST", path, json=body, idempotent=True, label=SHARE_LABEL, deadline=deadline
-            )
-        except NotFoundError:
-            if api_version == "v1":
-                raise
-            continue
-        break
-    link = answer.get("shareable_link") if isinstance(answer, Mapping) else None
-    if not isinstance(link, str) or not link.startswith(("https://", "http://")):
-        raise ProtocolError(f"the answer holds no shareable_link: {str(answer)[:200]}")
-    return link
 
 
 def _warn(config: pytest.Config, message: str) -> None:

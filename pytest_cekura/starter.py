@@ -25,8 +25,9 @@ from .options import ENV_API_KEY, ENV_API_URL, Settings
 from .preflight import check_agents, check_scenarios, missing_scenario_message
 from .providers import PROVIDERS
 from .records import Assignment
+from .rerun import rerun_failed
 from .reuse import ResultCache
-from .submit import Group, Submission, by_scenario, plan_groups, rerun_failed, submit_group
+from .submit import Group, Submission, by_scenario, plan_groups, submit_group
 from .tests_as_code import assignments_from_json, assignments_to_json
 from .xdist_messages import Manifest
 

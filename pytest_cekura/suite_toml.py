@@ -32,9 +32,11 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from .livekit_data import LIVEKIT_DATA_KEYS
+
 # The marker's own keyword list: an argument added to the marker is accepted here as well.
 from .markers import _KEYWORDS as MARKER_KEYWORDS
-from .markers import LIVEKIT_DATA_KEYS, MAX_FREQUENCY, MAX_ID
+from .markers import MAX_FREQUENCY, MAX_ID
 from .providers import PROVIDERS
 from .suites import REQUIRED_KEYS, SUITE_GLOB, TABLE
 from .suites import _quoted as quoted

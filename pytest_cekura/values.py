@@ -15,12 +15,19 @@ import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .markers import MAX_ID, livekit_url_problem
+from .livekit_data import livekit_url_problem
+from .markers import MAX_ID
 from .providers import DEFAULT_BASE_URL
+
+if TYPE_CHECKING:
+    from .gates import Gate
+
+#: ``--cekura-gates``'s value; a forward reference, so gates.py loads only when gates are given.
+Gates: TypeAlias = tuple["Gate", ...]
 
 ENV_API_KEY = "CEKURA_API_KEY"
 
@@ -183,6 +190,15 @@ def env_name(value: Any, source: str, *, default: str) -> str:
             f"{source}={value!r} is invalid: give an environment variable name, e.g. {default}"
         )
     return name
+
+
+def gates(value: Any, source: str) -> Gates:
+    """``--cekura-gates``: read by ``gates.py``, imported only when gates are given."""
+    if value is None:
+        return ()
+    from .gates import gate_setting
+
+    return gate_setting(value, source)
 
 
 def livekit_server_url(value: Any, source: str) -> str | None:

@@ -14,7 +14,8 @@ from pytest_cekura.client import CekuraClient
 from pytest_cekura.emulator import Emulator
 from pytest_cekura.markers import ScenarioSpec
 from pytest_cekura.models import Run
-from pytest_cekura.submit import plan_groups, rerun_failed
+from pytest_cekura.rerun import rerun_failed
+from pytest_cekura.submit import plan_groups
 
 SUITE = """
 import pytest

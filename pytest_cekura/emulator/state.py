@@ -6,13 +6,9 @@ creation time) plus a cancellation time, and its status, transcript and scores a
 demand. That keeps 10,000 runs cheap, makes a fake clock enough to step tests
 deterministically, and means there is nothing to stop or join.
 
-Run lifecycle (``real seconds = emulated seconds * time_scale``): ``pending`` until 10 % of the
-scenario's duration has passed, then ``running``, then terminal at the full duration:
-``completed`` (pass/fail), ``failed`` (error). ``hang`` runs stay ``running``, and so do the
-runs of scenarios a ``never_finish`` fault names, for as long as it is installed (it can be
-switched off mid-session, and the runs then end as their clocks say); an ended call becomes
-``cancelled``. Error and cancelled runs carry ``expected_outcome: null`` and no metrics,
-as nothing was evaluated.
+A run's phase at a moment (pending, in queue, running, evaluating, then terminal; ended calls
+``cancelled``) is ``lifecycle.py``'s. Error and cancelled runs carry ``expected_outcome: null``
+and no metrics, as nothing was evaluated.
 
 Result counts: ``completed_runs_count`` counts terminal runs, ``success_runs_count`` runs with
 ``success: true`` and ``failed_runs_count`` terminal runs with ``success: false``.
@@ -30,8 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pytest_cekura.emulator import content
 from pytest_cekura.emulator.content import DEFAULT_PERSONALITY_ID
+from pytest_cekura.emulator.lifecycle import phase_at
 from pytest_cekura.emulator.records import (
     Combination,
     LivekitOverride,
@@ -46,7 +42,6 @@ from pytest_cekura.emulator.records import (
     ScenarioItem,
     Status,
     SuccessRateFormat,
-    TerminalVerdict,
     slice_page,
 )
 from pytest_cekura.emulator.views import CANCELLED_MESSAGE, ERROR_MESSAGE, Views, runs_by_id
@@ -76,11 +71,6 @@ __all__ = [
 
 FIRST_RESULT_ID = 5000
 FIRST_RUN_ID = 90000
-# A call's life as fractions of its duration: created "pending", then "in_queue" waiting for a
-# line, "running" while the caller and agent talk, "evaluating" while Cekura scores the call.
-QUEUED_AFTER = 0.05
-RUNNING_AFTER = 0.1  # fraction of the call's duration before it connects (room setup, dialling)
-EVALUATING_AFTER = 0.9
 START_STATUSES = ("pending", "running", "completed", "failed")
 CREATE_RESPONSE_KEYS = (
     "id",
@@ -418,40 +408,7 @@ class Store:
         return any(self._runs[i].scenario_id in where.scenario_ids for i in result.run_ids)
 
     def _phase(self, run: RunRecord, scenario: ScenarioEntry, now: float) -> Phase:
-        duration = scenario.duration_s * self._time_scale
-        begin = run.created + run.start_delay  # when a line was free for this call
-        start = begin + RUNNING_AFTER * duration
-        end = begin + duration
-        if run.cancelled_at is not None:
-            started = start if run.cancelled_at >= start else None
-            return Phase("cancelled", started, run.cancelled_at, "cancelled")
-        if now < start:
-            queued = run.start_delay > 0 or now >= begin + QUEUED_AFTER * duration
-            return Phase("in_queue" if queued else "pending", None, None, None)
-        if scenario.outcome == "hang" or scenario.id in self._never_finish:
-            return Phase("running", start, None, None)
-        if now < begin + EVALUATING_AFTER * duration:
-            return Phase("running", start, None, None)
-        if now < end:
-            return Phase("evaluating", start, None, None)
-        verdict = self._verdict(run, scenario)
-        if verdict == "error":
-            return Phase("failed", start, end, verdict)
-        if now < end + scenario.evaluation_delay_s * self._time_scale:
-            # Cekura's own suite runner reads a completed run with success null as
-            # "evaluation still pending" (cekura-api.md 10.1).
-            return Phase("completed", start, None, None)
-        return Phase("completed", start, end, verdict)
-
-    @staticmethod
-    def _verdict(run: RunRecord, scenario: ScenarioEntry) -> TerminalVerdict:
-        if scenario.outcome == "flaky":
-            probability = scenario.success_probability or 0.0
-            passed = content.flaky_passes(scenario.id, run.attempt, probability)
-            return "pass" if passed else "fail"
-        if scenario.outcome in ("pass", "fail", "error"):
-            return scenario.outcome
-        raise AssertionError(f"outcome {scenario.outcome!r} has no verdict")
+        return phase_at(run, scenario, now, self._time_scale, self._never_finish)
 
     def _iso(self, clock_time: float) -> str:
         moment = datetime.fromtimestamp(self._wall_offset + clock_time, tz=UTC)

@@ -12,23 +12,29 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from pytest_cekura.emulator.catalogue import Catalogue
+from pytest_cekura.emulator.drf_fields import (
+    NOT_INTEGER,
+    NOT_NULL,
+    NOT_STRING,
+    REQUIRED,
+    as_int,
+    does_not_exist,
+    json_type,
+    list_problem,
+    short,
+    text_problem,
+)
 from pytest_cekura.emulator.runners import RUNNERS, Runner
 from pytest_cekura.emulator.state import LivekitOverride, NewResult, ScenarioItem
 
 # RUNNERS and Runner were defined here before runners.py; importing them from here still works.
 __all__ = ["RUNNERS", "InvalidRequestError", "Runner", "parse_new_result"]
 
-REQUIRED = "This field is required."
-NOT_NULL = "This field may not be null."
-NOT_BLANK = "This field may not be blank."
-NOT_STRING = "Not a valid string."
-NOT_INTEGER = "A valid integer is required."
 MAX_FREQUENCY = 100
 MAX_NAME_LENGTH = 255
 
@@ -55,7 +61,7 @@ def parse_new_result(
     ``agent_id`` where the spec names the field ``agent``).
     """
     if not isinstance(body, dict):
-        kind = _json_type(body)
+        kind = json_type(body)
         raise InvalidRequestError(
             {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
         )
@@ -134,13 +140,13 @@ def _documented_types(body: dict[str, Any], errors: Errors) -> None:
             errors[field] = [NOT_NULL if value is None else NOT_STRING]
     for field in _OBJECT_FIELDS:
         if field in body and not isinstance(body[field], dict):
-            kind = _json_type(body[field])
+            kind = json_type(body[field])
             errors[field] = [f'Expected a dictionary of items but got type "{kind}".']
     for field in _INT_FIELDS:
-        if field in body and _as_int(body[field]) is None:
+        if field in body and as_int(body[field]) is None:
             errors[field] = [NOT_INTEGER]
     if "mode" in body and body["mode"] not in _MODES:
-        errors["mode"] = [f'"{_short(body["mode"])}" is not a valid choice.']
+        errors["mode"] = [f'"{short(body["mode"])}" is not a valid choice.']
     # The top-level websocket_url of the text runner (the websocket runner has it per item).
     if "websocket_url" in body and not isinstance(body["websocket_url"], str):
         errors["websocket_url"] = [NOT_STRING]
@@ -171,7 +177,7 @@ def _strict_shape(body: dict[str, Any], runner: Runner, errors: Errors) -> None:
 
 
 def _not_a_dict(value: Any) -> dict[str, list[str]]:
-    kind = _json_type(value)
+    kind = json_type(value)
     return {"non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]}
 
 
@@ -179,7 +185,7 @@ def _optional_id(body: dict[str, Any], field: str, errors: Errors) -> int | None
     value = body.get(field)
     if value is None:
         return None
-    number = _as_int(value)
+    number = as_int(value)
     if number is None or number <= 0:
         errors[field] = [NOT_INTEGER]
         return None
@@ -190,7 +196,7 @@ def _concurrency_limit(body: dict[str, Any], errors: Errors) -> int | None:
     value = body.get("concurrency_limit")
     if value is None:
         return None
-    number = _as_int(value)
+    number = as_int(value)
     if number is None:
         errors["concurrency_limit"] = [NOT_INTEGER]
     elif number < 1:
@@ -204,7 +210,7 @@ def _string_list(body: dict[str, Any], field: str, errors: Errors) -> list[str]:
     items = body.get(field)
     if items is None:
         return []
-    problem = _list_problem(items)
+    problem = list_problem(items)
     if problem:
         errors[field] = [problem]
         return []
@@ -221,7 +227,7 @@ def _livekit_data(body: dict[str, Any], errors: Errors) -> LivekitOverride | Non
     if value is None:
         return None
     if not isinstance(value, dict):
-        kind = _json_type(value)
+        kind = json_type(value)
         errors["livekit_data"] = {
             "non_field_errors": [f"Invalid data. Expected a dictionary, but got {kind}."]
         }
@@ -252,7 +258,7 @@ def _scenarios(
     if by_selection and not isinstance(elements, bool):
         # cekura-api.md 2.3 lets voice/text pick scenarios by tags, folder, count or "all";
         # the catalogue has no tags or folders, so say so instead of "This field is required."
-        given = ", ".join(selectors) if elements is None else f"scenarios={_short(elements)}"
+        given = ", ".join(selectors) if elements is None else f"scenarios={short(elements)}"
         errors["scenarios"] = [
             f"The emulator selects scenarios by id only; {given} is not emulated. "
             "Send scenarios as a list of ids, e.g. [30, 31]."
@@ -261,7 +267,7 @@ def _scenarios(
     if "scenarios" not in body:
         errors["scenarios"] = [REQUIRED]
         return []
-    problem = _list_problem(elements)
+    problem = list_problem(elements)
     if problem:
         errors["scenarios"] = [problem]
         return []
@@ -274,7 +280,7 @@ def _scenarios(
         scenario_id = _scenario_id(element)
         if scenario_id is None:
             messages.append(
-                f"Invalid scenario: scenarios[{index}] is {_short(element)}; expected "
+                f"Invalid scenario: scenarios[{index}] is {short(element)}; expected "
                 '{"scenario": <positive integer id>} or a positive integer id.'
             )
             continue
@@ -292,7 +298,7 @@ def _scenarios(
     # DRF resolves primary keys one by one and stops at the first that does not exist.
     missing = next((i.scenario_id for i in items if not catalogue.has_scenario(i.scenario_id)), 0)
     if missing:
-        errors["scenarios"] = [_does_not_exist(missing)]
+        errors["scenarios"] = [does_not_exist(missing)]
         return []
     return items
 
@@ -300,7 +306,7 @@ def _scenarios(
 def _item_errors(item: ScenarioItem, runner: Runner) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for field in runner.item_fields:
-        message = _text_problem(item.extras, field)
+        message = text_problem(item.extras, field)
         if message is None and field == "websocket_url" and not _is_websocket_url(item.extras):
             message = "Enter a valid WebSocket URL starting with ws:// or wss://."
         if message is not None:
@@ -323,7 +329,7 @@ def _scenario_id(item: Any) -> int | None:
 
 def _frequency(body: dict[str, Any], errors: Errors) -> int:
     value = body.get("frequency", 1)
-    number = _as_int(value)
+    number = as_int(value)
     if value is None:
         errors["frequency"] = [NOT_NULL]
     elif number is None:
@@ -374,79 +380,33 @@ def _agent(body: dict[str, Any], field: str, catalogue: Catalogue, errors: Error
     value = body.get(field)
     if value is None:
         return None
-    number = _as_int(value)
+    number = as_int(value)
     if number is None:
-        errors[field] = ["Incorrect type. Expected pk value, received " + _json_type(value) + "."]
+        errors[field] = ["Incorrect type. Expected pk value, received " + json_type(value) + "."]
         return None
     if not catalogue.has_agent(number):
-        errors[field] = [_does_not_exist(number)]
+        errors[field] = [does_not_exist(number)]
         return None
     return number
 
 
-def _does_not_exist(pk: int) -> str:
-    return f'Invalid pk "{pk}" - object does not exist.'
-
-
 def _text(body: Mapping[str, Any], field: str, errors: Errors) -> None:
-    message = _text_problem(body, field)
+    message = text_problem(body, field)
     if message is not None:
         errors[field] = [message]
-
-
-def _text_problem(container: Mapping[str, Any], field: str) -> str | None:
-    """DRF CharField checks: required, not null, a string, not blank."""
-    if field not in container:
-        return REQUIRED
-    value = container[field]
-    if value is None:
-        return NOT_NULL
-    if not isinstance(value, str):
-        return NOT_STRING
-    if not value.strip():
-        return NOT_BLANK
-    return None
 
 
 def _id_list(body: dict[str, Any], field: str, errors: Errors) -> list[int]:
     items = body.get(field)
     if items is None:
         return []
-    problem = _list_problem(items)
+    problem = list_problem(items)
     if problem:
         errors[field] = [problem]
         return []
-    ids = [_as_int(item) for item in items]
+    ids = [as_int(item) for item in items]
     bad = [f"{field}[{i}]: {NOT_INTEGER}" for i, n in enumerate(ids) if n is None or n <= 0]
     if bad:
         errors[field] = bad
         return []
     return [n for n in ids if n is not None]
-
-
-def _list_problem(value: Any) -> str | None:
-    if isinstance(value, list):
-        return None
-    return f'Expected a list of items but got type "{_json_type(value)}".'
-
-
-def _as_int(value: Any) -> int | None:
-    """DRF IntegerField leniency: ints and strings of digits, never bools or fractions."""
-    # JSON true/false arrive as bool, which Python treats as int; they are not numbers here.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        digits = value.strip().removeprefix("-")
-        if digits.isascii() and digits.isdigit():
-            return int(value.strip())
-    return None
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "dict", list: "list", str: "str", bool: "bool", int: "int", float: "float"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
