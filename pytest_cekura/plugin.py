@@ -327,7 +327,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # never checked at start) must not keep the others, the baseline above all, unwritten.
         with _or_warn(session.config):
             if settings.report_path is not None:
-                _write_report(state, settings.report_path)
+                interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+                _write_report(state, settings.report_path, interrupted=interrupted)
         with _or_warn(session.config):
             if state.rows or settings.summary_md_path is not None:
                 import os
@@ -416,7 +417,7 @@ def _warn(config: pytest.Config, message: str) -> None:
         reporter.write_line(message, red=True)
 
 
-def _write_report(state: _State, path: Path) -> None:
+def _write_report(state: _State, path: Path, *, interrupted: bool = False) -> None:
     from .report import json_report
 
     cekura = state.cekura()
@@ -429,6 +430,7 @@ def _write_report(state: _State, path: Path) -> None:
         finished=datetime.now(UTC),
         ended_runs=cekura.ended_runs,
         ended_results=cekura.ended_results,
+        interrupted=interrupted,
     )
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 

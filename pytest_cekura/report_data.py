@@ -310,8 +310,12 @@ def json_report(
     finished: datetime | None = None,
     ended_runs: Collection[int] = (),
     ended_results: Collection[int] = (),
+    interrupted: bool = False,
 ) -> dict[str, Any]:
     """Every group (one result each), its runs, and every test's verdict and reason.
+
+    ``interrupted``: the session stopped early (Ctrl-C, SIGTERM, errors during collection),
+    so tests it selected may be missing: a merge of CI shards must not call that a pass.
 
     ``ended_runs``/``ended_results``: calls the session ended (and results whose calls it
     ended) after the tests' rows were made; a run still unfinished in a row is marked ended.
@@ -345,6 +349,7 @@ def json_report(
         "api": api,
         **times,
         "requests": dict(request_counts),
+        "interrupted": interrupted,
         "groups": [
             {**g, "runs": sorted(g["runs"].values(), key=lambda r: r["id"])}
             for g in groups.values()

@@ -76,6 +76,11 @@ def load_shard(path: Path) -> Shard:
             f"{path}: report format_version {version!r}, this pytest-cekura merges version "
             f"{REPORT_VERSION}: run every shard and the merge with the same pytest-cekura"
         )
+    if data.get("interrupted") is True:
+        raise MergeError(
+            f"{path}: that shard was interrupted (Ctrl-C, a cancelled job or errors during "
+            "collection: see its log), so some of its tests did not run; rerun it"
+        )
     _check_entries(path, data)
     return Shard(path, data)
 

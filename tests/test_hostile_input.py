@@ -81,3 +81,27 @@ def test_an_agent_command_with_an_open_quote_is_one_usage_error(suite: Suite) ->
     )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert suite.emulator.requests == []
+
+
+def test_merging_an_interrupted_shard_is_exit_2_not_a_pass(
+    suite: Suite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shard stopped early (here by an error during collection; Ctrl-C and a cancelled
+    job's SIGTERM alike) wrote a report with no tests, and merging it with a passing shard
+    exited 0, "every Cekura test of every shard passed"."""
+    suite.pytester.makepyfile(test_good=TEST)
+    good = tmp_path / "good.json"
+    suite.run(f"--cekura-report={good}").assert_outcomes(passed=1)
+    assert json.loads(good.read_text())["interrupted"] is False
+    suite.pytester.makepyfile(test_broken="import no_such_module_anywhere\n")
+    stopped = tmp_path / "stopped.json"
+    result = suite.run(f"--cekura-report={stopped}")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert suite.posts() == 1  # the broken shard started nothing
+    assert json.loads(stopped.read_text())["interrupted"] is True
+    capsys.readouterr()
+    assert report_merge.main(["merge", str(good), str(stopped)]) == report_merge.EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"pytest-cekura merge: {stopped}: that shard was interrupted (Ctrl-C, a cancelled job "
+        "or errors during collection: see its log), so some of its tests did not run; rerun it\n"
+    )
