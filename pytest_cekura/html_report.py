@@ -194,7 +194,7 @@ def _card(
 
 
 def _facts(test: Mapping[str, Any]) -> str:
-    ids = ", ".join(str(i) for i in test.get("scenario_ids", []))
+    ids = ", ".join(str(i) for i in test.get("scenario_ids", [])) or "-"
     facts = [f"scenarios {escape(ids)}"]
     if test.get("result_id") is not None:
         facts.append(f"result {escape(str(test['result_id']))}")

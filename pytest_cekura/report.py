@@ -118,7 +118,8 @@ def _headline(spec: ScenarioSpec, verdict: Verdict) -> str:
 
 def _scope(record: TestRecord) -> str:
     spec, assignment = record.spec, record.assignment
-    ids = ", ".join(str(i) for i in spec.scenario_ids)
+    # "-": a Tests-as-Code case the service rejected has no scenario, nothing was started.
+    ids = ", ".join(str(i) for i in spec.scenario_ids) or "-"
     profile = f", test profile {spec.test_profile}" if spec.test_profile is not None else ""
     result = ""
     if assignment.result_id is not None:
@@ -199,7 +200,7 @@ def job_metadata(run: Run) -> str:
 def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int]) -> list[str]:
     lines = []
     for row in rows:
-        ids = ",".join(str(i) for i in row.scenario_ids)
+        ids = ",".join(str(i) for i in row.scenario_ids) or "-"
         if row.succeeded is None or not row.total:
             runs = "runs -"
         else:

@@ -105,3 +105,24 @@ def test_merging_an_interrupted_shard_is_exit_2_not_a_pass(
         f"pytest-cekura merge: {stopped}: that shard was interrupted (Ctrl-C, a cancelled job "
         "or errors during collection: see its log), so some of its tests did not run; rerun it\n"
     )
+
+
+def test_a_rejected_case_is_reported_without_an_empty_scenario_list(
+    suite: Suite, tmp_path: Path
+) -> None:
+    """A case the service rejects has no scenario: its lines read "scenarios  x 1" and
+    "scenarios  ·"; they show "-", as the runs do."""
+    case = {"name": "Bad", "key": "bad", "instructions": "x", "metrics": ["nope"]}
+    # Written directly: pytester.makefile would turn "cekura.tests" into "cekura.json".
+    suite.pytester.path.joinpath("cekura.tests.json").write_text(
+        json.dumps({"version": "1", "scenarios": [case]}), encoding="utf-8"
+    )
+    html = tmp_path / "r.html"
+    result = suite.run("--cekura-agent=1", f"--cekura-html={html}")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["scenarios - x 1 (livekit)", "ERROR   cekura.tests.json::bad · scenarios - · runs -, *"]
+    )
+    assert "scenarios  " not in result.stdout.str()
+    assert "scenarios -" in html.read_text()
+    assert suite.posts() == 0
