@@ -105,7 +105,11 @@ def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kinds == "number":
         return st.floats(allow_nan=False, allow_infinity=False, width=32)
     if kinds == "string":
-        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 40))
+        least = schema.get("minLength", 0)
+        text = st.text(min_size=least, max_size=schema.get("maxLength", 40))
+        # Cekura's serializers are DRF CharFields (trim_whitespace=True): "\r" is blank there,
+        # so a body the schema allows is only well formed with `least` characters left.
+        return text.filter(lambda value: len(value.strip()) >= least) if least else text
     if kinds == "array":
         items = from_schema(schema.get("items", {}))
         return st.lists(
