@@ -156,6 +156,15 @@ class Ledger:
         with self._lock:
             return list(self._results)
 
+    def started(self) -> list[tuple[int, str | None, list[int]]]:
+        """(result id, the name of the POST that created it, its run ids) for each result:
+        what an interrupted session's JSON report names, since its tests have no rows."""
+        with self._lock:
+            names = {rid: name for name, rid in self._by_name.items()}
+            return [
+                (rid, names.get(rid), sorted(entry.run_ids)) for rid, entry in self._results.items()
+            ]
+
     def pending(self) -> tuple[dict[int, list[int]], dict[str, int | None]]:
         """What to end at session end: each result's runs not known to be finished, and the
         names of POSTs with no known result (in flight, or answered ambiguously)."""

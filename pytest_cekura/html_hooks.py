@@ -113,7 +113,8 @@ class HtmlHooks:
         if self._path is None or not state.role.reports:
             return
         try:
-            self._path.write_text(self.page(), encoding="utf-8")
+            interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+            self._path.write_text(self.page(interrupted=interrupted), encoding="utf-8")
         except OSError as exc:
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
@@ -121,8 +122,9 @@ class HtmlHooks:
                     f"pytest-cekura: could not write {exc.filename}: {exc.strerror}", red=True
                 )
 
-    def page(self, finished: datetime | None = None) -> str:
-        """The HTML report of what the session has seen so far."""
+    def page(self, finished: datetime | None = None, *, interrupted: bool = False) -> str:
+        """The HTML report of what the session has seen so far; ``interrupted``: the
+        session stopped early, which the page must say (its tests may be missing)."""
         from .html_report import render
         from .report_data import json_report
 
@@ -137,6 +139,8 @@ class HtmlHooks:
             finished=finished or datetime.now(UTC),
             ended_runs=cekura.ended_runs,
             ended_results=cekura.ended_results,
+            interrupted=interrupted,
+            started_results=cekura.started_results(),
         )
         history = trends(self._history, data["tests"], data["started_at"])
         return render(data, self.details, history)

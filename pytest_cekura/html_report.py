@@ -113,7 +113,25 @@ def _header(
     shown = " · ".join(f"{name} {escape(str(value))}" for name, value in facts if value)
     return (
         f'<header><h1>{escape(title)}</h1><ul class="totals">{badges}</ul>'
-        f'<p class="meta">{shown}</p></header>'
+        f'<p class="meta">{shown}</p>{_interrupted(report)}</header>'
+    )
+
+
+def _interrupted(report: Mapping[str, Any]) -> str:
+    """A stopped session's page must not read as complete: say so, and name the results it
+    started (their tests may have no card)."""
+    if report.get("interrupted") is not True:
+        return ""
+    started = [
+        f"{item.get('result_id')} ({item.get('name') or 'unnamed request'}"
+        + (", calls ended)" if item.get("ended_by_session") else ")")
+        for item in report.get("started_results", [])
+        if isinstance(item, Mapping)
+    ]
+    named = f" Results it started: {'; '.join(started)}." if started else ""
+    return (
+        '<p class="interrupted">This session was interrupted (Ctrl-C, SIGTERM or errors '
+        f"during collection): tests it selected may be missing.{escape(named)}</p>"
     )
 
 

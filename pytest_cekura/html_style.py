@@ -16,6 +16,7 @@ CSS = """
 body { margin: 0 auto; max-width: 1200px; padding: 1rem 1.5rem 3rem; line-height: 1.4; }
 h1 { margin: 0 0 .4rem; font-size: 1.5rem; }
 header .meta { color: #555; font-size: .9rem; margin: .3rem 0 0; word-break: break-all; }
+header .interrupted { color: #b00020; font-weight: 600; margin: .3rem 0 0; }
 ul.totals { list-style: none; display: flex; gap: .5rem; padding: 0; margin: 0; }
 ul.totals li { padding: .15rem .6rem; border-radius: 1rem; color: #fff; background: var(--skip);
   font-weight: 600; }

@@ -431,6 +431,7 @@ def _write_report(state: _State, path: Path, *, interrupted: bool = False) -> No
         ended_runs=cekura.ended_runs,
         ended_results=cekura.ended_results,
         interrupted=interrupted,
+        started_results=cekura.started_results(),
     )
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 

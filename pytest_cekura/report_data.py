@@ -311,11 +311,14 @@ def json_report(
     ended_runs: Collection[int] = (),
     ended_results: Collection[int] = (),
     interrupted: bool = False,
+    started_results: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Every group (one result each), its runs, and every test's verdict and reason.
 
     ``interrupted``: the session stopped early (Ctrl-C, SIGTERM, errors during collection),
     so tests it selected may be missing: a merge of CI shards must not call that a pass.
+    ``started_results``: every result the session created (``CekuraSession.started_results``),
+    which an interrupted session's ``groups`` lack: its tests never got a row.
 
     ``ended_runs``/``ended_results``: calls the session ended (and results whose calls it
     ended) after the tests' rows were made; a run still unfinished in a row is marked ended.
@@ -350,6 +353,7 @@ def json_report(
         **times,
         "requests": dict(request_counts),
         "interrupted": interrupted,
+        "started_results": [dict(started) for started in started_results],
         "groups": [
             {**g, "runs": sorted(g["runs"].values(), key=lambda r: r["id"])}
             for g in groups.values()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .call_ender import CallEnder
 from .cleanup import Created, Ledger
@@ -116,6 +116,19 @@ class CekuraSession:
     def ended_results(self) -> set[int]:
         """The results whose calls this session ended."""
         return self._ender.ended_results
+
+    def started_results(self) -> list[dict[str, Any]]:
+        """Each result this session created, for the JSON report: its id, the request's
+        name, its runs and whether the session ended its calls."""
+        return [
+            {
+                "result_id": rid,
+                "name": name,
+                "run_ids": runs,
+                "ended_by_session": rid in self.ended_results,
+            }
+            for rid, name, runs in sorted(self.ledger.started())
+        ]
 
     def client(self) -> CekuraClient:
         """The session's client, made (and the emulator started) on the first call."""

@@ -4,11 +4,14 @@ naming the file or option and the fix, and nothing is paid for."""
 from __future__ import annotations
 
 import json
+import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_reliability import finish, spawn, starts, wait_until
 
 from conftest import Suite
 from pytest_cekura import report_merge
@@ -126,3 +129,30 @@ def test_a_rejected_case_is_reported_without_an_empty_scenario_list(
     assert "scenarios  " not in result.stdout.str()
     assert "scenarios -" in html.read_text()
     assert suite.posts() == 0
+
+
+def test_an_interrupted_session_reports_the_results_it_started(
+    suite: Suite, tmp_path: Path
+) -> None:
+    """Ctrl-C while the calls were going left ``groups: []`` in the JSON report (its tests
+    never got a row), so the ids of the results started and ended were only in the terminal
+    line; and the HTML page did not say the session was interrupted."""
+    suite.emulator.inject("any", "never_finish", scenario_ids=[30])
+    suite.pytester.makepyfile(TEST)
+    report, html = tmp_path / "r.json", tmp_path / "r.html"
+    process = spawn(suite, f"--cekura-report={report}", f"--cekura-html={html}")
+    wait_until(lambda: starts(suite) == 1)  # the POST was answered: the calls are going
+    process.send_signal(signal.SIGINT)
+    output = finish(process)
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    (result_id,) = {run["result_id"] for run in suite.emulator.runs}
+    run_ids = sorted(run["id"] for run in suite.emulator.runs)
+    data = json.loads(report.read_text())
+    assert data["interrupted"] is True
+    (started,) = data["started_results"]
+    name = started.pop("name")
+    assert started == {"result_id": result_id, "run_ids": run_ids, "ended_by_session": True}
+    assert re.fullmatch(r"pytest-cekura \S+ #1 livekit x1", name), name  # the POST's name
+    page = html.read_text()
+    assert "This session was interrupted (Ctrl-C, SIGTERM or errors during collection)" in page
+    assert f"Results it started: {result_id} (" in page
