@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from statistics import NormalDist
 from typing import Any
 
@@ -89,10 +89,14 @@ class Reason:
     actual: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Every field is a scalar: no deep copy (asdict's) needed, once per test reported.
+        data = {name: getattr(self, name) for name in _REASON_FIELDS}
         data["rule"] = self.rule.value
         data["early_verdict"] = self.ended_early > 0
         return data
+
+
+_REASON_FIELDS = tuple(f.name for f in fields(Reason))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -148,13 +148,24 @@ class SummaryRow:
     share_link: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row as plain data (``json_report``, an xdist worker's report). Not
+        ``dataclasses.asdict``: its deep copy of every run record was the costliest step of
+        reporting a test (docs/performance.md, issue #20). Each run record is copied one
+        level (``json_report`` marks runs ended in its copy); nested values are shared, and
+        nothing changes them."""
+        data = {name: getattr(self, name) for name in _ROW_FIELDS}
+        data["runs"] = tuple([dict(run) for run in self.runs])
+        data["metrics"] = dict(self.metrics)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
         keys = ("scenario_ids", "runs", "problems", "gates")
         tuples = {key: tuple(data[key]) for key in keys if key in data}
         return cls(**{**data, **tuples})
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(SummaryRow))
 
 
 def run_records(
