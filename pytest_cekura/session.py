@@ -209,7 +209,7 @@ class CekuraSession:
             if priced is not None:
                 started.case_plan = priced.outcome.plan_lines
                 started.cases = (
-                    dict(priced.outcome.assignments) if dry_run else self._start_cases(priced)
+                    priced.dry_run_assignments() if dry_run else self._start_cases(priced)
                 )
             return started
 

@@ -288,6 +288,16 @@ class Priced:
         self.outcome = outcome
         self.runnable = runnable
 
+    def dry_run_assignments(self) -> dict[str, tuple[ScenarioSpec, Assignment]]:
+        """Every selected case's assignment in a dry run: the rejected ones' problems, and
+        an empty one for each valid case, so it is skipped with a summary row like a marked
+        test (without one the summary counted only the rejected cases)."""
+        found = dict(self.outcome.assignments)
+        for group in self.runnable:
+            for nodeid in group.nodeids:
+                found.setdefault(nodeid, (_spec(group), Assignment()))
+        return found
+
 
 def price_cases(
     client: Callable[[], CekuraClient],

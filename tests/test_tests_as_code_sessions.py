@@ -289,3 +289,25 @@ def test_dry_run_with_dashboard_scenarios_still_errors_a_rejected_case(project: 
     result.assert_outcomes(skipped=5, errors=1)
     result.stdout.fnmatch_lines(["*Cekura rejected this case (validate_scenarios_json)*"])
     assert project.emulator.count("POST", "run_scenarios") == 0
+
+
+def test_dry_run_summaries_count_every_case_and_marked_test(project: Suite) -> None:
+    """The summary line said "cekura: 3 test(s)" for 6 items: the valid cases were skipped
+    without a summary row. The Markdown and JSON summaries count the same tests."""
+    write(project, FOUR)
+    project.pytester.makepyfile(test_inline=INLINE)
+    md, report = project.pytester.path / "s.md", project.pytester.path / "r.json"
+    result = project.run(
+        "--cekura-dry-run", f"--cekura-summary-md={md}", f"--cekura-report={report}"
+    )
+    result.assert_outcomes(skipped=5, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED cekura.tests.json::refund-ok · scenarios - · runs -*",
+            "cekura: 6 test(s) (1 error, 5 skipped) over 0 run(s)*",
+        ]
+    )
+    assert "6 Cekura test(s), 0 run(s)." in md.read_text()
+    outcomes = sorted(test["outcome"] for test in json.loads(report.read_text())["tests"])
+    assert outcomes == ["error", *["skipped"] * 5]
+    assert project.emulator.count("POST", "run_scenarios") == 0
