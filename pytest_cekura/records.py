@@ -3,7 +3,7 @@ fills it in, and the reports, which show it."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,20 @@ class Assignment:
         """The result a run belongs to (its dashboard link needs it)."""
         return self.earlier_result_id if run_id in self.earlier_run_ids else self.result_id
 
+    def rerun_label(self, runs: Sequence[Run]) -> str | None:
+        """--cekura-rerun-failed: where one test's ``runs`` came from. Per test, not per
+        request: a test whose runs all passed before kept them (from the result each run is
+        in, which from the third session on need not be ``earlier_result_id``); only a test
+        with runs started again was rerun, in the rerun's result."""
+        if self.earlier_result_id is None:
+            return None
+        resent = [run for run in runs if run.id not in self.earlier_run_ids]
+        if resent:
+            where = {run.result_id or self.result_id for run in resent}
+            return f"failed runs rerun in result {_ids(where)}"
+        kept = {run.result_id or self.earlier_result_id for run in runs}
+        return f"runs of result {_ids(kept)} reused"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "earlier_result_id": self.earlier_result_id,
@@ -51,6 +65,10 @@ class Assignment:
             earlier_result_id=data["earlier_result_id"],
             earlier_run_ids=frozenset(data["earlier_run_ids"]),
         )
+
+
+def _ids(ids: Iterable[int | None]) -> str:
+    return ", ".join(str(i) for i in sorted(i for i in ids if i is not None)) or "?"
 
 
 @dataclass(frozen=True)

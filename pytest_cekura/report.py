@@ -126,8 +126,11 @@ def _scope(record: TestRecord) -> str:
         result = f" · result {assignment.result_id}"
     if assignment.reused_age is not None:
         result += f" (reused, {describe_age(assignment.reused_age)} old)"
-    if assignment.earlier_result_id is not None:
-        result += f" (the failed runs of result {assignment.earlier_result_id}, rerun)"
+    rerun = assignment.rerun_label(
+        record.result.runs if record.result is not None else assignment.runs
+    )
+    if rerun is not None:
+        result += f" ({rerun})"
     return f"scenarios {ids} x {spec.frequency} ({spec.provider}{profile}){result}"
 
 
@@ -215,8 +218,8 @@ def summary_lines(rows: Sequence[SummaryRow], request_counts: Mapping[str, int])
         reused = ""
         if row.reused_age is not None:
             reused = f" · reused result {row.result_id} ({describe_age(row.reused_age)} old)"
-        if row.earlier_result_id is not None:
-            reused = f" · failed runs of result {row.earlier_result_id} rerun"
+        if row.rerun is not None:
+            reused = f" · {row.rerun}"
         lines.append(
             f"{row.outcome.upper():7} {row.nodeid} · scenarios {ids} · {runs}, {need}{reused}"
             + _gated_aggregates(row)

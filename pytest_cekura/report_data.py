@@ -138,6 +138,8 @@ class SummaryRow:
     ended_early: int = 0
     reused_age: float | None = None
     earlier_result_id: int | None = None
+    #: --cekura-rerun-failed: where this test's runs came from (``Assignment.rerun_label``).
+    rerun: str | None = None
     #: The rule that decided the verdict, as ``Reason.to_json`` gives it (None: no verdict).
     reason: dict[str, Any] | None = None
     #: Each metric gate checked (``GateResult.to_json``), and each gated metric's aggregates
@@ -301,6 +303,9 @@ def summary_row(
         ended_early=record.ended_early,
         reused_age=assignment.reused_age,
         earlier_result_id=assignment.earlier_result_id,
+        rerun=assignment.rerun_label(
+            record.result.runs if record.result is not None else assignment.runs
+        ),
         reason=None if verdict is None or verdict.reason is None else verdict.reason.to_json(),
         gates=() if verdict is None else tuple(r.to_json() for r in verdict.gates),
         metrics={} if verdict is None else gated_metrics(verdict.gates),

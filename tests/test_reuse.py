@@ -168,7 +168,47 @@ def test_rerun_failed_pays_only_for_the_failed_runs(
     shown = re.search(r"RUNS \[([\d, ]+)\]", result.stdout.str())
     assert shown is not None
     assert {int(i) for i in shown[1].split(",")} == kept | new
-    result.stdout.fnmatch_lines(["PASSED  *::test_coin · * · failed runs of result 5000 rerun"])
+    result.stdout.fnmatch_lines(["PASSED  *::test_coin · * · failed runs rerun in result 5001"])
+
+
+def test_rerun_failed_labels_each_test_by_where_its_runs_came_from(
+    make_suite: Callable[[str], Suite], tmp_path: Path
+) -> None:
+    """A passing and a failing test in one request: the passing one was labelled "failed runs
+    of result N rerun" though none of its runs was rerun, and from the third session on N
+    (the previous session's rerun result) did not even hold its run."""
+    suite = make_suite('[[scenario]]\nid = 33\noutcome = "fail"\n')
+    suite.pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.cekura_scenario(30)
+        def test_pass(): pass
+
+        @pytest.mark.cekura_scenario(33)
+        def test_fail(): pass
+        """
+    )
+    suite.pytester.runpytest(POLL).assert_outcomes(passed=1, failed=1)
+    (kept,) = [run["id"] for run in suite.emulator.runs if run["success"]]
+    for session, rerun in ((2, 5001), (3, 5002)):
+        report = tmp_path / f"r{session}.json"
+        result = suite.pytester.runpytest(
+            POLL, "--cekura-rerun-failed", f"--cekura-report={report}"
+        )
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(
+            [
+                f"*result {rerun} (failed runs rerun in result {rerun})*",
+                "PASSED  *::test_pass · * · runs of result 5000 reused",
+                f"FAILED  *::test_fail · * · failed runs rerun in result {rerun}",
+            ]
+        )
+        tests = {t["nodeid"].rsplit("::")[-1]: t for t in json.loads(report.read_text())["tests"]}
+        assert [(r["id"], r["result_id"]) for r in tests["test_pass"]["runs"]] == [(kept, 5000)]
+        assert tests["test_pass"]["rerun"] == "runs of result 5000 reused"
+        assert [r["result_id"] for r in tests["test_fail"]["runs"]] == [rerun]
+    assert suite.emulator.count("POST", "run_scenarios") == 3  # only scenario 33 was re-sent
 
 
 def test_rerun_failed_sends_one_request_per_number_of_lost_runs(emulator: Emulator) -> None:
