@@ -154,7 +154,7 @@ def check_writable(path: Path, source: str) -> None:
     """
     fix = "choose a file path you can write to"
     if path.is_dir():
-        raise ConfigError(f"pytest-cekura: {source}={str(path)!r} is a folder; {fix}")
+        raise ConfigError(f"{source}={str(path)!r}: it is a folder; {fix}")
     existed = path.exists()
     try:
         with path.open("a", encoding="utf-8"):
@@ -162,7 +162,7 @@ def check_writable(path: Path, source: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(
-            f"pytest-cekura: {source}={str(path)!r} cannot be written ({reason}); {fix}"
+            f"{source}={str(path)!r}: it cannot be written ({reason}); {fix}"
         ) from None
     if not existed:
         path.unlink(missing_ok=True)

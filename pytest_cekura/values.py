@@ -390,7 +390,14 @@ def duration(value: Any, source: str) -> float | None:
 def output_path(value: Any, source: str, base: Path) -> Path | None:
     if value is None:
         return None
+    if not str(value).strip():
+        # Path("") is ".", which was reported as "'.' is a folder".
+        raise ConfigError(f"{source} is empty; give a file path, e.g. {source}=report.out")
     path = _resolve_path(value, source, base)
+    if path.is_dir():
+        raise ConfigError(
+            f"{source}={str(value)!r}: it is a folder; choose a file path you can write to"
+        )
     if not path.parent.is_dir():
         raise ConfigError(
             f"{source}={str(value)!r}: the folder {str(path.parent)!r} does not exist; create "

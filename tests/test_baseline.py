@@ -141,10 +141,14 @@ def test_malformed_baseline_is_one_usage_error_before_anything_starts(
 @pytest.mark.parametrize(
     ("target", "reason"),
     [
-        ("folder", "is a folder; choose a file path you can write to"),
+        ("folder", "='folder': it is a folder; choose a file path you can write to"),
         # Permission bits do not stop root (these tests may run as root); /proc does.
-        ("/proc/version", "cannot be written (Invalid argument)"),
-        ("/proc/cekura-report.json", "cannot be written (No such file or directory)"),
+        ("/proc/version", " / {name}='/proc/version': it cannot be written (Invalid argument)"),
+        (
+            "/proc/cekura-report.json",
+            " / {name}='/proc/cekura-report.json': it cannot be written (No such file or "
+            "directory)",
+        ),
     ],
     ids=["folder", "read-only-file", "read-only-folder"],
 )
@@ -156,8 +160,8 @@ def test_unwritable_report_or_baseline_path_is_refused_before_any_call(
     result = flaky.run(f"{option}={target}", subprocess=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     name = option.removeprefix("--").replace("-", "_")
-    expected = f"ERROR: pytest-cekura: {option} / {name}='{target}' {reason}"
-    assert result.stderr.str().count("ERROR: pytest-cekura: ") == 1
+    expected = f"ERROR: {option}{reason.format(name=name)}"
+    assert result.stderr.str().count("ERROR: ") == 1
     assert expected in result.stderr.str()
     assert flaky.emulator.requests == []
 

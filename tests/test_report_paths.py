@@ -81,3 +81,31 @@ def test_an_unwritable_step_summary_does_not_keep_the_baseline_unwritten(
     )
     assert "test_a" in baseline.read_text()
     assert "test_a" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "--cekura-html is empty; give a file path, e.g. --cekura-html=report.out"),
+        (".", "--cekura-html='.': it is a folder; choose a file path you can write to"),
+        (
+            "no-such-folder/r.html",
+            "--cekura-html='no-such-folder/r.html': the folder 'no-such-folder' does not exist; "
+            "create it or choose another path",
+        ),
+        (
+            "/proc/r.html",
+            "--cekura-html / cekura_html='/proc/r.html': it cannot be written (No such file or "
+            "directory); choose a file path you can write to",
+        ),
+    ],
+    ids=["empty", "folder", "missing-folder", "unwritable"],
+)
+def test_html_path_errors_name_the_option_alike(suite: Suite, value: str, message: str) -> None:
+    """``--cekura-html=`` said "'.' is a folder", and the path errors had two prefixes
+    ("pytest-cekura: --cekura-html / cekura_html=" and "--cekura-html=")."""
+    suite.pytester.makepyfile(TEST)
+    result = suite.run(f"--cekura-html={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == f"ERROR: {message}", result.stderr.str()
+    assert suite.emulator.requests == []
