@@ -169,6 +169,20 @@ def exit_status(report: dict[str, Any]) -> int:
     return EXIT_FAILED if any(outcomes[o] for o in FAILING) else EXIT_PASSED
 
 
+def _given_once(paths: Sequence[Path]) -> None:
+    """One file named twice (a glob and a name, a typo in the job) is not two shards: its
+    tests would be reported as "in a.json and in a.json"."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        key = path.expanduser().resolve()
+        if key in seen:
+            same = "" if str(seen[key]) == str(path) else f" (as {seen[key]} and {path})"
+            raise MergeError(
+                f"{path}: that file was given twice{same}: give each shard's report once"
+            )
+        seen[key] = path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_cekura.report",
@@ -183,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     merging.add_argument("--json", type=Path, metavar="PATH", help="write the merged JSON")
     args = parser.parse_args(argv)
     try:
+        _given_once(args.shards)
         report = merge([load_shard(path) for path in args.shards])
         rows = rows_of(report)
         if args.md is not None:

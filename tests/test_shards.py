@@ -146,9 +146,9 @@ def test_merge_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     [
         (lambda p: str(p / "missing.json"), "no such file. Did that shard stop before"),
         (lambda p: report(p, "old", "passed", version=1), "format_version 1, this"),
-        (lambda p: report(p, "a", "passed") and report(p, "a", "passed"), "is in"),
+        (lambda p: report(p, "a", "passed"), "a.json: that file was given twice: give each"),
     ],
-    ids=["missing", "old-format", "test-in-two-shards"],
+    ids=["missing", "old-format", "same-file-twice"],
 )
 def test_shards_that_cannot_be_merged(
     tmp_path: Path,
@@ -157,6 +157,19 @@ def test_shards_that_cannot_be_merged(
     said: str,
 ) -> None:
     path = make(tmp_path)
-    twice = [path, path] if said == "is in" else [path]
+    twice = [path, path] if "twice" in said else [path]
     assert main(["merge", *twice]) == EXIT_USAGE
     assert said in capsys.readouterr().err
+
+
+def test_a_test_in_two_shards_cannot_be_merged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = report(tmp_path, "a", "passed")
+    (tmp_path / "other").mkdir()
+    second = report(tmp_path / "other", "a", "passed")  # another shard that ran the same test
+    assert main(["merge", first, second]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"pytest-cekura merge: test_a.py::test_0 is in {first} and in {second}: each test must "
+        "run in one shard (check the split: -k expressions or node ids that overlap)\n"
+    )
