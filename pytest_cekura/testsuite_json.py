@@ -217,7 +217,13 @@ def load_cases(path: Path, *, source: str | None = None) -> list[CaseSpec]:
 
 def parse_cases(data: Any, *, source: str = "<suite>") -> list[CaseSpec]:
     if not isinstance(data, dict):
-        raise JsonSuiteError(f'{source}: a suite document is a JSON object with "scenarios"')
+        kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}
+        found = kinds.get(type(data), "null" if data is None else "a number")
+        raise JsonSuiteError(
+            f"{source}: the top level is {found}; a suite document is a JSON object with "
+            'a "version" and a "scenarios" list, e.g. {"version": "1", "scenarios": '
+            '[{"name": "Refund", "instructions": "You call about a refund."}]}'
+        )
     from pydantic import ValidationError
 
     from . import suite_document

@@ -156,3 +156,20 @@ def test_an_interrupted_session_reports_the_results_it_started(
     page = html.read_text()
     assert "This session was interrupted (Ctrl-C, SIGTERM or errors during collection)" in page
     assert f"Results it started: {result_id} (" in page
+
+
+@pytest.mark.parametrize(("text", "found"), [("[]", "a list"), ('"x"', "a string")])
+def test_a_suite_file_that_is_not_an_object_says_what_it_must_look_like(
+    suite: Suite, text: str, found: str
+) -> None:
+    """``[]`` got 'a suite document is a JSON object with "scenarios"', with no example."""
+    suite.pytester.path.joinpath("cekura.tests.json").write_text(text, encoding="utf-8")
+    result = suite.run("--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            f"cekura.tests.json: the top level is {found}; a suite document is a JSON object "
+            'with a "version" and a "scenarios" list, e.g. {"version": "1", "scenarios": '
+            '[{"name": "Refund", "instructions": "You call about a refund."}]}'
+        ]
+    )
+    assert suite.emulator.requests == []
