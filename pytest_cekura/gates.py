@@ -235,7 +235,7 @@ def parse_gate_lines(text: str) -> tuple[Gate, ...]:
     for line in re.split(r"[;\n]", text):
         if not line.strip():
             continue
-        metric, colon, condition = line.partition(":")
+        metric, colon, condition = _split_gate(line)
         if not colon or not metric.strip():
             raise GateSyntaxError(
                 f'{line.strip()!r} is invalid; write one gate as "Metric: condition", e.g. '
@@ -243,6 +243,17 @@ def parse_gate_lines(text: str) -> tuple[Gate, ...]:
             )
         gates += parse_condition(metric.strip(), condition.strip())
     return tuple(gates)
+
+
+def _split_gate(line: str) -> tuple[str, str, str]:
+    """``Metric: condition`` split at the last colon followed by a condition (an aggregate
+    or ``in``), so a metric name may hold colons ("Tool: lookup: p95 <= 900"); with none
+    such, at the first colon (the condition's error then says what is wrong with it)."""
+    for index in reversed([i for i, char in enumerate(line) if char == ":"]):
+        word = re.match(r"\s*([A-Za-z_]\w*)", line[index + 1 :])
+        if word is not None and (word.group(1) in AGGREGATES or word.group(1).lower() == "in"):
+            return line[:index], ":", line[index + 1 :]
+    return line.partition(":")
 
 
 def gate_setting(value: Any, source: str) -> tuple[Gate, ...]:

@@ -15,6 +15,7 @@ from test_reliability import finish, spawn, starts, wait_until
 
 from conftest import Suite
 from pytest_cekura import report_merge
+from pytest_cekura.gates import parse_gate_lines
 
 TEST = """
 import pytest
@@ -173,3 +174,23 @@ def test_a_suite_file_that_is_not_an_object_says_what_it_must_look_like(
         ]
     )
     assert suite.emulator.requests == []
+
+
+def test_a_session_gate_can_name_a_metric_with_a_colon(
+    make_suite: Callable[[str], Suite],
+) -> None:
+    """``--cekura-gates`` split "Tool: lookup: p95 <= 900" at the first colon, so a metric
+    whose name holds one could not be gated."""
+    suite = make_suite(
+        '[[scenario]]\nid = 30\n[[scenario.metrics]]\nname = "Tool: lookup"\n'
+        "min = 1300\nmax = 1900\n"
+    )
+    suite.pytester.makepyfile(TEST)
+    result = suite.run("--cekura-gates=Tool: lookup: p95 <= 900")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*!! Tool: lookup p95 * over 1 run(s) breaks the gate p95 <= 900", "FAILED  *::test_a *"]
+    )
+    # An enum value may hold a colon too: the split is at the colon before the condition.
+    (enum,) = parse_gate_lines("Tool: lookup: in a:b, c")
+    assert (enum.metric, enum.allowed) == ("Tool: lookup", ("a:b", "c"))
