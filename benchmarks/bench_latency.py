@@ -18,11 +18,12 @@ Figures:
 * one poll cycle: the first ``Poller.poll_once`` after the POST (every run outstanding),
   timed in the pytest process by a wrapper in the conftest; its bulk GETs are counted in
   the emulator's log between the cycle's start and end;
-* first POST to last outcome: the first POST's arrival to the last test's report.
+* first POST to last outcome: the first POST's arrival to the last test's report; at 10,000
+  runs and 50 ms also with ``--cekura-order=finish`` (a third session, plugin as it is).
 
 Physical limits: one round trip for preflight and for a poll cycle (nothing can be known
 sooner), the longest run for first POST to last outcome. Each configuration runs once: the
-machine is a busy 2-core box, and 18 sessions already take about 10 minutes.
+machine is a busy 2-core box, and 19 sessions already take about 13 minutes.
 
     .venv/bin/python benchmarks/bench_latency.py [--quick]
 """
