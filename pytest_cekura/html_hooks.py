@@ -11,7 +11,7 @@ the file, once, at the end.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,36 +112,19 @@ class HtmlHooks:
         state = self._state
         if self._path is None or not state.role.reports:
             return
-        try:
+        from .outputs import or_warn
+
+        with or_warn(session.config):
             interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
             self._path.write_text(self.page(interrupted=interrupted), encoding="utf-8")
-        except OSError as exc:
-            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(
-                    f"pytest-cekura: could not write {exc.filename}: {exc.strerror}", red=True
-                )
 
     def page(self, finished: datetime | None = None, *, interrupted: bool = False) -> str:
         """The HTML report of what the session has seen so far; ``interrupted``: the
         session stopped early, which the page must say (its tests may be missing)."""
         from .html_report import render
-        from .report_data import json_report
+        from .outputs import session_report
 
-        state = self._state
-        cekura = state.cekura()
-        data = json_report(
-            state.rows,
-            state.request_counts(),
-            session_id=cekura.session_id,
-            api=cekura.api_url,
-            started=state.started_at,
-            finished=finished or datetime.now(UTC),
-            ended_runs=cekura.ended_runs,
-            ended_results=cekura.ended_results,
-            interrupted=interrupted,
-            started_results=cekura.started_results(),
-        )
+        data = session_report(self._state, interrupted=interrupted, finished=finished)
         history = trends(self._history, data["tests"], data["started_at"])
         return render(data, self.details, history)
 

@@ -25,7 +25,7 @@ from .markers import MAX_ID, MarkerDefaults
 from .option import Option as Option  # re-exported: tests and callers import it here
 from .order import ORDERS
 from .providers import DEFAULT_BASE_URL, PROVIDERS
-from .secret import Secret, contains
+from .secret import Secret, refuse_in_values
 from .values import ENV_API_KEY as ENV_API_KEY  # re-exported: the API key's variable
 
 ENV_API_URL = "CEKURA_API_URL"
@@ -201,8 +201,8 @@ class Settings:
     )
     gates = Option[v.Gates](
         "--cekura-gates",
-        "Metric gates for every Cekura test, e.g. \"Latency: p95 <= 1200; Greeting: pass_rate "
-        '>= 0.8" (one per line in the ini file); a marker\'s gates= replaces them metric by '
+        'Metric gates for every Cekura test, e.g. "Latency: p95 <= 1200; Greeting: pass_rate '
+        ">= 0.8\" (one per line in the ini file); a marker's gates= replaces them metric by "
         "metric.",
         lambda value, source, _: v.gates(value, source),
         metavar="GATES",
@@ -424,24 +424,11 @@ def resolve(
     parsed = {opt.name: opt.parse(*raw[opt.name], context) for opt in OPTIONS}
     secret = Secret(key) if key else None
     if secret is not None and not emulator:
-        _refuse_key_in_values(parsed, raw, secret)
+        # The header, the reports and their links print option values as given (a URL, a
+        # dashboard template, a worker command): the key must not travel inside one of them.
+        given = ((raw[opt.name][1], parsed[opt.name]) for opt in OPTIONS)
+        refuse_in_values(given, secret, ENV_API_KEY)
     return Settings(parsed, secret)
-
-
-def _refuse_key_in_values(
-    parsed: Mapping[str, Any], raw: Mapping[str, tuple[Any, str]], secret: Secret
-) -> None:
-    """The header, the reports and their links print option values as given (a URL, a
-    dashboard template, a worker command): the key must not travel inside one of them."""
-    for opt in OPTIONS:
-        value = parsed[opt.name]
-        if isinstance(value, str | Path) and contains(str(value), secret):
-            raise ConfigError(
-                f"pytest-cekura: {raw[opt.name][1]} contains the value of {ENV_API_KEY}: "
-                f"remove it; Cekura authenticates with the {ENV_API_KEY} environment variable "
-                "alone (a local worker inherits it), and this option is printed in the header "
-                "and the reports"
-            )
 
 
 def _getini(config: pytest.Config, opt: Option[Any]) -> Any:

@@ -6,15 +6,11 @@ rest load when the first Cekura test is selected, so a suite with no Cekura test
 
 from __future__ import annotations
 
-import contextlib
-import json
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from .errors import ConfigError
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
+from .outputs import warn
 from .pluginstate import (
     MARKER_ERROR_KEY,
     STATE_KEY,
@@ -115,8 +112,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     if state.role.reports:  # only this process writes them, at the very end
-        _check_outputs(settings)
-        _check_distinct_outputs(config, settings)
+        from .outputs import check_outputs
+
+        check_outputs(config, settings)
     # What serves only an option is imported only when the option is given.
     if settings.agent_cmd is not None:
         from .local_worker import worker_log
@@ -133,50 +131,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if not state.role.runs_tests:
         # An xdist controller runs no test itself: rows arrive on its workers' reports.
         _activate(config)
-
-
-def _check_outputs(settings: Settings) -> None:
-    """A report or baseline that cannot be written would fail after the calls were paid for,
-    taking the summary with it: refuse it before anything is started."""
-    outputs = [
-        (settings.report_path, "--cekura-report / cekura_report"),
-        (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
-        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
-    ]
-    for path, source in outputs:
-        if path is not None:
-            # Imported only when there is a path: baseline pulls in the HTTP stack, which a
-            # session with no Cekura test must not pay for (docs/performance.md, target 4).
-            from .baseline import check_writable
-
-            try:
-                check_writable(path, source)
-            except ConfigError as exc:
-                raise pytest.UsageError(str(exc)) from None
-
-
-def _check_distinct_outputs(config: pytest.Config, settings: Settings) -> None:
-    """Two reports given one path overwrite each other at the end, silently (the last one
-    written wins): refuse it before anything is started."""
-    outputs = [
-        (settings.report_path, "--cekura-report / cekura_report"),
-        (settings.html_path, "--cekura-html / cekura_html"),
-        (settings.summary_md_path, "--cekura-summary-md / cekura_summary_md"),
-        (settings.baseline_path, "--cekura-baseline / cekura_baseline"),
-        (getattr(config.option, "xmlpath", None), "--junitxml"),
-        (getattr(config.option, "htmlpath", None), "--html (pytest-html)"),
-    ]
-    seen: dict[Path, str] = {}
-    for path, source in outputs:
-        if not path:
-            continue
-        where = Path(path).expanduser().resolve()
-        if where in seen:
-            raise pytest.UsageError(
-                f"pytest-cekura: {seen[where]} and {source} both write {str(where)!r}; "
-                "give each report its own file"
-            )
-        seen[where] = source
 
 
 def _interrupt_on_sigterm(role: Serial) -> Any:
@@ -322,44 +276,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if late_error is not None:
             # The same exit status as the key rejected at submission: a session-level stop.
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
-        settings = state.settings
-        # Each file on its own: one that cannot be written (a broken $GITHUB_STEP_SUMMARY is
-        # never checked at start) must not keep the others, the baseline above all, unwritten.
-        with _or_warn(session.config):
-            if settings.report_path is not None:
-                interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
-                _write_report(state, settings.report_path, interrupted=interrupted)
-        with _or_warn(session.config):
-            if state.rows or settings.summary_md_path is not None:
-                import os
+        from .outputs import write_outputs
 
-                from .summary_md import write_summaries
-
-                write_summaries(
-                    state.rows,
-                    path=settings.summary_md_path,
-                    step_summary=settings.step_summary,
-                    env=os.environ,
-                    dispatch_name=settings.livekit_agent_name,
-                )
-        with _or_warn(session.config):
-            if settings.baseline_path is not None:
-                from .baseline import baseline_failing_warning, write_baseline
-
-                failing = write_baseline(settings.baseline_path, state.rows)
-                if failing:
-                    _warn(session.config, baseline_failing_warning(failing))
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        write_outputs(session.config, state, interrupted=interrupted)
     role.finish()
-
-
-@contextlib.contextmanager
-def _or_warn(config: pytest.Config) -> Iterator[None]:
-    """A report file checked at start, yet not writable now (disk full, folder removed): the
-    outcomes and the other files still matter more than that file."""
-    try:
-        yield
-    except OSError as exc:
-        _warn(config, f"pytest-cekura: could not write {exc.filename}: {exc.strerror}")
 
 
 def _worker_output_of(state: _State, late_error: str | None) -> WorkerOutput:
@@ -392,7 +313,7 @@ def _end_paid_calls(config: pytest.Config, state: _State) -> list[str]:
     except KeyboardInterrupt:
         ids = cekura.ledger.result_ids() if cekura is not None else []
         where = f": end the calls of result(s) {', '.join(map(str, ids))} in Cekura's dashboard"
-        _warn(config, "pytest-cekura: clean-up interrupted" + (where if ids else "") + ".")
+        warn(config, "pytest-cekura: clean-up interrupted" + (where if ids else "") + ".")
         return []
     return list(cekura.cleanup_lines) if cekura is not None else []
 
@@ -409,31 +330,6 @@ def _submit_progress(progress: Progress | None) -> Callable[[int, int, float], N
         )
 
     return show
-
-
-def _warn(config: pytest.Config, message: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(message, red=True)
-
-
-def _write_report(state: _State, path: Path, *, interrupted: bool = False) -> None:
-    from .report import json_report
-
-    cekura = state.cekura()
-    data = json_report(
-        state.rows,
-        state.request_counts(),
-        session_id=cekura.session_id,
-        api=cekura.api_url,
-        started=state.started_at,
-        finished=datetime.now(UTC),
-        ended_runs=cekura.ended_runs,
-        ended_results=cekura.ended_results,
-        interrupted=interrupted,
-        started_results=cekura.started_results(),
-    )
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 @pytest.fixture

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import quote, quote_plus
+
+from .errors import ConfigError
 
 
 class Secret:
@@ -58,6 +62,19 @@ def contains(text: str, secret: Secret | None) -> bool:
 
 #: Shorter base64 fragments than this are not redacted: they would match ordinary text.
 _MIN_FRAGMENT = 8
+
+
+def refuse_in_values(given: Iterable[tuple[str, object]], secret: Secret, env_name: str) -> None:
+    """Raise ``ConfigError`` naming the first option (``given``: its source, its value) whose
+    value holds the key in any form ``contains`` finds."""
+    for source, value in given:
+        if isinstance(value, str | Path) and contains(str(value), secret):
+            raise ConfigError(
+                f"pytest-cekura: {source} contains the value of {env_name}: "
+                f"remove it; Cekura authenticates with the {env_name} environment variable "
+                "alone (a local worker inherits it), and this option is printed in the header "
+                "and the reports"
+            )
 
 
 def _encoded_forms(value: str) -> set[str]:

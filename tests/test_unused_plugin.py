@@ -64,6 +64,7 @@ STARTUP = {
     "pytest_cekura.option",
     "pytest_cekura.options",
     "pytest_cekura.order",
+    "pytest_cekura.outputs",
     "pytest_cekura.plugin",
     "pytest_cekura.pluginstate",
     "pytest_cekura.progress",
