@@ -20,8 +20,18 @@ duration_s = 2000
 id = 41
 name = "Short call"
 duration_s = 10
+
+[[scenario]]
+id = 42
+name = "Half-second call"
+duration_s = 500
+
+[[scenario]]
+id = 43
+name = "One-second call"
+duration_s = 1000
 """
-#: Each module has a module-scoped fixture; the conftest records the order of events.
+#: Module- and class-scoped fixtures; the conftest records the order of events.
 CONFTEST = """
 import pytest
 
@@ -32,6 +42,12 @@ def module_resource(request):
     EVENTS.append(f"setup {request.module.__name__}")
     yield
     EVENTS.append(f"teardown {request.module.__name__}")
+
+@pytest.fixture(scope="class")
+def class_resource(request):
+    EVENTS.append(f"setup {request.cls.__name__}")
+    yield
+    EVENTS.append(f"teardown {request.cls.__name__}")
 
 @pytest.fixture
 def events():
@@ -130,23 +146,67 @@ def test_finish_order_stops_at_the_first_failure_with_x(timed: Suite) -> None:
     result.assert_outcomes(failed=1)
 
 
-def test_scheduler_takes_ready_items_first_and_commits_the_next_one() -> None:
+def test_short_tests_run_before_a_long_one_collected_first_when_none_is_ready(
+    timed: Suite,
+) -> None:
+    # When the first short test is ready the others are not: the loop waits for the next
+    # one to be ready rather than committing to the long test, collected first.
+    timed.pytester.makepyfile(
+        test_a=LONG_THEN_SHORT["test_a"],
+        test_b="""
+        import pytest
+
+        @pytest.mark.usefixtures("module_resource", "class_resource")
+        class TestShort:
+            @pytest.mark.cekura_scenario(43)
+            def test_one_second(self):
+                pass
+
+            @pytest.mark.cekura_scenario(41)
+            def test_short(self):
+                pass
+
+            @pytest.mark.cekura_scenario(42)
+            def test_half_second(self):
+                pass
+        """,
+    )
+    result = timed.run("--cekura-order=finish", "-s")
+    result.assert_outcomes(passed=4)
+    assert events(result) == [
+        "setup test_b",
+        "setup TestShort",
+        "run test_short",
+        "run test_half_second",
+        "run test_one_second",
+        "teardown TestShort",
+        "teardown test_b",
+        "setup test_a",
+        "run test_long",
+        "teardown test_a",
+    ]
+    assert timed.posts() == 1
+
+
+def test_scheduler_takes_ready_items_first_and_waits_for_the_next_one() -> None:
     ready = {"plain"}
     waits: list[str] = []
 
     def wait() -> None:
         waits.append("waited")
-        ready.add("short")
+        ready.add("short" if "short" not in ready else "long")
 
-    # "plain" needs no wait; "long" is committed as the next one before "short" is ready.
+    # "plain" needs no wait; with nothing else ready the next one is chosen once one is
+    # ("short"), never the first left in collection order ("long").
     pairs = list(finish_order(["long", "short", "plain"], ready.__contains__, wait))
-    assert pairs == [("plain", "long"), ("long", "short"), ("short", None)]
-    assert waits == []
+    assert pairs == [("plain", "short"), ("short", "long"), ("long", None)]
+    assert waits == ["waited", "waited"]
+    waits.clear()
     # Nothing ready: wait until something is, and start with it.
     ready.clear()
     pairs = list(finish_order(["long", "short"], ready.__contains__, wait))
     assert pairs == [("short", "long"), ("long", None)]
-    assert waits == ["waited"]
+    assert waits == ["waited", "waited"]
 
 
 def test_finish_order_stops_waiting_at_the_deadline(make_suite: Callable[[str], Suite]) -> None:
