@@ -54,7 +54,8 @@ def test_refill_within_budgets(cekura_result: CekuraResult) -> None:
     test_refill_flow's request (gates are not sent), so it costs no extra call."""
     latency = cekura_result.metric("Latency")
     assert latency.count == 3
-    assert latency.p95 is not None and latency.p95 <= 1200
+    assert latency.p95 is not None
+    assert latency.p95 <= 1200
 
 
 @pytest.mark.demo_failure
