@@ -6,12 +6,18 @@ plain tests collected after them. In finish order, tests that need no waiting (p
 and Cekura tests whose runs are done) run first, and the others as their runs end.
 
 pytest decides which fixtures to tear down after a test from the test that runs next, so the
-next test must be chosen *before* the current one runs: it is the first ready test left, and
-when none is ready the loop waits (on the poller) until one is, before running the current
-one. It never commits to a test that is still waiting: a test named that way would hold the
-main thread for its calls, however long, while tests whose calls end meanwhile queue behind
-it. The price is that the current test is reported once the next one is ready, not before;
-a test whose runs end meanwhile runs one test later.
+next test is named *before* the current one runs: the first ready test left. When none is
+ready, it is never the first one left in collection order: that test would hold the main
+thread for its calls, however long, while tests whose calls end meanwhile queue behind it.
+Instead:
+
+* if pytest would tear down the same fixtures whichever test comes next (the tests left all
+  share as much of the current one's chain of modules and classes), any one is named, the
+  current test runs at once, and the next is the first to become ready afterwards;
+* otherwise the loop waits (on the poller) until a test is ready and names it before running
+  the current one, which is then reported once the next one is ready.
+
+A test whose runs end meanwhile runs one test later.
 """
 
 from __future__ import annotations
@@ -20,30 +26,70 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+#: An item with its chain of collectors, as ``finish_order`` keeps the items left.
+Entry = tuple[T, tuple[object, ...]]
 
 ORDERS = ("collection", "finish")
 
 
 def finish_order(
-    items: Sequence[T], ready: Callable[[T], bool], wait: Callable[[], None]
+    items: Sequence[T],
+    ready: Callable[[T], bool],
+    wait: Callable[[], None],
+    parents: Callable[[T], Sequence[object]],
 ) -> Iterator[tuple[T, T | None]]:
     """Yield ``(item, nextitem)`` pairs covering ``items`` once each, each as soon as it is ready.
 
     ``ready(item)`` says whether the item can run without waiting; ``wait()`` blocks briefly
     until something may have become ready (a short slice, so Ctrl-C interrupts it; it must
     return at once when nothing ever will, e.g. past the session's deadline, when ``ready``
-    is true for every item). Both items of a pair were ready when it was yielded.
+    is true for every item). ``parents(item)`` is the item's chain of collectors (pytest's
+    ``listchain()`` without the item): the fixtures kept after a test are those of the part of
+    its chain the next test shares. ``nextitem`` is the item yielded next, or, named only for
+    that teardown, one sharing as much of the chain as it does.
     """
-    remaining = list(items)
-    current = _take_ready(remaining, ready, wait) if remaining else None
+    left = [(item, tuple(parents(item))) for item in items]
+    current = _take_ready(left, ready, wait) if left else None
     while current is not None:
-        upcoming = _take_ready(remaining, ready, wait) if remaining else None
-        yield current, upcoming
+        if not left:
+            yield current[0], None
+            return
+        index = _first_ready(left, ready)
+        if index is None and _same_teardown(current[1], left):
+            # Which test comes next changes nothing in this one's teardown: run it now (its
+            # report need not wait for the next one) and choose the next one once it is ready.
+            yield current[0], left[0][0]
+            current = _take_ready(left, ready, wait)
+            continue
+        upcoming = left.pop(index) if index is not None else _take_ready(left, ready, wait)
+        yield current[0], upcoming[0]
         current = upcoming
 
 
-def _take_ready(remaining: list[T], ready: Callable[[T], bool], wait: Callable[[], None]) -> T:
+def _first_ready(left: list[Entry[T]], ready: Callable[[T], bool]) -> int | None:
+    return next((i for i, (item, _) in enumerate(left) if ready(item)), None)
+
+
+def _take_ready(
+    left: list[Entry[T]], ready: Callable[[T], bool], wait: Callable[[], None]
+) -> Entry[T]:
     """Remove and return the first ready item, waiting until there is one."""
-    while (index := next((i for i, item in enumerate(remaining) if ready(item)), None)) is None:
+    while (index := _first_ready(left, ready)) is None:
         wait()
-    return remaining.pop(index)
+    return left.pop(index)
+
+
+def _same_teardown(chain: tuple[object, ...], left: list[Entry[T]]) -> bool:
+    """Whether every item left shares as much of ``chain`` as the first one does."""
+    first = _shared(chain, left[0][1])
+    return all(_shared(chain, other) == first for _, other in left)
+
+
+def _shared(chain: tuple[object, ...], other: tuple[object, ...]) -> int:
+    """How many collectors, from the session down, ``chain`` and ``other`` have in common."""
+    count = 0
+    for mine, theirs in zip(chain, other, strict=False):
+        if mine is not theirs:
+            break
+        count += 1
+    return count

@@ -188,6 +188,39 @@ def test_short_tests_run_before_a_long_one_collected_first_when_none_is_ready(
     assert timed.posts() == 1
 
 
+def test_a_ready_test_is_not_held_when_the_next_one_does_not_change_its_teardown(
+    timed: Suite,
+) -> None:
+    # One module: whichever test runs next, the same fixtures are kept after the short one,
+    # so it runs as soon as it is ready, not once the long one is.
+    timed.pytester.makepyfile(
+        test_one_module="""
+        import time
+
+        import pytest
+
+        @pytest.mark.cekura_scenario(40)
+        def test_long(module_resource, events):
+            events.append(f"at {time.monotonic()}")
+
+        @pytest.mark.cekura_scenario(41)
+        def test_short(module_resource, events):
+            events.append(f"at {time.monotonic()}")
+        """
+    )
+    result = timed.run("--cekura-order=finish", "-s")
+    result.assert_outcomes(passed=2)
+    setup, run_short, short_at, run_long, long_at, teardown = events(result)
+    assert (setup, run_short, run_long, teardown) == (
+        "setup test_one_module",
+        "run test_short",
+        "run test_long",
+        "teardown test_one_module",
+    )
+    # The long call lasts 2 s, the short one 10 ms: the short test ran well before.
+    assert float(long_at.removeprefix("at ")) - float(short_at.removeprefix("at ")) > 1.0
+
+
 def test_scheduler_takes_ready_items_first_and_waits_for_the_next_one() -> None:
     ready = {"plain"}
     waits: list[str] = []
@@ -196,17 +229,37 @@ def test_scheduler_takes_ready_items_first_and_waits_for_the_next_one() -> None:
         waits.append("waited")
         ready.add("short" if "short" not in ready else "long")
 
-    # "plain" needs no wait; with nothing else ready the next one is chosen once one is
+    # "plain" shares its module with "long", not with "short": its teardown depends on which
+    # runs next, so with nothing else ready the next one is the first to become ready
     # ("short"), never the first left in collection order ("long").
-    pairs = list(finish_order(["long", "short", "plain"], ready.__contains__, wait))
+    modules = {"long": ("session", "a"), "plain": ("session", "a"), "short": ("session", "b")}
+    parents = modules.__getitem__
+    pairs = list(finish_order(["long", "short", "plain"], ready.__contains__, wait, parents))
     assert pairs == [("plain", "short"), ("short", "long"), ("long", None)]
     assert waits == ["waited", "waited"]
-    waits.clear()
     # Nothing ready: wait until something is, and start with it.
+    waits.clear()
     ready.clear()
-    pairs = list(finish_order(["long", "short"], ready.__contains__, wait))
+    pairs = list(finish_order(["long", "short"], ready.__contains__, wait, parents))
     assert pairs == [("short", "long"), ("long", None)]
     assert waits == ["waited", "waited"]
+
+
+def test_scheduler_runs_a_ready_item_at_once_when_the_next_one_changes_nothing() -> None:
+    ready = {"plain"}
+    log: list[str] = []
+
+    def wait() -> None:
+        log.append("waited")
+        ready.add("short" if "short" not in ready else "long")
+
+    # All three in one module: "long" is named for "plain"'s teardown (the same whichever
+    # runs next), "plain" runs before anything else is ready, and "short" runs next.
+    module = ("session", "a")
+    order = finish_order(["long", "short", "plain"], ready.__contains__, wait, lambda _: module)
+    for item, nextitem in order:
+        log.append(f"{item} before {nextitem}")
+    assert log == ["plain before long", "waited", "short before long", "waited", "long before None"]
 
 
 def test_finish_order_stops_waiting_at_the_deadline(make_suite: Callable[[str], Suite]) -> None:
