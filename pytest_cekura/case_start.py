@@ -34,7 +34,7 @@ from .options import Settings
 from .records import Assignment
 from .reuse import ResultCache
 from .starter import MAYBE_STARTED
-from .submit import LOOKUP_DELAYS
+from .submit import LOOKUP_DELAYS, reconciled_runs, unique_runs
 from .tests_as_code import CaseGroup, Priced, case_spec, planned_runs, provider_of
 
 CaseAssignments = dict[str, tuple[ScenarioSpec, Assignment]]
@@ -150,7 +150,7 @@ def map_runs(
 ) -> CaseAssignments:
     """Each case's runs (by ``scenario_name``, the case's name) as its test's assignment."""
     by_name: dict[str, list[Run]] = {}
-    for run in _unique(runs):
+    for run in unique_runs(runs):
         by_name.setdefault(run.scenario_name or "", []).append(run)
     provider = provider_of(group)
     found: CaseAssignments = {}
@@ -173,11 +173,9 @@ def errored(
     return {nodeid: (spec, assignment) for nodeid in (nodeids or group.nodeids)}
 
 
-def _unique(runs: Sequence[Run]) -> list[Run]:
-    seen: dict[int, Run] = {}
-    for run in runs:
-        seen.setdefault(run.id, run)
-    return list(seen.values())
+def _planned(group: CaseGroup) -> int:
+    """How many runs the group's request asks for."""
+    return sum(planned_runs(plan) for plan in group.plans.values())
 
 
 @dataclass(frozen=True)
@@ -219,27 +217,11 @@ def start_group(
     posted = post_group(client, group, ledger=ledger, deadline=deadline, sleep=sleep)
     if posted.result is None:
         return errored(group, posted.error or "nothing was started")
-    runs = _all_runs(client, group, posted.result, ledger)
+    runs = reconciled_runs(client, posted.result, _planned(group), ledger)
     if earlier is not None:
         key = cache_key(group, client.base_url)
         earlier.cache.remember_key(key, posted.result.id, [run.id for run in runs])
     return map_runs(group, posted.result.id, runs)
-
-
-def _all_runs(client: CekuraClient, group: CaseGroup, result: Result, ledger: Ledger) -> list[Run]:
-    """The result's runs; when the answer does not list every run asked for, the result is
-    read too, so no run is left untracked (and running)."""
-    runs = _unique(result.runs)
-    if len(runs) == sum(planned_runs(plan) for plan in group.plans.values()):
-        return runs
-    try:
-        detail = client.get_result(result.id)
-    except AuthError:
-        raise
-    except CekuraError:
-        return runs  # the short cases' tests say their runs are missing
-    ledger.created(detail)
-    return _unique([*runs, *detail.runs])
 
 
 def _from_earlier(
@@ -302,7 +284,7 @@ def _from_earlier(
         )
         found.update(errored(again, posted.error or "nothing was started"))
         return found
-    new = _all_runs(client, again, posted.result, ledger)
+    new = reconciled_runs(client, posted.result, _planned(again), ledger)
     every = [*kept, *new]
     earlier.cache.remember_key(key, posted.result.id, [run.id for run in every])
     return map_runs(

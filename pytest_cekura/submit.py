@@ -210,7 +210,7 @@ def post_resolved(
     if not isinstance(outcome, Submission):
         if ledger is not None:
             ledger.created(outcome, name=group.name)
-        runs = _reconciled(client, group, outcome, ledger)
+        runs = reconciled_runs(client, outcome, group.run_count, ledger)
         return Submission(group, result_id=outcome.id, runs_by_scenario=by_scenario(runs))
     if not outcome.ambiguous:
         if ledger is not None:
@@ -228,31 +228,32 @@ def post_resolved(
         return Submission(group, error=_ambiguous_error(group, outcome, failure))
     if ledger is not None:
         ledger.created(found, name=group.name)
-    runs = _reconciled(client, group, found, ledger)
+    runs = reconciled_runs(client, found, group.run_count, ledger)
     return Submission(group, result_id=found.id, runs_by_scenario=by_scenario(runs), adopted=True)
 
 
-def _reconciled(
-    client: CekuraClient, group: Group, result: Result, ledger: Ledger | None
+def reconciled_runs(
+    client: CekuraClient, result: Result, expected: int, ledger: Ledger | None
 ) -> list[Run]:
-    """The result's runs, each once. When the answer does not hold exactly the runs asked
-    for (Cekura left some out, or listed some twice), the result itself is read: runs the
+    """The result's runs, each once. When the answer does not hold exactly the ``expected``
+    runs (Cekura left some out, or listed some twice), the result itself is read: runs the
     service started but did not list are found (and tracked), so none is left running."""
-    runs = _unique(result.runs)
-    if len(runs) == group.run_count:
+    runs = unique_runs(result.runs)
+    if len(runs) == expected:
         return runs
     try:
         detail = client.get_result(result.id)
     except AuthError:
         raise
     except CekuraError:
-        return runs  # the short scenarios' tests say which runs are missing
+        return runs  # the short tests say which runs are missing
     if ledger is not None:
         ledger.created(detail)
-    return _unique([*runs, *detail.runs])
+    return unique_runs([*runs, *detail.runs])
 
 
-def _unique(runs: Iterable[Run]) -> list[Run]:
+def unique_runs(runs: Iterable[Run]) -> list[Run]:
+    """Each run once (by id), in the order first seen."""
     seen: dict[int, Run] = {}
     for run in runs:
         seen.setdefault(run.id, run)
