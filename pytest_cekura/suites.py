@@ -70,14 +70,24 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     """Collect ``cekura_*.toml`` files as Cekura suites."""
     if not fnmatchcase(file_path.name, SUITE_GLOB):
         return None
-    # Should this function be registered twice (the plugin, plus a conftest that imports it),
-    # pluggy calls both copies within one hook call, with the very same ``file_path`` object;
-    # only the first may collect, or every entry would run twice. A later collection of the
-    # same directory (--keep-duplicates) builds new Path objects, so it still collects.
-    if parent.stash.get(_LAST_PATH, None) is file_path:
+    if not first_call_for(parent, file_path, _LAST_PATH):
         return None
-    parent.stash[_LAST_PATH] = file_path
     return CekuraSuiteFile.from_parent(parent, path=file_path)
+
+
+def first_call_for(parent: pytest.Collector, file_path: Path, key: pytest.StashKey[Path]) -> bool:
+    """Whether this is the first call of a ``pytest_collect_file`` hook (its own ``key``) for
+    this very ``file_path`` object.
+
+    Should a hook be registered twice (the plugin, plus a conftest that imports it), pluggy
+    calls both copies within one hook call, with the very same ``file_path`` object; only the
+    first may collect, or every entry would run twice. A later collection of the same
+    directory (--keep-duplicates) builds new Path objects, so it still collects.
+    """
+    if parent.stash.get(key, None) is file_path:
+        return False
+    parent.stash[key] = file_path
+    return True
 
 
 class CekuraSuiteFile(pytest.File):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
+from .suites import first_call_for
 
 if TYPE_CHECKING:
     from .gates import Gate
@@ -143,10 +144,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     """Collect ``cekura.tests.json`` and ``*.cekura.json`` files as Tests-as-Code suites."""
     if not is_suite_file(file_path):
         return None
-    # The same guard as suites.py: a second registration of this hook must not collect twice.
-    if parent.stash.get(_LAST_PATH, None) is file_path:
+    if not first_call_for(parent, file_path, _LAST_PATH):
         return None
-    parent.stash[_LAST_PATH] = file_path
     return CekuraJsonSuiteFile.from_parent(parent, path=file_path)
 
 
