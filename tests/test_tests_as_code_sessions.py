@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_tests_as_code import FOUR, case, document, write
 
 from conftest import SENTINEL_KEY, Suite
 from pytest_cekura.case_start import post_group
@@ -28,20 +29,6 @@ duration_s = 5
 """
 
 
-def case(name: str, **fields: Any) -> dict[str, Any]:
-    return {"name": name, "instructions": f"You call about {name}.", **fields}
-
-
-def document(*cases: dict[str, Any]) -> str:
-    return json.dumps({"version": "1", "suite": {"name": "Refunds"}, "scenarios": list(cases)})
-
-
-FOUR = document(
-    case("Refund ok", key="refund-ok", metrics=["expected_outcome"]),
-    case("Refund denied", key="refund-denied"),
-    case("Angry caller"),
-    case("Unknown metric", key="bad-metric", metrics=["no_such_metric"]),
-)
 INLINE = """
 import pytest
 
@@ -52,10 +39,6 @@ def test_where_is_my_parcel(cekura_result):
 @pytest.mark.cekura_scenario(30)
 def test_dashboard(): pass
 """
-
-
-def write(project: Suite, text: str, name: str = "cekura.tests.json") -> None:
-    project.pytester.path.joinpath(name).write_text(text, encoding="utf-8")
 
 
 @pytest.fixture
