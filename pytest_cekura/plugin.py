@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import ConfigError
+from .errors import ConfigError, interrupt_kept
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
 from .outputs import warn
@@ -188,7 +188,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
             session.config.stash[CASE_SESSION] = state.cekura()  # a case passes only if judged
         # Marked tests and cases in one submission: under xdist one worker starts both.
-        state.cekura().submit(specs, _submit_progress(progress), cases=cases)
+        with interrupt_kept():
+            state.cekura().submit(specs, _submit_progress(progress), cases=cases)
     except ConfigError as exc:
         state.role.stop_session(str(exc))  # an xdist worker hands it to the controller
     finally:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .errors import interrupt_kept
 from .pluginstate import MARKER_ERROR_KEY, REPORT_ATTR, _started, _State, _state, _worker_output
 from .progress import Progress, terminal_progress
 from .secret import Secret
@@ -41,9 +42,10 @@ def _wait_for_verdict(item: pytest.Item) -> None:
     if progress is not None:
         progress.start()
     try:
-        record = cekura.verdict(
-            item.nodeid, progress.tick if progress else None, give_up_at=give_up_at
-        )
+        with interrupt_kept():
+            record = cekura.verdict(
+                item.nodeid, progress.tick if progress else None, give_up_at=give_up_at
+            )
     except WaitCutShort as exc:
         # Ending the wait ourselves, just before pytest-timeout would, gives a clean error
         # with either of its methods (its "thread" method would end the whole process).

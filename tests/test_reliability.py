@@ -906,3 +906,21 @@ def test_preflight_that_outlasts_the_deadline_is_one_session_error(suite: Suite)
     assert "INTERNALERROR" not in output
     assert starts(suite) == 0
     assert took < timeout + 5.0 + 4.0
+
+
+def test_an_interrupt_turned_into_a_threading_runtime_error_stays_an_interrupt() -> None:
+    # A signal handler's KeyboardInterrupt landing inside Thread.start/Condition.wait comes
+    # out of CPython as "RuntimeError: release unlocked lock" (seen once in CI, with SIGTERM
+    # during submission, exit 3); no emulator fault can time that, so it is raised here.
+    from pytest_cekura.errors import interrupt_kept
+
+    def interrupted_inside_a_lock() -> None:
+        try:
+            raise KeyboardInterrupt("received signal 15")
+        except KeyboardInterrupt:
+            raise RuntimeError("release unlocked lock")  # noqa: B904  (as CPython does)
+
+    with pytest.raises(KeyboardInterrupt, match="received signal 15"), interrupt_kept():
+        interrupted_inside_a_lock()
+    with pytest.raises(RuntimeError, match="no interrupt"), interrupt_kept():
+        raise RuntimeError("no interrupt")
