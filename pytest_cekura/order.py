@@ -23,7 +23,7 @@ A test whose runs end meanwhile runs one test later.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 #: An item with its chain of collectors, as ``finish_order`` keeps the items left.
@@ -37,6 +37,7 @@ def finish_order(
     ready: Callable[[T], bool],
     wait: Callable[[], None],
     parents: Callable[[T], Sequence[object]],
+    version: Callable[[], object] = object,
 ) -> Iterator[tuple[T, T | None]]:
     """Yield ``(item, nextitem)`` pairs covering ``items`` once each, each as soon as it is ready.
 
@@ -47,36 +48,63 @@ def finish_order(
     ``listchain()`` without the item): the fixtures kept after a test are those of the part of
     its chain the next test shares. ``nextitem`` is the item yielded next, or, named only for
     that teardown, one sharing as much of the chain as it does.
+
+    ``version()`` changes whenever an item that was not ready may have become ready (the
+    poller's news, the deadline); while it is unchanged, an item found waiting is not asked
+    again. The default (a new object each call) asks again every time.
     """
-    left = [(item, tuple(parents(item))) for item in items]
-    current = _take_ready(left, ready, wait) if left else None
+    left = _Left([(item, tuple(parents(item))) for item in items], ready, version)
+    current = left.take_ready(wait) if left.entries else None
     while current is not None:
-        if not left:
+        if not left.entries:
             yield current[0], None
             return
-        index = _first_ready(left, ready)
-        if index is None and _same_teardown(current[1], left):
+        index = left.first_ready()
+        if index is None and _same_teardown(current[1], left.entries):
             # Which test comes next changes nothing in this one's teardown: run it now (its
             # report need not wait for the next one) and choose the next one once it is ready.
-            yield current[0], left[0][0]
-            current = _take_ready(left, ready, wait)
+            yield current[0], left.entries[0][0]
+            current = left.take_ready(wait)
             continue
-        upcoming = left.pop(index) if index is not None else _take_ready(left, ready, wait)
+        upcoming = left.entries.pop(index) if index is not None else left.take_ready(wait)
         yield current[0], upcoming[0]
         current = upcoming
 
 
-def _first_ready(left: list[Entry[T]], ready: Callable[[T], bool]) -> int | None:
-    return next((i for i, (item, _) in enumerate(left) if ready(item)), None)
+class _Left(Generic[T]):
+    """The items left, in collection order, and how many at the front are known to wait.
 
+    Looking for the first ready item asked every item before it each time: at 10,000 runs
+    (2,000 tests, those of the longest calls at the front) that was seconds of the main
+    thread's time in a session of 16 (docs/performance.md). An item found waiting keeps
+    waiting until ``version()`` changes, so only the items after that prefix are asked.
+    """
 
-def _take_ready(
-    left: list[Entry[T]], ready: Callable[[T], bool], wait: Callable[[], None]
-) -> Entry[T]:
-    """Remove and return the first ready item, waiting until there is one."""
-    while (index := _first_ready(left, ready)) is None:
-        wait()
-    return left.pop(index)
+    def __init__(
+        self, entries: list[Entry[T]], ready: Callable[[T], bool], version: Callable[[], object]
+    ) -> None:
+        self.entries = entries
+        self._ready = ready
+        self._version = version
+        self._seen: object = None
+        self._waiting = 0  # entries[:_waiting] were not ready at version _seen
+
+    def first_ready(self) -> int | None:
+        now = self._version()  # read first: news arriving during the scan changes it
+        if now != self._seen:
+            self._seen, self._waiting = now, 0
+        entries, ready = self.entries, self._ready
+        for index in range(self._waiting, len(entries)):
+            if ready(entries[index][0]):
+                return index  # entries before it still wait: the prefix stays known
+            self._waiting = index + 1
+        return None
+
+    def take_ready(self, wait: Callable[[], None]) -> Entry[T]:
+        """Remove and return the first ready item, waiting until there is one."""
+        while (index := self.first_ready()) is None:
+            wait()
+        return self.entries.pop(index)
 
 
 def _same_teardown(chain: tuple[object, ...], left: list[Entry[T]]) -> bool:

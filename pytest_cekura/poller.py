@@ -140,6 +140,7 @@ class Poller:
         #: When Cekura's Retry-After (on a 429 or 503 poll) lets polling resume.
         self._resume_at = 0.0
         self._cycles = 0  # poll cycles completed, for wait_for_poll
+        self._changes = 0  # run states recorded, for version
         #: Cekura's rejection of the key (401/403) on a poll. Polling stops at the first one:
         #: every later poll would be rejected too, until the deadline.
         self.rejected: AuthError | None = None
@@ -249,6 +250,11 @@ class Poller:
         with self._changed:
             return self._all_done(run_ids)
 
+    def version(self) -> tuple[int, bool]:
+        """Changes whenever a run's state may have changed (or waiting stopped making
+        sense): while it is the same, a run found not done is still not done."""
+        return self._changes, self.expired
+
     def wait_for_poll(self, timeout: float = WAIT_SLICE) -> None:
         """Block until the current poll cycle ends (or ``timeout``, or polling stops)."""
         with self._changed:
@@ -264,6 +270,7 @@ class Poller:
             self._tally[old.tally] -= 1
         self._tally[tracked.tally] += 1
         self._runs[run_id] = tracked
+        self._changes += 1
 
     # -- background thread -------------------------------------------------------------------
 

@@ -343,6 +343,10 @@ class CekuraSession:
             return True
         return poller.all_done([run.id for run in record.assignment.runs])
 
+    def ready_version(self) -> object:
+        """Changes whenever ``ready`` may turn true for a test it was false for."""
+        return None if self._poller is None else self._poller.version()
+
     def wait_for_poll(self) -> None:
         """Block until the poller's next update (briefly; returns at once without one)."""
         if self._poller is not None:

@@ -189,7 +189,10 @@ def _run_in_finish_order(session: pytest.Session) -> bool | None:
     def parents(item: pytest.Item) -> list[object]:
         return list(item.listchain()[:-1])
 
-    for item, nextitem in finish_order(session.items, ready, cekura.wait_for_poll, parents):
+    order = finish_order(
+        session.items, ready, cekura.wait_for_poll, parents, version=cekura.ready_version
+    )
+    for item, nextitem in order:
         item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         if session.shouldfail:
             raise session.Failed(session.shouldfail)

@@ -262,6 +262,30 @@ def test_scheduler_runs_a_ready_item_at_once_when_the_next_one_changes_nothing()
     assert log == ["plain before long", "waited", "short before long", "waited", "long before None"]
 
 
+def test_scheduler_asks_a_waiting_item_again_only_once_there_is_news() -> None:
+    """With 2,000 tests, asking every waiting test each time a ready one was sought cost
+    seconds: an item found waiting is asked again only once ``version()`` changed."""
+    items = [f"long{i}" for i in range(50)] + [f"short{i}" for i in range(50)]
+    ready = {f"short{i}" for i in range(50)}
+    asked: list[str] = []
+    news = [0]
+
+    def is_ready(item: str) -> bool:
+        asked.append(item)
+        return item in ready
+
+    def wait() -> None:
+        news[0] += 1
+        ready.update(items)
+
+    pairs = list(finish_order(items, is_ready, wait, lambda _: ("s",), lambda: news[0]))
+    assert [item for item, _ in pairs] == items[50:] + items[:50]
+    # Each long item is asked once before the news (not once per short item), then once
+    # more after it; each short item once.
+    assert sorted(asked) == sorted(items[:50] * 2 + items[50:])
+    assert news == [1]
+
+
 def test_finish_order_stops_waiting_at_the_deadline(make_suite: Callable[[str], Suite]) -> None:
     suite = make_suite('[[scenario]]\nid = 33\noutcome = "hang"\n')
     suite.pytester.makepyfile(
