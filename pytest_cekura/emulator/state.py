@@ -342,8 +342,8 @@ class Store:
             ]
 
     def runs_json(self, run_ids: Iterable[int], where: RunFilter | None = None) -> bytes:
-        """``runs`` as JSON text, the bytes ``json_response`` would send for it, made from
-        each run's text as ``Views.run_json`` keeps it (a bulk answer at every poll)."""
+        """``runs`` as JSON text, made from each run's text as ``Views.run_json`` keeps it
+        (a bulk answer at every poll)."""
         with self._lock:
             now = self._clock()
             texts = [

@@ -21,6 +21,7 @@ from pytest_cekura.emulator.records import (
     SuccessRateFormat,
     TerminalVerdict,
 )
+from pytest_cekura.emulator.wire import json_bytes
 
 if TYPE_CHECKING:  # annotations only: the catalogue imports the fault rules, which need the state
     from pytest_cekura.emulator.catalogue import Catalogue, ScenarioEntry, TestProfileEntry
@@ -61,7 +62,7 @@ class Views:
         self._texts: dict[int, tuple[RunRecord, Phase, bytes]] = {}
 
     def run_json(self, run: RunRecord, now: float) -> bytes:
-        """``run_view`` as the JSON text ``json_response`` would write, kept until the run's
+        """``run_view`` as JSON text (``json_bytes``), kept until the run's
         phase changes (a finished run's is not kept): a poller asks for every run still
         going at every interval, and a run changes a few times in its life (its view
         depends only on its record, which changes only through its phase, and on its result
@@ -71,7 +72,7 @@ class Views:
         kept = self._texts.get(run.run_id)
         if kept is not None and kept[0] is run and kept[1] == phase:
             return kept[2]
-        text = json.dumps(self.run_view_at(run, scenario, phase), ensure_ascii=False).encode()
+        text = json_bytes(self.run_view_at(run, scenario, phase))
         if phase.verdict is not None:
             # Final: a poller asks for it once, so its text (transcript and all) is not kept.
             self._texts.pop(run.run_id, None)
