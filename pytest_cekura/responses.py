@@ -45,13 +45,13 @@ def parse_result(model: type[Result], data: Any, what: str) -> Result:
 def parse_runs(entries: Iterable[Any]) -> RunBatch:
     """Bulk entries as snapshots; an entry that does not parse is kept, by id, with why."""
     batch = RunBatch()
-    for entry in entries:
-        try:
-            batch.runs.append(RunSnapshot.parse(entry))
-        except ValidationError as exc:
-            run_id = entry.get("id") if isinstance(entry, Mapping) else None
-            if isinstance(run_id, int):
-                batch.invalid[run_id] = first_error(exc)
+
+    def refused(entry: Any, exc: ValidationError) -> None:
+        run_id = entry.get("id") if isinstance(entry, Mapping) else None
+        if isinstance(run_id, int):
+            batch.invalid[run_id] = first_error(exc)
+
+    batch.runs.extend(RunSnapshot.parse_all(entries, refused))
     return batch
 
 

@@ -27,7 +27,7 @@ from pytest_cekura.emulator.server import MAX_PAGE_SIZE
 from pytest_cekura.models import Run
 from pytest_cekura.poller import Poller
 from pytest_cekura.preflight import check_scenarios
-from pytest_cekura.snapshot import RunSnapshot
+from pytest_cekura.snapshot import PACK_RUNS, Packed, RunSnapshot
 
 #: The emulator's own page cap, which the plugin does not know in advance.
 PAGE = MAX_PAGE_SIZE
@@ -279,10 +279,40 @@ def test_a_run_still_going_is_kept_as_its_scalar_fields_and_a_finished_one_whole
     # Finished: compressed, and given back as sent, unknown fields included.
     done = {**going, "status": "completed", "success": True}
     finished = RunSnapshot.parse(done)
-    assert isinstance(finished.detail, bytes)
-    assert len(finished.detail) < len(json.dumps(done))
+    assert isinstance(finished.detail, Packed)
+    assert len(finished.detail.pack.packed) < len(json.dumps(done))
     assert finished.run() == Run.model_validate(done)
     assert finished.run().model_extra == {"new_field": {"big": "x" * 1000}}
+
+
+def test_finished_runs_of_a_bulk_answer_are_packed_together_and_read_back_each_whole() -> None:
+    # One zlib call per PACK_RUNS finished runs (each call lets go of the GIL), runs still
+    # going and refused entries in between; every run reads back as sent, in order.
+    entries: list[dict[str, object]] = []
+    for i in range(1, 41):
+        entry: dict[str, object] = {
+            "id": i,
+            "status": "completed" if i % 4 else "running",
+            "success": bool(i % 3) if i % 4 else None,
+            "transcript": f"Main Agent: hello {i}",
+            "new_field": {"n": i},
+        }
+        entries.append(entry)
+    entries.insert(10, {"id": 999, "status": "completed", "success": True, "duration": {}})
+    refused: list[object] = []
+    snapshots = RunSnapshot.parse_all(entries, lambda entry, exc: refused.append(entry["id"]))
+    assert refused == [999]
+    assert [s.id for s in snapshots] == list(range(1, 41))
+    packs = {id(s.detail.pack) for s in snapshots if isinstance(s.detail, Packed)}
+    finished = [s for s in snapshots if s.is_terminal]
+    assert len(finished) == 30
+    assert len(packs) == math.ceil(30 / PACK_RUNS)
+    for snapshot in reversed(snapshots):  # not in pack order: each read still finds its run
+        sent = entries[snapshot.id - 1 if snapshot.id <= 10 else snapshot.id]
+        if snapshot.is_terminal:
+            assert snapshot.run() == Run.model_validate(sent)
+        else:
+            assert snapshot.run().transcript is None
 
 
 def test_entries_typed_as_cekura_types_them_read_as_the_lenient_models_read_them() -> None:
