@@ -134,8 +134,9 @@ NON_TERMINAL = "pending,in_queue,scaling_up,running,in_progress,evaluating"
 def fetch_strategies(n_runs: int, latency: float) -> dict[str, tuple[float, int]]:
     """One cycle over ``n_runs`` unfinished runs, fetched with the plugin's client from this
     process, three ways: the run list filtered on the unfinished statuses (pages of the
-    server's cap, 8 at a time, after the first), bulk GETs of 50 ids (4 at a time, as before)
-    and bulk GETs of ``bulk_chunks`` (8 at a time, as now). Returns (seconds, GETs) each."""
+    server's cap, ``POLL_CONCURRENCY`` at a time, after the first), bulk GETs of 50 ids (4 at
+    a time, as before) and bulk GETs of ``bulk_chunks`` (``POLL_CONCURRENCY`` at a time, as
+    now). Returns (seconds, GETs) each."""
     import tempfile
     import threading
     import time
@@ -191,7 +192,7 @@ def fetch_strategies(n_runs: int, latency: float) -> dict[str, tuple[float, int]
         size = len(first["results"])  # type: ignore[arg-type]
         pages = math.ceil(int(first["count"]) / size)  # type: ignore[call-overload]
         in_parallel(list(range(2, pages + 1)), page, POLL_CONCURRENCY)
-        out["run list, status__in, 8 at a time"] = (
+        out[f"run list, status__in, {POLL_CONCURRENCY} at a time"] = (
             time.monotonic() - started,
             len(emu.hits) - before,
         )
@@ -201,7 +202,11 @@ def fetch_strategies(n_runs: int, latency: float) -> dict[str, tuple[float, int]
                 [ids[i : i + 50] for i in range(0, len(ids), 50)],
                 4,
             ),
-            ("bulk, bulk_chunks, 8 at a time (now)", client.bulk_chunks(ids), POLL_CONCURRENCY),
+            (
+                f"bulk, bulk_chunks, {POLL_CONCURRENCY} at a time (now)",
+                client.bulk_chunks(ids),
+                POLL_CONCURRENCY,
+            ),
         ):
             before = len(emu.hits)
             started = time.monotonic()
