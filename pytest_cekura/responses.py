@@ -55,10 +55,28 @@ def parse_runs(entries: Iterable[Any]) -> RunBatch:
     return batch
 
 
-def bulk_batch(answer: Callable[[], Any]) -> RunBatch:
+def bulk_batch(answer: Callable[[Callable[[bytes], Any]], Any]) -> RunBatch:
     """A bulk answer, decoded now (``answer``), as snapshots: its JSON is dropped as this
-    returns, so only the snapshots stay."""
-    data = answer()
+    returns, so only the snapshots stay. ``answer`` is given the fast reader of an answer
+    as sent (``RunSnapshot.read_bulk``), and decodes it as any answer only if that declines
+    (not a JSON array of objects: a page of results, say)."""
+    batch = RunBatch()
+
+    def refused(entry: Any, exc: ValidationError) -> None:
+        run_id = entry.get("id") if isinstance(entry, Mapping) else None
+        if isinstance(run_id, int):
+            batch.invalid[run_id] = first_error(exc)
+
+    def read(content: bytes) -> RunBatch | None:
+        runs = RunSnapshot.read_bulk(content, refused)
+        if runs is None:
+            return None
+        batch.runs.extend(runs)
+        return batch
+
+    data = answer(read)
+    if isinstance(data, RunBatch):
+        return batch
     entries = data.get("results") if isinstance(data, Mapping) else data
     if not isinstance(entries, list):
         raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .lenient import LenientBool, LenientInt, Status
@@ -30,23 +31,34 @@ class _RunHead(BaseModel):
     result_id: LenientInt = None
 
 
-def _head(entry: Any) -> tuple[int, str, bool | None, int | None]:
+#: A run's id, status, success and result.
+Head = tuple[int, str, bool | None, int | None]
+
+
+def _head(entry: Any) -> Head:
     """Id, status, success and result of a bulk entry. Entries as Cekura types them are read
     directly (the poller reads 10,000 runs a cycle); anything else goes through ``_RunHead``
     and its lenient validators, which raise ``ValidationError`` for an unreadable one."""
     if type(entry) is dict:
-        run_id, status = entry.get("id"), entry.get("status")
-        success, result_id = entry.get("success"), entry.get("result_id")
-        if (
-            type(run_id) is int
-            and type(status) is str
-            and status in KNOWN_STATUSES
-            and (success is None or type(success) is bool)
-            and (result_id is None or type(result_id) is int)
-        ):
-            return run_id, status, success, result_id
-    head = _RunHead.model_validate(entry)
-    return head.id, head.status, head.success, head.result_id
+        get = entry.get
+        head = _typed_head(get("id"), get("status"), get("success"), get("result_id"))
+        if head is not None:
+            return head
+    read = _RunHead.model_validate(entry)
+    return read.id, read.status, read.success, read.result_id
+
+
+def _typed_head(run_id: Any, status: Any, success: Any, result_id: Any) -> Head | None:
+    """The head as Cekura types it, or None if any part needs the lenient validators."""
+    if (
+        type(run_id) is int
+        and type(status) is str
+        and status in KNOWN_STATUSES
+        and (success is None or type(success) is bool)
+        and (result_id is None or type(result_id) is int)
+    ):
+        return run_id, status, success, result_id
+    return None
 
 
 #: zlib's preset dictionary for finished runs: the field names and shapes of a run object
@@ -138,14 +150,11 @@ def _decompress(packed: bytes) -> bytes:
 
 
 def _json(entry: Any) -> bytes:
-    """A bulk entry as compact JSON: orjson (a tenth of ``json``'s time, 10,000 times a
-    session); ``json`` for what orjson refuses (an entry ``json`` decoded: integers over 64
-    bits, NaN)."""
-    import orjson
-
+    """A bulk entry as compact JSON: msgspec (a tenth of ``json``'s time); ``json`` for what
+    msgspec refuses (lone surrogates, which ``json`` decodes and escapes back)."""
     try:
-        return orjson.dumps(entry)
-    except (orjson.JSONEncodeError, TypeError):
+        return msgspec.json.encode(entry)
+    except (msgspec.MsgspecError, TypeError, ValueError):
         return json.dumps(entry, separators=(",", ":")).encode()
 
 
@@ -259,36 +268,56 @@ class RunSnapshot:
         """``parse`` for every entry of a bulk answer, in order; an entry that does not
         parse is given to ``refused`` instead. Finished runs are compressed ``PACK_RUNS``
         at a time."""
-        snapshots: list[RunSnapshot | None] = []
-        #: Finished runs not packed yet: their place in ``snapshots``, head and JSON.
-        waiting: list[tuple[int, tuple[int, str, bool | None, int | None], bytes]] = []
-
-        def pack() -> None:
-            places = _packed([text for _, _, text in waiting])
-            for (index, head, _), place in zip(waiting, places, strict=True):
-                run_id, status, success, result_id = head
-                snapshots[index] = cls(run_id, status, success, place, result_id)
-            waiting.clear()
-
+        packer = _Packer()
         for entry in entries:
             try:
                 head = _head(entry)
-                run_id, status, success, result_id = head
-                if not finished(status, success):
-                    live = tuple(map(entry.get, _LIVE_FIELDS))
-                    snapshots.append(cls(run_id, status, success, live, result_id))
+                if not finished(head[1], head[2]):
+                    packer.live(head, tuple(map(entry.get, _LIVE_FIELDS)))
                     continue
                 Run.model_validate(entry)
             except ValidationError as exc:
                 refused(entry, exc)
                 continue
-            waiting.append((len(snapshots), head, _json(entry)))
-            snapshots.append(None)
-            if len(waiting) == PACK_RUNS:
-                pack()
-        if waiting:
-            pack()
-        return [snapshot for snapshot in snapshots if snapshot is not None]
+            packer.finished(head, _json(entry))
+        return packer.snapshots()
+
+    @classmethod
+    def read_bulk(
+        cls, content: bytes, refused: Callable[[Any, ValidationError], None]
+    ) -> list[RunSnapshot] | None:
+        """``parse_all`` for a bulk answer as sent, the fast way; None if it is not a JSON
+        array of objects (``parse_all`` then reads it, decoded as any answer is).
+
+        msgspec reads only the fields a snapshot keeps (``_LIVE_FIELDS``), skipping the
+        rest of each entry unparsed: decoding every field of 10,000 runs into dicts was
+        most of a poll cycle's CPU (docs/performance.md, issue #20). A finished run keeps
+        the text Cekura sent (a second, lazy pass cuts the answer into entries), validated
+        as its test will read it."""
+        try:
+            entries = _LIVE_ENTRIES.decode(content)
+        except msgspec.MsgspecError:
+            return None
+        texts: list[msgspec.Raw] | None = None
+        packer = _Packer()
+        for index, entry in enumerate(entries):
+            live = msgspec.structs.astuple(entry)
+            try:
+                head = _typed_head(live[0], live[1], live[2], live[4]) or _head(
+                    dict(zip(_LIVE_FIELDS, live, strict=True))
+                )
+                if not finished(head[1], head[2]):
+                    packer.live(head, live)
+                    continue
+                if texts is None:
+                    texts = _ENTRY_TEXTS.decode(content)
+                text = bytes(texts[index])
+                Run.model_validate_json(text)
+            except ValidationError as exc:
+                refused(dict(zip(_LIVE_FIELDS, live, strict=True)), exc)
+                continue
+            packer.finished(head, text)
+        return packer.snapshots()
 
     @classmethod
     def of(cls, run: Run) -> RunSnapshot:
@@ -326,3 +355,43 @@ class RunSnapshot:
 
 def _raise(_: Any, exc: ValidationError) -> None:
     raise exc
+
+
+class _Packer:
+    """Snapshots in the order their entries came, finished runs packed ``PACK_RUNS`` at a
+    time."""
+
+    def __init__(self) -> None:
+        self._snapshots: list[RunSnapshot | None] = []
+        #: Finished runs not packed yet: their place in ``_snapshots``, head and JSON text.
+        self._waiting: list[tuple[int, Head, bytes]] = []
+
+    def live(self, head: Head, fields: tuple[Any, ...]) -> None:
+        run_id, status, success, result_id = head
+        self._snapshots.append(RunSnapshot(run_id, status, success, fields, result_id))
+
+    def finished(self, head: Head, text: bytes) -> None:
+        self._waiting.append((len(self._snapshots), head, text))
+        self._snapshots.append(None)
+        if len(self._waiting) == PACK_RUNS:
+            self._pack()
+
+    def snapshots(self) -> list[RunSnapshot]:
+        if self._waiting:
+            self._pack()
+        return [snapshot for snapshot in self._snapshots if snapshot is not None]
+
+    def _pack(self) -> None:
+        places = _packed([text for _, _, text in self._waiting])
+        for (index, head, _), place in zip(self._waiting, places, strict=True):
+            run_id, status, success, result_id = head
+            self._snapshots[index] = RunSnapshot(run_id, status, success, place, result_id)
+        self._waiting.clear()
+
+
+#: A bulk answer as ``read_bulk`` reads it: each entry's ``_LIVE_FIELDS`` as sent (``Any``:
+#: nothing converted, the lenient validators still decide), the rest skipped.
+_LiveEntry = msgspec.defstruct("_LiveEntry", [(name, Any, None) for name in _LIVE_FIELDS])
+_LIVE_ENTRIES = msgspec.json.Decoder(list[_LiveEntry])  # type: ignore[valid-type]
+#: The same answer cut into each entry's JSON text, unparsed.
+_ENTRY_TEXTS = msgspec.json.Decoder(list[msgspec.Raw])

@@ -341,9 +341,9 @@ def test_malformed_json_is_a_protocol_error() -> None:
         client.get_result(1)
 
 
-def test_json_that_orjson_refuses_is_still_read_as_json_reads_it() -> None:
-    # Answers are decoded with orjson (faster); NaN and integers over 64 bits are JSON that
-    # Python's json reads and orjson refuses: they must still be read, not be "not JSON".
+def test_json_that_msgspec_refuses_is_still_read_as_json_reads_it() -> None:
+    # Answers are decoded with msgspec (faster); NaN is JSON that Python's json reads and
+    # msgspec refuses: it must still be read, not be "not JSON".
     body = '[{"id": 1, "status": "running", "duration": NaN, "trace_id": 123456789012345678901}]'
     client, _, _ = make_client(responses(httpx.Response(200, text=body)))
     batch = client.get_runs([1])

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any, Literal
 
-import orjson
+import msgspec
 
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -81,13 +81,13 @@ class Response:
 
 
 def json_bytes(payload: Any) -> bytes:
-    """``payload`` as UTF-8 JSON, with orjson: the bulk endpoint renders every run once, and
+    """``payload`` as UTF-8 JSON, with msgspec: the bulk endpoint renders every run once, and
     ``json`` took half of the emulator's time on the first poll of 10,000 runs (at 0.2 s it
-    was most of that poll cycle's 0.5 s target, docs/performance.md). What orjson refuses
-    (integers over 64 bits, keys that are not strings) is left to ``json``."""
+    was most of that poll cycle's 0.5 s target, docs/performance.md). What msgspec refuses
+    (lone surrogates, objects it does not know) is left to ``json``."""
     try:
-        return orjson.dumps(payload)
-    except (orjson.JSONEncodeError, TypeError):
+        return msgspec.json.encode(payload)
+    except (msgspec.MsgspecError, TypeError, ValueError):
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
 
