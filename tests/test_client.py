@@ -7,6 +7,7 @@ the same client against the emulator over loopback HTTP.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -349,6 +350,24 @@ def test_json_that_msgspec_refuses_is_still_read_as_json_reads_it() -> None:
     batch = client.get_runs([1])
     assert [(run.id, run.status) for run in batch.runs] == [(1, "running")]
     assert batch.invalid == {}
+
+
+def test_an_answer_is_freed_once_read_not_left_to_the_cyclic_collector() -> None:
+    # httpx's response and its stream refer to each other; the bulk answers those cycles
+    # kept (0.5 MB each) raised peak RSS 40 MB at 10,000 runs until a full collection.
+    body = [{"id": i, "status": "running"} for i in range(1, 401)]
+    client, _, _ = make_client(lambda request: httpx.Response(200, json=body))
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            assert len(client.get_runs(list(range(1, 401))).runs) == 400
+        gc.collect()
+        kept = [obj for obj in gc.garbage if isinstance(obj, httpx.Response)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert kept == []
 
 
 def test_request_counts_include_retries() -> None:
