@@ -44,6 +44,7 @@ from _common import (
     header,
     run_pytest,
     spread_durations,
+    write_plain_suite,
     write_suite,
 )
 
@@ -94,6 +95,8 @@ class Measured:
     longest: float
     wall: float
     rss: float
+    #: Tests reported after the longest call ended.
+    behind: int = 0
 
 
 def session(
@@ -125,7 +128,23 @@ def session(
             longest=max(durations) * time_scale,
             wall=run.wall,
             rss=run.maxrss_mb,
+            behind=sum(
+                1 for _, _, t in run.finish_times if t > first_post + max(durations) * time_scale
+            ),
         )
+
+
+def pytest_alone(n_tests: int) -> float:
+    """pytest without the plugin (``-p no:cekura``) reporting ``n_tests`` trivial tests back to
+    back: seconds from the first report to the last. No plugin reports a test faster than
+    pytest runs it, so in collection order, where the tests collected behind the longest
+    call are reported once it ends, about this much comes on top of the longest call."""
+    with TempDir("alone") as tmp:
+        write_plain_suite(tmp, n_tests)
+        run = run_pytest(tmp, None, args=["-p", "no:cekura"])
+        check(run, expect_passed=n_tests)
+        times = sorted(t for _, _, t in run.finish_times)
+        return times[-1] - times[0]
 
 
 NON_TERMINAL = "pending,in_queue,scaling_up,running,in_progress,evaluating"
@@ -215,8 +234,16 @@ def fetch_strategies(n_runs: int, latency: float) -> dict[str, tuple[float, int]
         return out
 
 
-def add_rows(table: Table, n_scen: int, latency: float, after: Measured, before: Measured) -> None:
-    """The three rows of one configuration: preflight, one poll cycle, last outcome."""
+def add_rows(
+    table: Table,
+    n_scen: int,
+    latency: float,
+    after: Measured,
+    before: Measured,
+    alone: float | None = None,
+) -> None:
+    """The three rows of one configuration: preflight, one poll cycle, last outcome;
+    ``alone``: pytest's own time for reporting as many tests as ``after.behind``."""
     ms = f"{latency * 1000:.0f} ms"
     runs = after.runs
     at_target = latency == 0.05
@@ -245,12 +272,18 @@ def add_rows(table: Table, n_scen: int, latency: float, after: Measured, before:
         (after.cycle <= CYCLE_TARGET if cycle_target else True) and after.cycle_gets <= bound,
     )
     limit = after.longest + POLL + 1.0
+    floor = (
+        f"; {after.behind} tests reported after the longest run ended: pytest alone takes "
+        f"{fmt_s(alone)} to report as many"
+        if alone is not None
+        else ""
+    )
     table.add(
         f"{runs} runs, {ms}: first POST to last outcome",
         f"{fmt_s(after.to_last)} (session {fmt_s(after.wall)}, {after.rss:.0f} MB)",
         f"before {fmt_s(before.to_last)} (session {fmt_s(before.wall)}, "
         f"{before.rss:.0f} MB); "
-        f"limit {fmt_s(after.longest)} (longest run)",
+        f"limit {fmt_s(after.longest)} (longest run){floor}",
         vs(after.to_last, before.to_last, after.longest),
         f"<= {fmt_s(limit)}" if runs == 10_000 and at_target else "-",
         after.to_last <= limit if runs == 10_000 and at_target else None,
@@ -301,7 +334,9 @@ def main() -> None:
         for latency in latencies:
             after = session(n_scen, freq, time_scale, latency, before=False)
             before = session(n_scen, freq, time_scale, latency, before=True)
-            add_rows(table, n_scen, latency, after, before)
+            target = n_scen * freq == 10_000 and latency == 0.05
+            alone = pytest_alone(after.behind) if target and after.behind else None
+            add_rows(table, n_scen, latency, after, before, alone)
             if n_scen * freq == 10_000 and latency == 0.05:
                 finish = session(n_scen, freq, time_scale, latency, False, order="finish")
                 add_finish_row(table, n_scen, after, finish)
