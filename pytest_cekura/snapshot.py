@@ -296,7 +296,7 @@ class RunSnapshot:
         as its test will read it."""
         try:
             entries = _LIVE_ENTRIES.decode(content)
-        except msgspec.MsgspecError:
+        except (msgspec.MsgspecError, RecursionError):
             return None
         texts: list[msgspec.Raw] | None = None
         packer = _Packer()

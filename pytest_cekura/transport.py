@@ -289,6 +289,10 @@ def _json_body(
         return msgspec.json.decode(response.content)
     except msgspec.MsgspecError:
         pass
+    except RecursionError:  # json would recurse as deep: one clear error, not a crash
+        raise ProtocolError(
+            f"{method} {path}: HTTP {response.status_code} with JSON nested too deeply to read"
+        ) from None
     try:
         return response.json()
     except ValueError:

@@ -370,6 +370,14 @@ def test_an_answer_is_freed_once_read_not_left_to_the_cyclic_collector() -> None
     assert kept == []
 
 
+def test_json_nested_too_deeply_is_one_protocol_error_not_a_crash() -> None:
+    # A hostile or broken server: msgspec and json both give up with a RecursionError.
+    body = '[{"id": 1, "status": "running", "x": ' + "[" * 100_000 + "]" * 100_000 + "}]"
+    client, _, _ = make_client(responses(httpx.Response(200, text=body)))
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        client.get_runs([1])
+
+
 def test_request_counts_include_retries() -> None:
     client, _, _ = make_client(
         responses(
