@@ -38,6 +38,8 @@ from _common import (
     write_suite,
 )
 
+from pytest_cekura.poller import POLL_CONCURRENCY
+
 POLL = 0.25
 FREQ = 5
 FIRST_ID = 1000
@@ -239,7 +241,7 @@ def main() -> None:
         table.add(
             f"{large * FREQ} runs, +{LATENCY * 1000:.0f} ms per request (emulated round trip)",
             f"preflight {fmt_s(slow['preflight'])}; first poll cycle {fmt_s(slow['cycle'])} "
-            f"({slow['cycle_gets']:.0f} GETs, 8 at a time); first POST to last "
+            f"({slow['cycle_gets']:.0f} GETs, {POLL_CONCURRENCY} at a time); first POST to last "
             f"outcome {fmt_s(slow['polling'])}; session {fmt_s(slow['wall'])}",
             f"no latency: preflight {fmt_s(lg['preflight'])}, cycle {fmt_s(lg['cycle'])}, "
             f"{fmt_s(lg['polling'])}",
