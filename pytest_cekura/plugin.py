@@ -6,7 +6,6 @@ rest load when the first Cekura test is selected, so a suite with no Cekura test
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -93,7 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state = config.stash[STATE_KEY] = _State(config, settings)
     state.role = xdist_role(config, state)
-    state.previous_sigterm = _interrupt_on_sigterm(state.role)
+    state.previous_handlers = _handle_interrupts(state.role)
     if settings.emulator and state.role.emulator is None:
         try:
             state.cekura().connection.emulator_catalogue()  # a broken one is reported at once
@@ -133,27 +132,31 @@ def pytest_configure(config: pytest.Config) -> None:
         _activate(config)
 
 
-def _interrupt_on_sigterm(role: Serial) -> Any:
-    """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so calls in progress are ended.
+def _handle_interrupts(role: Serial) -> dict[int, Any]:
+    """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so calls in progress are ended, and make
+    sure either one stops the session (``interrupts``).
 
-    Only in the main thread of a process that left SIGTERM at its default, never in an xdist
-    worker (its controller decides when it stops).
+    Only in the main thread of a process that left the signal at its default, never in an
+    xdist worker (its controller decides when it stops).
     """
     if not role.reports or threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return None
+        return {}
+    from . import interrupts
 
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"received signal {signum}")
+    return interrupts.install()
 
-    signal.signal(signal.SIGTERM, interrupt)
-    return signal.SIG_DFL
+
+def pytest_keyboard_interrupt() -> None:
+    from . import interrupts
+
+    interrupts.reported()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if STATE_KEY in config.stash and config.stash[STATE_KEY].previous_sigterm is not None:
-        signal.signal(signal.SIGTERM, config.stash[STATE_KEY].previous_sigterm)
+    if STATE_KEY in config.stash and config.stash[STATE_KEY].previous_handlers:
+        from . import interrupts
+
+        interrupts.uninstall(config.stash[STATE_KEY].previous_handlers)
 
 
 def _register_tests_as_code(config: pytest.Config) -> None:

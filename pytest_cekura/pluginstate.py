@@ -39,7 +39,8 @@ class _State:
     worker: AgentWorker | None = None
     #: One row per test; a rerun (pytest-rerunfailures) replaces the attempt before it.
     rows_by_test: dict[str, SummaryRow] = field(default_factory=dict)
-    previous_sigterm: Any = None
+    #: The SIGINT and SIGTERM handlers the session replaced (``interrupts.install``).
+    previous_handlers: dict[int, Any] = field(default_factory=dict)
     #: This process's part under xdist (``Serial`` without it: a null object); everything
     #: that passes between the controller and its workers goes through it.
     role: Serial = field(default_factory=Serial)

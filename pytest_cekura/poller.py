@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from .client import BULK_CHUNK_SIZE, CekuraClient, RunBatch
 from .errors import ApiError, AuthError, CekuraError
+from .interrupts import raise_pending
 from .models import Run
 from .snapshot import RunSnapshot
 
@@ -221,6 +222,7 @@ class Poller:
             while not self._all_done(run_ids) and self._clock() < end:
                 if self._stop.is_set():
                     break
+                raise_pending()  # a Ctrl-C or SIGTERM lost on its way (``interrupts``)
                 if self._clock() - last_slice >= WAIT_SLICE:
                     last_slice = self._clock()
                     if on_tick is not None:
@@ -258,6 +260,7 @@ class Poller:
 
     def wait_for_poll(self, timeout: float = WAIT_SLICE) -> None:
         """Block until the current poll cycle ends (or ``timeout``, or polling stops)."""
+        raise_pending()
         with self._changed:
             seen = self._cycles
             self._changed.wait_for(

@@ -59,6 +59,7 @@ STARTUP = {
     "pytest_cekura",
     "pytest_cekura.errors",
     "pytest_cekura.hookspec",
+    "pytest_cekura.interrupts",
     "pytest_cekura.livekit_data",
     "pytest_cekura.markers",
     "pytest_cekura.option",
