@@ -33,6 +33,12 @@ class RunBatch:
     runs: list[RunSnapshot] = field(default_factory=list)
     invalid: dict[int, str] = field(default_factory=dict)
 
+    def refuse(self, entry: Any, exc: ValidationError) -> None:
+        """Keep why an entry did not parse, by its id (an entry without one is dropped)."""
+        run_id = entry.get("id") if isinstance(entry, Mapping) else None
+        if isinstance(run_id, int):
+            self.invalid[run_id] = first_error(exc)
+
 
 def parse_result(model: type[Result], data: Any, what: str) -> Result:
     """``data`` as ``model``; else a ``ProtocolError`` naming ``what`` and the first bad field."""
@@ -45,13 +51,7 @@ def parse_result(model: type[Result], data: Any, what: str) -> Result:
 def parse_runs(entries: Iterable[Any]) -> RunBatch:
     """Bulk entries as snapshots; an entry that does not parse is kept, by id, with why."""
     batch = RunBatch()
-
-    def refused(entry: Any, exc: ValidationError) -> None:
-        run_id = entry.get("id") if isinstance(entry, Mapping) else None
-        if isinstance(run_id, int):
-            batch.invalid[run_id] = first_error(exc)
-
-    batch.runs.extend(RunSnapshot.parse_all(entries, refused))
+    batch.runs.extend(RunSnapshot.parse_all(entries, batch.refuse))
     return batch
 
 
@@ -60,15 +60,10 @@ def bulk_batch(answer: Callable[[Callable[[bytes], Any]], Any]) -> RunBatch:
     returns, so only the snapshots stay. ``answer`` is given the fast reader of an answer
     as sent (``RunSnapshot.read_bulk``), and decodes it as any answer only if that declines
     (not a JSON array of objects: a page of results, say)."""
-    batch = RunBatch()
-
-    def refused(entry: Any, exc: ValidationError) -> None:
-        run_id = entry.get("id") if isinstance(entry, Mapping) else None
-        if isinstance(run_id, int):
-            batch.invalid[run_id] = first_error(exc)
 
     def read(content: bytes) -> RunBatch | None:
-        runs = RunSnapshot.read_bulk(content, refused)
+        batch = RunBatch()
+        runs = RunSnapshot.read_bulk(content, batch.refuse)
         if runs is None:
             return None
         batch.runs.extend(runs)
@@ -76,7 +71,7 @@ def bulk_batch(answer: Callable[[Callable[[bytes], Any]], Any]) -> RunBatch:
 
     data = answer(read)
     if isinstance(data, RunBatch):
-        return batch
+        return data
     entries = data.get("results") if isinstance(data, Mapping) else data
     if not isinstance(entries, list):
         raise ProtocolError(f"GET runs/bulk/: expected a JSON array, got {type(data).__name__}")
