@@ -165,25 +165,17 @@ def _json(entry: Any) -> bytes:
 PACK_RUNS = 16
 
 
-class _Pack:
-    """Finished runs' JSON texts, one after another, compressed as one."""
-
-    __slots__ = ("packed",)
-
-    def __init__(self, texts: list[bytes]) -> None:
-        self.packed = _compress(b"".join(texts))
-
-
 #: The pack last decompressed, and its text: the runs of one test are read one after
 #: another and usually share a pack. One pair, swapped whole (safe across threads).
-_last_unpacked: tuple[_Pack, bytes] | None = None
+_last_unpacked: tuple[bytes, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """Where a finished run's JSON text is: ``text[start:end]`` of its pack."""
+    """Where a finished run's JSON text is: ``text[start:end]`` of its pack (finished runs'
+    texts, one after another, compressed as one)."""
 
-    pack: _Pack
+    pack: bytes
     start: int
     end: int
 
@@ -191,13 +183,13 @@ class Packed:
         global _last_unpacked
         last = _last_unpacked
         if last is None or last[0] is not self.pack:
-            last = _last_unpacked = (self.pack, _decompress(self.pack.packed))
+            last = _last_unpacked = (self.pack, _decompress(self.pack))
         return last[1][self.start : self.end]
 
 
 def _packed(texts: list[bytes]) -> list[Packed]:
     """One pack of ``texts``, and each text's place in it."""
-    pack = _Pack(texts)
+    pack = _compress(b"".join(texts))
     places: list[Packed] = []
     start = 0
     for text in texts:
