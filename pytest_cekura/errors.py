@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 
 class CekuraError(Exception):
     """Base class of every error raised by pytest-cekura."""
@@ -76,21 +73,3 @@ class ProtocolError(CekuraError):
 def _shorten(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@contextlib.contextmanager
-def interrupt_kept() -> Iterator[None]:
-    """Let a Ctrl-C or SIGTERM that hit the main thread inside CPython's threading internals
-    through as the interrupt it is.
-
-    The signal handler's ``KeyboardInterrupt`` can land while ``Thread.start`` or
-    ``Condition.wait`` holds a lock half released; the interrupt then surfaces as
-    "RuntimeError: release unlocked lock" with the interrupt as its context, which pytest
-    reports as an INTERNALERROR (exit 3) instead of an interrupted session (exit 2).
-    """
-    try:
-        yield
-    except RuntimeError as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            raise exc.__context__ from None
-        raise

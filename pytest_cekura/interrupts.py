@@ -12,14 +12,17 @@ two places lose it:
 
 So the session's handler notes the signal before raising; where the frame has no line number
 it asks for the signal again a moment later instead; and the session's waits raise an
-interrupt that was noted but never reached pytest (``raise_pending``).
+interrupt that was noted but never reached pytest (``raise_pending``). An interrupt that
+CPython's threading internals turned into another error is given back (``interrupt_kept``).
 """
 
 from __future__ import annotations
 
 import _thread
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -83,3 +86,21 @@ def reported() -> None:
     """pytest has the interrupt (``pytest_keyboard_interrupt``): nothing is pending."""
     global _pending
     _pending = None
+
+
+@contextlib.contextmanager
+def interrupt_kept() -> Iterator[None]:
+    """Let a Ctrl-C or SIGTERM that hit the main thread inside CPython's threading internals
+    through as the interrupt it is.
+
+    The signal handler's ``KeyboardInterrupt`` can land while ``Thread.start`` or
+    ``Condition.wait`` holds a lock half released; the interrupt then surfaces as
+    "RuntimeError: release unlocked lock" with the interrupt as its context, which pytest
+    reports as an INTERNALERROR (exit 3) instead of an interrupted session (exit 2).
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise exc.__context__ from None
+        raise

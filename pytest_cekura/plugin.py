@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .errors import ConfigError, interrupt_kept
+from .errors import ConfigError
+from .interrupts import interrupt_kept
 from .markers import MARKER, MARKER_DOC, MarkerDefaults, ScenarioSpec, parse_marker
 from .options import Settings, add_options
 from .outputs import warn

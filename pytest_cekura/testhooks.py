@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .errors import interrupt_kept
+from .interrupts import interrupt_kept
 from .pluginstate import MARKER_ERROR_KEY, REPORT_ATTR, _started, _State, _state, _worker_output
 from .progress import Progress, terminal_progress
 from .secret import Secret

@@ -912,7 +912,7 @@ def test_an_interrupt_turned_into_a_threading_runtime_error_stays_an_interrupt()
     # A signal handler's KeyboardInterrupt landing inside Thread.start/Condition.wait comes
     # out of CPython as "RuntimeError: release unlocked lock" (seen once in CI, with SIGTERM
     # during submission, exit 3); no emulator fault can time that, so it is raised here.
-    from pytest_cekura.errors import interrupt_kept
+    from pytest_cekura.interrupts import interrupt_kept
 
     def interrupted_inside_a_lock() -> None:
         try:
